@@ -1,0 +1,1 @@
+// Kernels of this family; see src/backend/kernels.ts for the contract.

@@ -1,0 +1,160 @@
+/**
+ * The kernel table: every kernel that the engine calls, with one signature shared by the WASM
+ * exports (assembly/) and their plain-TypeScript reference twins (src/backend/reference/).
+ *
+ * Conventions, for every kernel:
+ * - Pointers are byte offsets into the one shared linear memory; 0 means "absent" where allowed.
+ * - Tensors are float32, dense, row-major; images are NCHW; conv weights are [M, C/groups, KH, KW].
+ * - Ranges `[n0, n1)`, `[c0, c1)`, `[m0, m1)` select the part a call computes, so that threads can
+ *   split one op without overlapping writes. A call writes nothing outside its range.
+ * - `scratch` points at a per-thread block of at least the bytes that src/backend/scratch.ts states.
+ * - Kernels never allocate, never read outside the buffers their arguments describe, and write
+ *   outputs completely (an output is overwritten unless the kernel says it accumulates).
+ */
+
+/** Field indices of a conv descriptor: 16 int32 values in linear memory. */
+export const ConvDescField = {
+  N: 0, C: 1, H: 2, W: 3, M: 4, KH: 5, KW: 6, strideH: 7, strideW: 8,
+  padTop: 9, padLeft: 10, dilationH: 11, dilationW: 12, groups: 13, OH: 14, OW: 15,
+} as const;
+export const CONV_DESC_INTS = 16;
+
+export type ConvGeometry = { readonly [K in keyof typeof ConvDescField]: number };
+
+/** Output size of one spatial axis of a convolution or pooling window. */
+export function convOutSize(size: number, kernel: number, stride: number, padBefore: number, padAfter: number, dilation: number): number {
+  return Math.floor((size + padBefore + padAfter - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
+/** Writes the 16 descriptor ints of `g` at byte offset ptr. */
+export function writeConvDesc(i32: Int32Array, ptr: number, g: ConvGeometry): void {
+  for (const [k, i] of Object.entries(ConvDescField)) i32[(ptr >>> 2) + i] = g[k as keyof ConvGeometry];
+}
+
+/** Field indices of a 2-D pooling descriptor: 16 int32 values in linear memory. */
+export const PoolDescField = {
+  N: 0, C: 1, H: 2, W: 3, KH: 4, KW: 5, strideH: 6, strideW: 7,
+  padTop: 8, padLeft: 9, OH: 10, OW: 11, countIncludePad: 12,
+} as const;
+export const POOL_DESC_INTS = 16;
+
+export type PoolGeometry = { readonly [K in keyof typeof PoolDescField]: number };
+
+export function writePoolDesc(i32: Int32Array, ptr: number, g: PoolGeometry): void {
+  for (let i = 0; i < POOL_DESC_INTS; i++) i32[(ptr >>> 2) + i] = 0;
+  for (const [k, i] of Object.entries(PoolDescField)) i32[(ptr >>> 2) + i] = g[k as keyof PoolGeometry];
+}
+
+export interface Kernels {
+  // ---- GEMM (assembly/gemm.ts) ----
+  /** C[M,N] = alpha * op(A) * op(B) + beta * C, row-major, op(A) is MxK, op(B) is KxN. beta = 0 ignores C's old contents (NaN included). */
+  gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number,
+    a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number, scratch: number): void;
+
+  // ---- Convolution (assembly/conv.ts) ----
+  /** y[n, m] = conv(x[n], w[m]) + bias[m] for n in [n0,n1), m in [m0,m1); bias = 0 means none. */
+  conv2dForward(desc: number, x: number, w: number, bias: number, y: number,
+    n0: number, n1: number, m0: number, m1: number, scratch: number): void;
+  /** dx[n, c] = sum over m of conv-transpose(dy[n, m], w[m, c]) for n in [n0,n1), c in [c0,c1); overwrites. */
+  conv2dBackwardInput(desc: number, dy: number, w: number, dx: number,
+    n0: number, n1: number, c0: number, c1: number, scratch: number): void;
+  /** dw[m] = beta * dw[m] + sum over n in [n0,n1) of correlation(x[n], dy[n, m]) for m in [m0,m1); beta is 0 or 1. */
+  conv2dBackwardWeight(desc: number, x: number, dy: number, dw: number,
+    n0: number, n1: number, m0: number, m1: number, beta: number, scratch: number): void;
+
+  // ---- Batch norm (assembly/batchnorm.ts), x viewed as [N, C, HW] ----
+  /** mean[c] and biased variance var[c] over N and HW, for c in [c0,c1). */
+  batchNormStats(x: number, N: number, C: number, HW: number, c0: number, c1: number, mean: number, variance: number): void;
+  /** y = x * scale[c] + shift[c] for c in [c0,c1) (training and eval both reduce to this). */
+  batchNormApply(x: number, y: number, N: number, C: number, HW: number, c0: number, c1: number, scale: number, shift: number): void;
+  /** Training-mode backward for c in [c0,c1): dgamma[c], dbeta[c] overwritten; dx overwritten. */
+  batchNormBackward(x: number, dy: number, dx: number, N: number, C: number, HW: number, c0: number, c1: number,
+    mean: number, invstd: number, gamma: number, dgamma: number, dbeta: number): void;
+
+  // ---- Activations (assembly/activation.ts), over n elements ----
+  relu(x: number, y: number, n: number): void;
+  /** dx = y > 0 ? dy : 0, with y the forward output. */
+  reluBackward(y: number, dy: number, dx: number, n: number): void;
+  leakyRelu(x: number, y: number, n: number, alpha: number): void;
+  leakyReluBackward(x: number, dy: number, dx: number, n: number, alpha: number): void;
+  sigmoid(x: number, y: number, n: number): void;
+  /** dx = dy * y * (1 - y), with y the forward output. */
+  sigmoidBackward(y: number, dy: number, dx: number, n: number): void;
+  tanh(x: number, y: number, n: number): void;
+  tanhBackward(y: number, dy: number, dx: number, n: number): void;
+  clamp(x: number, y: number, n: number, lo: number, hi: number): void;
+  /** dx = lo <= x <= hi ? dy : 0. */
+  clampBackward(x: number, dy: number, dx: number, n: number, lo: number, hi: number): void;
+
+  // ---- Pooling (assembly/pool.ts) ----
+  /** argmax (int32) holds the input offset h*W+w within the plane of the maximum, or -1. */
+  maxPool2dForward(desc: number, x: number, y: number, argmax: number, n0: number, n1: number): void;
+  /** dx overwritten for images [n0,n1). */
+  maxPool2dBackward(desc: number, dy: number, argmax: number, dx: number, n0: number, n1: number): void;
+  avgPool2dForward(desc: number, x: number, y: number, n0: number, n1: number): void;
+  avgPool2dBackward(desc: number, dy: number, dx: number, n0: number, n1: number): void;
+  /** y[p] = mean of x[p, 0..HW) for planes p in [0, planes). */
+  globalAvgPoolForward(x: number, y: number, planes: number, HW: number): void;
+  globalAvgPoolBackward(dy: number, dx: number, planes: number, HW: number): void;
+  globalMaxPoolForward(x: number, y: number, argmax: number, planes: number, HW: number): void;
+  globalMaxPoolBackward(dy: number, argmax: number, dx: number, planes: number, HW: number): void;
+
+  // ---- Loss (assembly/loss.ts) ----
+  /** probs = softmax(logits) row-wise; losses[n] = -log probs[n, labels[n]] (labels int32, already validated). */
+  softmaxCrossEntropy(logits: number, labels: number, N: number, C: number, probs: number, losses: number): void;
+  /** dlogits = scale * (probs - onehot(labels)). */
+  softmaxCrossEntropyBackward(probs: number, labels: number, N: number, C: number, scale: number, dlogits: number): void;
+  /** out[n] (int32) = index of the first maximum of row n. */
+  argmaxRows(x: number, N: number, C: number, out: number): void;
+
+  // ---- Elementwise and reductions (assembly/elementwise.ts) ----
+  fill(y: number, n: number, value: number): void;
+  copy(x: number, y: number, n: number): void;
+  add(a: number, b: number, y: number, n: number): void;
+  sub(a: number, b: number, y: number, n: number): void;
+  mul(a: number, b: number, y: number, n: number): void;
+  /** y = alpha * x. */
+  scale(x: number, y: number, n: number, alpha: number): void;
+  /** y += alpha * x. */
+  axpy(n: number, alpha: number, x: number, y: number): void;
+  /** y[n, c, :] += bias[c]. */
+  addBias(y: number, bias: number, N: number, C: number, HW: number): void;
+  /** out[c] = beta * out[c] + sum over n and HW of x[n, c, :]. */
+  channelSum(x: number, N: number, C: number, HW: number, out: number, beta: number): void;
+  /** y[n, c, :] = x[n, c, :] * s[n * C + c]. */
+  channelScale(x: number, s: number, y: number, N: number, C: number, HW: number): void;
+  /** dx = dy * s (per channel, dx may be 0 to skip); ds[n * C + c] = sum over HW of dy * x. */
+  channelScaleBackward(x: number, s: number, dy: number, dx: number, ds: number, N: number, C: number, HW: number): void;
+  sum(x: number, n: number): number;
+  sumSquares(x: number, n: number): number;
+  /** Count of NaN and infinite values. */
+  countNonFinite(x: number, n: number): number;
+  /** mask[i] = 0 with probability p, else 1/(1-p), from a counter-based hash of (seed, i); y = x * mask. */
+  dropoutForward(x: number, y: number, mask: number, n: number, p: number, seed: number): void;
+
+  // ---- Optimizers (assembly/optim.ts), over n parameters ----
+  /** PyTorch semantics; firstStep = 1 initialises the momentum buffer with the gradient. */
+  sgdStep(p: number, g: number, buf: number, n: number, lr: number, momentum: number, dampening: number,
+    weightDecay: number, nesterov: number, firstStep: number): void;
+  /** Adam (decoupled = 0, L2 added to the gradient) or AdamW (decoupled = 1); bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. */
+  adamStep(p: number, g: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, decoupled: number, bc1: number, bc2: number): void;
+}
+
+export type KernelName = keyof Kernels;
+
+/** Every kernel once; the key order is how worker threads are told which kernel to run. */
+const KERNEL_SET: Record<KernelName, 0> = {
+  gemm: 0,
+  conv2dForward: 0, conv2dBackwardInput: 0, conv2dBackwardWeight: 0,
+  batchNormStats: 0, batchNormApply: 0, batchNormBackward: 0,
+  relu: 0, reluBackward: 0, leakyRelu: 0, leakyReluBackward: 0, sigmoid: 0, sigmoidBackward: 0,
+  tanh: 0, tanhBackward: 0, clamp: 0, clampBackward: 0,
+  maxPool2dForward: 0, maxPool2dBackward: 0, avgPool2dForward: 0, avgPool2dBackward: 0,
+  globalAvgPoolForward: 0, globalAvgPoolBackward: 0, globalMaxPoolForward: 0, globalMaxPoolBackward: 0,
+  softmaxCrossEntropy: 0, softmaxCrossEntropyBackward: 0, argmaxRows: 0,
+  fill: 0, copy: 0, add: 0, sub: 0, mul: 0, scale: 0, axpy: 0, addBias: 0, channelSum: 0, channelScale: 0,
+  channelScaleBackward: 0, sum: 0, sumSquares: 0, countNonFinite: 0, dropoutForward: 0,
+  sgdStep: 0, adamStep: 0,
+};
+export const KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNEL_SET) as KernelName[];
