@@ -1,0 +1,422 @@
+/** The standard layers. Each registers a builder so that a spec can recreate it. */
+import { engine } from '../autograd/engine.js';
+import * as ops from '../ops/index.js';
+import { ShapeError, shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
+import { initValues, Rng, type InitKind } from './init.js';
+import { Module, Stateless, type ModuleSpec } from './module.js';
+import { buildModule, registerModule } from './registry.js';
+
+let defaultRng = new Rng(0);
+/** Seeds the generator that layers use for initialisation when none is given (like torch.manual_seed). */
+export function manualSeed(seed: number): void {
+  defaultRng = new Rng(seed);
+}
+export function globalRng(): Rng {
+  return defaultRng;
+}
+
+function num(spec: ModuleSpec, key: string): number {
+  const v = spec[key];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${spec.type}: field '${key}' should be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+function pairOf(spec: ModuleSpec, key: string): [number, number] {
+  const v = spec[key];
+  if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number')) return [v[0] as number, v[1] as number];
+  if (typeof v === 'number') return [v, v];
+  throw new TypeError(`${spec.type}: field '${key}' should be a number or a pair, got ${JSON.stringify(v)}`);
+}
+function toPair(v: number | readonly [number, number]): [number, number] {
+  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
+}
+
+export interface Conv2dConfig {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernel: number | readonly [number, number];
+  readonly stride?: number | readonly [number, number];
+  readonly padding?: number | readonly [number, number];
+  readonly dilation?: number | readonly [number, number];
+  readonly groups?: number;
+  /** Default true. */
+  readonly bias?: boolean;
+  readonly init?: InitKind;
+  readonly rng?: Rng;
+}
+
+export class Conv2d extends Module {
+  readonly type = 'Conv2d';
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernel: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly dilation: [number, number];
+  readonly groups: number;
+  weight: Tensor;
+  bias: Tensor | null;
+
+  constructor(c: Conv2dConfig) {
+    super();
+    this.inChannels = c.inChannels;
+    this.outChannels = c.outChannels;
+    this.kernel = toPair(c.kernel);
+    this.stride = toPair(c.stride ?? 1);
+    this.padding = toPair(c.padding ?? 0);
+    this.dilation = toPair(c.dilation ?? 1);
+    this.groups = c.groups ?? 1;
+    for (const [what, v] of [['inChannels', c.inChannels], ['outChannels', c.outChannels], ['groups', this.groups]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`Conv2d: ${what} ${v} should be a whole number >= 1`);
+    }
+    if (c.inChannels % this.groups !== 0 || c.outChannels % this.groups !== 0) {
+      throw new RangeError(`Conv2d: ${c.inChannels} input and ${c.outChannels} output channels should both be divisible by groups=${this.groups}`);
+    }
+    const rng = c.rng ?? defaultRng;
+    const [kh, kw] = this.kernel;
+    const cg = c.inChannels / this.groups;
+    const fanIn = cg * kh * kw;
+    const fanOut = (c.outChannels / this.groups) * kh * kw;
+    const e = engine();
+    this.weight = e.parameter(initValues(c.init ?? 'kaimingNormal', c.outChannels * fanIn, fanIn, fanOut, rng), [c.outChannels, cg, kh, kw], 'weight');
+    this.bias = c.bias === false ? null : e.parameter(new Float32Array(c.outChannels), [c.outChannels], 'bias');
+  }
+
+  override forward(x: Tensor): Tensor {
+    return ops.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+
+  override ownParameters(): ReadonlyArray<readonly [string, Tensor]> {
+    return this.bias === null ? [['weight', this.weight]] : [['weight', this.weight], ['bias', this.bias]];
+  }
+
+  override outputShape(input: Shape): Shape {
+    const g = ops.conv2dGeometry(input, this.weight.shape, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    return [g.N, g.M, g.OH, g.OW];
+  }
+
+  override macs(input: Shape): number {
+    const [, , oh, ow] = this.outputShape([1, ...input.slice(1)]) as [number, number, number, number];
+    return oh * ow * this.outChannels * (this.inChannels / this.groups) * this.kernel[0] * this.kernel[1];
+  }
+
+  override spec(): ModuleSpec {
+    return {
+      type: this.type, inChannels: this.inChannels, outChannels: this.outChannels, kernel: this.kernel, stride: this.stride,
+      padding: this.padding, dilation: this.dilation, groups: this.groups, bias: this.bias !== null,
+    };
+  }
+
+  static fromSpec(s: ModuleSpec): Conv2d {
+    return new Conv2d({
+      inChannels: num(s, 'inChannels'), outChannels: num(s, 'outChannels'), kernel: pairOf(s, 'kernel'), stride: pairOf(s, 'stride'),
+      padding: pairOf(s, 'padding'), dilation: pairOf(s, 'dilation'), groups: num(s, 'groups'), bias: s['bias'] !== false,
+    });
+  }
+}
+registerModule('Conv2d', Conv2d.fromSpec);
+
+export class BatchNorm2d extends Module {
+  readonly type = 'BatchNorm2d';
+  readonly channels: number;
+  readonly momentum: number;
+  readonly eps: number;
+  readonly gamma: Tensor;
+  readonly beta: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+
+  constructor(channels: number, options: { momentum?: number; eps?: number } = {}) {
+    super();
+    if (!Number.isInteger(channels) || channels < 1) throw new RangeError(`BatchNorm2d: channels ${channels} should be a whole number >= 1`);
+    this.channels = channels;
+    this.momentum = options.momentum ?? 0.1;
+    this.eps = options.eps ?? 1e-5;
+    const e = engine();
+    this.gamma = e.parameter(new Float32Array(channels).fill(1), [channels], 'gamma');
+    this.beta = e.parameter(new Float32Array(channels), [channels], 'beta');
+    this.runningMean = e.tensor(new Float32Array(channels), [channels], 'float32', e.persistent);
+    this.runningVar = e.tensor(new Float32Array(channels).fill(1), [channels], 'float32', e.persistent);
+    this.runningMean.name = 'runningMean';
+    this.runningVar.name = 'runningVar';
+  }
+
+  override forward(x: Tensor): Tensor {
+    if (x.shape[1] !== this.channels) throw new ShapeError(`BatchNorm2d(${this.channels}): input ${x.describe()} has ${x.shape[1]} channels`);
+    return ops.batchNorm(x, this, this.training);
+  }
+
+  override ownParameters(): ReadonlyArray<readonly [string, Tensor]> {
+    return [['gamma', this.gamma], ['beta', this.beta]];
+  }
+
+  override ownBuffers(): ReadonlyArray<readonly [string, Tensor]> {
+    return [['runningMean', this.runningMean], ['runningVar', this.runningVar]];
+  }
+
+  override outputShape(input: Shape): Shape {
+    return input;
+  }
+
+  override spec(): ModuleSpec {
+    return { type: this.type, channels: this.channels, momentum: this.momentum, eps: this.eps };
+  }
+}
+registerModule('BatchNorm2d', (s) => new BatchNorm2d(num(s, 'channels'), { momentum: num(s, 'momentum'), eps: num(s, 'eps') }));
+
+export class ReLU extends Stateless {
+  readonly type = 'ReLU';
+  override forward(x: Tensor): Tensor {
+    return ops.relu(x);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+registerModule('ReLU', () => new ReLU());
+
+export class MaxPool2d extends Module {
+  readonly type = 'MaxPool2d';
+  readonly kernel: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(kernel: number | readonly [number, number], stride?: number | readonly [number, number], padding: number | readonly [number, number] = 0) {
+    super();
+    this.kernel = toPair(kernel);
+    this.stride = toPair(stride ?? kernel);
+    this.padding = toPair(padding);
+  }
+  override forward(x: Tensor): Tensor {
+    return ops.maxPool2d(x, { kernel: this.kernel, stride: this.stride, padding: this.padding });
+  }
+  override outputShape(input: Shape): Shape {
+    return poolOut(this.type, input, this.kernel, this.stride, this.padding);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type, kernel: this.kernel, stride: this.stride, padding: this.padding };
+  }
+}
+registerModule('MaxPool2d', (s) => new MaxPool2d(pairOf(s, 'kernel'), pairOf(s, 'stride'), pairOf(s, 'padding')));
+
+export class AvgPool2d extends Module {
+  readonly type = 'AvgPool2d';
+  readonly kernel: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  constructor(kernel: number | readonly [number, number], stride?: number | readonly [number, number], padding: number | readonly [number, number] = 0) {
+    super();
+    this.kernel = toPair(kernel);
+    this.stride = toPair(stride ?? kernel);
+    this.padding = toPair(padding);
+  }
+  override forward(x: Tensor): Tensor {
+    return ops.avgPool2d(x, { kernel: this.kernel, stride: this.stride, padding: this.padding });
+  }
+  override outputShape(input: Shape): Shape {
+    return poolOut(this.type, input, this.kernel, this.stride, this.padding);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type, kernel: this.kernel, stride: this.stride, padding: this.padding };
+  }
+}
+registerModule('AvgPool2d', (s) => new AvgPool2d(pairOf(s, 'kernel'), pairOf(s, 'stride'), pairOf(s, 'padding')));
+
+function poolOut(type: string, input: Shape, k: [number, number], s: [number, number], p: [number, number]): Shape {
+  if (input.length !== 4) throw new ShapeError(`${type}: input ${shapeString(input)} should be [N, C, H, W]`);
+  const [n, c, h, w] = input as [number, number, number, number];
+  return [n, c, Math.floor((h + 2 * p[0] - k[0]) / s[0]) + 1, Math.floor((w + 2 * p[1] - k[1]) / s[1]) + 1];
+}
+
+/** [N, C, H, W] → [N, C]. */
+export class GlobalAvgPool extends Module {
+  readonly type = 'GlobalAvgPool';
+  override forward(x: Tensor): Tensor {
+    return ops.globalAvgPool(x);
+  }
+  override outputShape(input: Shape): Shape {
+    return [input[0] ?? 1, input[1] ?? 1];
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+registerModule('GlobalAvgPool', () => new GlobalAvgPool());
+
+/** [N, C, H, W] → [N, C]. */
+export class GlobalMaxPool extends Module {
+  readonly type = 'GlobalMaxPool';
+  override forward(x: Tensor): Tensor {
+    return ops.globalMaxPool(x);
+  }
+  override outputShape(input: Shape): Shape {
+    return [input[0] ?? 1, input[1] ?? 1];
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+registerModule('GlobalMaxPool', () => new GlobalMaxPool());
+
+export class Flatten extends Module {
+  readonly type = 'Flatten';
+  override forward(x: Tensor): Tensor {
+    return ops.flatten(x);
+  }
+  override outputShape(input: Shape): Shape {
+    return [input[0] ?? 1, input.slice(1).reduce((a, b) => a * b, 1)];
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+registerModule('Flatten', () => new Flatten());
+
+export class Dropout extends Stateless {
+  readonly type = 'Dropout';
+  readonly p: number;
+  private readonly rng: Rng;
+  constructor(p: number, seed = 0) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p ${p} should be in [0, 1)`);
+    this.p = p;
+    this.rng = new Rng(seed);
+  }
+  override forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    return ops.dropout(x, this.p, this.rng.nextUint32());
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type, p: this.p };
+  }
+}
+registerModule('Dropout', (s) => new Dropout(num(s, 'p')));
+
+export interface LinearConfig {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly bias?: boolean;
+  readonly init?: InitKind | 'default';
+  readonly rng?: Rng;
+}
+
+export class Linear extends Module {
+  readonly type = 'Linear';
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  weight: Tensor;
+  bias: Tensor | null;
+  constructor(c: LinearConfig) {
+    super();
+    this.inFeatures = c.inFeatures;
+    this.outFeatures = c.outFeatures;
+    const rng = c.rng ?? defaultRng;
+    const e = engine();
+    const n = c.inFeatures * c.outFeatures;
+    let w: Float32Array;
+    if (c.init === undefined || c.init === 'default') {
+      // PyTorch's default: uniform in ±1/sqrt(fan_in) for weight and bias.
+      const bound = 1 / Math.sqrt(c.inFeatures);
+      w = new Float32Array(n);
+      for (let i = 0; i < n; i++) w[i] = rng.uniform(-bound, bound);
+    } else {
+      w = initValues(c.init, n, c.inFeatures, c.outFeatures, rng);
+    }
+    this.weight = e.parameter(w, [c.outFeatures, c.inFeatures], 'weight');
+    if (c.bias === false) this.bias = null;
+    else {
+      const bound = 1 / Math.sqrt(c.inFeatures);
+      const b = new Float32Array(c.outFeatures);
+      for (let i = 0; i < b.length; i++) b[i] = rng.uniform(-bound, bound);
+      this.bias = e.parameter(b, [c.outFeatures], 'bias');
+    }
+  }
+  override forward(x: Tensor): Tensor {
+    return ops.linear(x.rank === 2 ? x : ops.flatten(x), this.weight, this.bias);
+  }
+  override ownParameters(): ReadonlyArray<readonly [string, Tensor]> {
+    return this.bias === null ? [['weight', this.weight]] : [['weight', this.weight], ['bias', this.bias]];
+  }
+  override outputShape(input: Shape): Shape {
+    const features = input.slice(1).reduce((a, b) => a * b, 1);
+    if (features !== this.inFeatures) throw new ShapeError(`Linear(${this.inFeatures} → ${this.outFeatures}): input ${shapeString(input)} has ${features} features`);
+    return [input[0] ?? 1, this.outFeatures];
+  }
+  override macs(): number {
+    return this.inFeatures * this.outFeatures;
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type, inFeatures: this.inFeatures, outFeatures: this.outFeatures, bias: this.bias !== null };
+  }
+}
+registerModule('Linear', (s) => new Linear({ inFeatures: num(s, 'inFeatures'), outFeatures: num(s, 'outFeatures'), bias: s['bias'] !== false }));
+
+export class Sequential extends Module {
+  readonly type = 'Sequential';
+  readonly layers: Module[];
+  constructor(layers: Module[]) {
+    super();
+    this.layers = layers;
+  }
+  override forward(x: Tensor): Tensor {
+    let h = x;
+    for (const l of this.layers) h = l.forward(h);
+    return h;
+  }
+  override children(): ReadonlyArray<readonly [string, Module]> {
+    return this.layers.map((l, i) => [String(i), l] as const);
+  }
+  override outputShape(input: Shape): Shape {
+    let s = input;
+    for (const l of this.layers) s = l.outputShape(s);
+    return s;
+  }
+  override macs(input: Shape): number {
+    let s: Shape = [1, ...input.slice(1)];
+    let total = 0;
+    for (const l of this.layers) {
+      total += l.macs(s);
+      s = l.outputShape(s);
+    }
+    return total;
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type, layers: this.layers.map((l) => l.spec()) };
+  }
+}
+registerModule('Sequential', (s) => {
+  const layers = s['layers'];
+  if (!Array.isArray(layers)) throw new TypeError(`Sequential: field 'layers' should be a list`);
+  return new Sequential(layers.map((l) => buildModule(l as ModuleSpec)));
+});
+
+/** body(x) + shortcut(x), the shortcut being the identity when absent. */
+export class Residual extends Module {
+  readonly type = 'Residual';
+  readonly body: Module;
+  readonly shortcut: Module | null;
+  constructor(body: Module, shortcut: Module | null = null) {
+    super();
+    this.body = body;
+    this.shortcut = shortcut;
+  }
+  override forward(x: Tensor): Tensor {
+    const a = this.body.forward(x);
+    const b = this.shortcut === null ? x : this.shortcut.forward(x);
+    return ops.add(a, b);
+  }
+  override children(): ReadonlyArray<readonly [string, Module]> {
+    return this.shortcut === null ? [['body', this.body]] : [['body', this.body], ['shortcut', this.shortcut]];
+  }
+  override outputShape(input: Shape): Shape {
+    const a = this.body.outputShape(input);
+    const b = this.shortcut === null ? input : this.shortcut.outputShape(input);
+    if (a.length !== b.length || a.some((d, i) => d !== b[i])) throw new ShapeError(`Residual: body gives ${shapeString(a)} but shortcut gives ${shapeString(b)}`);
+    return a;
+  }
+  override macs(input: Shape): number {
+    return this.body.macs(input) + (this.shortcut?.macs(input) ?? 0);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type, body: this.body.spec(), shortcut: this.shortcut?.spec() ?? null };
+  }
+}
+registerModule('Residual', (s) => new Residual(buildModule(s['body'] as ModuleSpec), s['shortcut'] === null || s['shortcut'] === undefined ? null : buildModule(s['shortcut'] as ModuleSpec)));

@@ -1,0 +1,55 @@
+/** Element-wise activations and their gradients. */
+import { engine } from '../autograd/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { elementwise, expectFloat } from './dispatch.js';
+
+function unary(op: string, x: Tensor, forward: (y: Tensor) => void, backward: (y: Tensor, dy: Tensor, dx: Tensor) => void): Tensor {
+  expectFloat(op, 'input', x);
+  const e = engine();
+  const y = e.alloc(x.shape);
+  forward(y);
+  if (e.tracks(x)) {
+    y.requiresGrad = true;
+    e.record({
+      op, inputs: [x], output: y,
+      backward: (dy) => {
+        const dx = e.alloc(x.shape);
+        backward(y, dy, dx);
+        return [dx];
+      },
+    });
+  }
+  return y;
+}
+
+export function relu(x: Tensor): Tensor {
+  return unary('relu', x,
+    (y) => elementwise('relu', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0]),
+    (y, dy, dx) => elementwise('reluBackward', x.size, (i0, i1) => [y.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0]));
+}
+
+export function leakyRelu(x: Tensor, alpha = 0.01): Tensor {
+  return unary('leakyRelu', x,
+    (y) => elementwise('leakyRelu', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0, alpha]),
+    (_y, dy, dx) => elementwise('leakyReluBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, alpha]));
+}
+
+export function sigmoid(x: Tensor): Tensor {
+  return unary('sigmoid', x,
+    (y) => elementwise('sigmoid', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0]),
+    (y, dy, dx) => elementwise('sigmoidBackward', x.size, (i0, i1) => [y.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0]));
+}
+
+export function tanh(x: Tensor): Tensor {
+  return unary('tanh', x,
+    (y) => elementwise('tanh', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0]),
+    (y, dy, dx) => elementwise('tanhBackward', x.size, (i0, i1) => [y.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0]));
+}
+
+/** min(max(x, lo), hi); the gradient passes where lo <= x <= hi. */
+export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+  if (!(lo <= hi)) throw new RangeError(`clamp: lo ${lo} should be <= hi ${hi}`);
+  return unary('clamp', x,
+    (y) => elementwise('clamp', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0, lo, hi]),
+    (_y, dy, dx) => elementwise('clampBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, lo, hi]));
+}
