@@ -1,0 +1,195 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Kernels } from '../../src/backend/kernels.js';
+import { kernelHarness } from '../util/kernel-harness.js';
+import { TestRng } from '../util/rng.js';
+import { assertClose, close, exact, loose, type Tolerance } from '../util/tolerance.js';
+
+const h = await kernelHarness();
+const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
+const SENTINEL = 12345.5;
+const GUARD = 8;
+
+/** n float32 values placed `shift` floats past a 64-byte boundary, with GUARD sentinel cells each side. */
+interface Buf { readonly ptr: number; readonly n: number; readonly base: number }
+function buf(n: number, shift = 0): Buf {
+  const base = h.arena.alloc((n + 2 * GUARD + 4) * 4);
+  return { ptr: base + (GUARD + shift) * 4, n, base };
+}
+function prefill(b: Buf, data?: ArrayLike<number>): void {
+  h.mem.f32.fill(SENTINEL, b.base >>> 2, (b.base >>> 2) + b.n + 2 * GUARD + 4);
+  if (data !== undefined) h.mem.f32.set(data, b.ptr >>> 2);
+}
+function read(b: Buf): Float32Array {
+  return h.mem.f32.slice(b.ptr >>> 2, (b.ptr >>> 2) + b.n);
+}
+function assertGuards(b: Buf, label: string): void {
+  const v = h.mem.f32;
+  for (let i = b.base >>> 2; i < (b.base >>> 2) + b.n + 2 * GUARD + 4; i++) {
+    if (i >= b.ptr >>> 2 && i < (b.ptr >>> 2) + b.n) continue;
+    if (v[i] !== SENTINEL) assert.fail(`${label}: wrote outside its output, ${i - (b.ptr >>> 2)} floats from its start`);
+  }
+}
+function uniform(rng: TestRng, n: number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.uniform(lo, hi);
+  return a;
+}
+
+/**
+ * Runs `call` on the reference and on every WASM build from the same inputs, with outputs pre-filled
+ * with a sentinel, and compares every buffer (inputs too: some are updated in place) and the return value.
+ */
+function conform(label: string, inputs: ReadonlyArray<readonly [Buf, ArrayLike<number>]>, outputs: readonly Buf[],
+  call: (k: Kernels) => number | void, tol: (variant: string) => Tolerance, scale = 0): void {
+  const run = (k: Kernels, name: string): { outs: Float32Array[]; ret: number | void } => {
+    for (const b of outputs) prefill(b);
+    for (const [b, data] of inputs) prefill(b, data);
+    const ret = call(k);
+    const all = [...outputs, ...inputs.map(([b]) => b)];
+    for (const b of all) assertGuards(b, `${label} ${name}`);
+    return { outs: all.map(read), ret };
+  };
+  const expected = run(h.reference, 'reference');
+  for (const { name, k } of variants) {
+    const got = run(k, name);
+    got.outs.forEach((o, i) => assertClose(o, expected.outs[i]!, tol(name), `${label} ${name} buffer ${i}`, scale));
+    if (typeof expected.ret === 'number') assertClose([got.ret as number], [expected.ret], tol(name), `${label} ${name} result`, scale);
+  }
+}
+const always = (t: Tolerance) => (): Tolerance => t;
+/** Exact in the plain SIMD build; the relaxed build may fuse a multiply-add. */
+const exactUnlessFused = (v: string): Tolerance => (v === 'relaxed' ? close : exact);
+
+const len = fc.integer({ min: 0, max: 37 });
+const shift = fc.integer({ min: 0, max: 3 });
+const seed = fc.integer({ min: 0, max: 0x7fffffff });
+const runs = { seed: 42, numRuns: 60 };
+const SPECIAL = [NaN, Infinity, -Infinity, -0, 0, 100, -100, 1e-30];
+
+/** Mostly uniform in [-6, 6], with some special values and exact kinks (0, lo, hi) mixed in. */
+function activationInput(rng: TestRng, n: number, kinks: readonly number[] = []): Float32Array {
+  const a = uniform(rng, n, -6, 6);
+  for (let i = 0; i < n; i++) {
+    const r = rng.next();
+    if (r < 0.1) a[i] = SPECIAL[rng.int(0, SPECIAL.length - 1)]!;
+    else if (r < 0.15 && kinks.length > 0) a[i] = kinks[rng.int(0, kinks.length - 1)]!;
+  }
+  return a;
+}
+
+interface Activation {
+  readonly name: string;
+  readonly forward: (k: Kernels, x: number, y: number, n: number) => void;
+  /** Calls the backward with the forward's input x or output y, whichever the contract names. */
+  readonly backward: (k: Kernels, x: number, y: number, dy: number, dx: number, n: number) => void;
+  readonly forwardTol: Tolerance;
+  readonly kinks: readonly number[];
+}
+const ALPHA = 0.1;
+const LO = -1.5;
+const HI = 2.25;
+const activations: readonly Activation[] = [
+  { name: 'relu', forward: (k, x, y, n) => k.relu(x, y, n), backward: (k, _x, y, dy, dx, n) => k.reluBackward(y, dy, dx, n), forwardTol: exact, kinks: [0] },
+  { name: 'leakyRelu', forward: (k, x, y, n) => k.leakyRelu(x, y, n, ALPHA), backward: (k, x, _y, dy, dx, n) => k.leakyReluBackward(x, dy, dx, n, ALPHA), forwardTol: exact, kinks: [0] },
+  { name: 'sigmoid', forward: (k, x, y, n) => k.sigmoid(x, y, n), backward: (k, _x, y, dy, dx, n) => k.sigmoidBackward(y, dy, dx, n), forwardTol: close, kinks: [] },
+  { name: 'tanh', forward: (k, x, y, n) => k.tanh(x, y, n), backward: (k, _x, y, dy, dx, n) => k.tanhBackward(y, dy, dx, n), forwardTol: close, kinks: [] },
+  { name: 'clamp', forward: (k, x, y, n) => k.clamp(x, y, n, LO, HI), backward: (k, x, _y, dy, dx, n) => k.clampBackward(x, dy, dx, n, LO, HI), forwardTol: exact, kinks: [LO, HI] },
+];
+
+for (const act of activations) {
+  test(`${act.name} forward and backward: n in 0..37, unaligned, NaN/inf/-0 and kinks, ${act.forwardTol.name}`, () => {
+    fc.assert(fc.property(len, shift, shift, seed, (n, sa, sb, s) => {
+      h.arena.reset();
+      const rng = new TestRng(s);
+      const x = buf(n, sa), y = buf(n, sb), dy = buf(n, sb), dx = buf(n, sa);
+      const xv = activationInput(rng, n, act.kinks);
+      conform(`${act.name} n=${n}`, [[x, xv]], [y], (k) => act.forward(k, x.ptr, y.ptr, n), always(act.forwardTol));
+      prefill(y);
+      act.forward(h.reference, x.ptr, y.ptr, n);
+      const yv = read(y);
+      const dyv = activationInput(rng, n);
+      conform(`${act.name}Backward n=${n}`, [[x, xv], [y, yv], [dy, dyv]], [dx],
+        (k) => act.backward(k, x.ptr, y.ptr, dy.ptr, dx.ptr, n), always(exact));
+    }), runs);
+  });
+}
+
+test('activation forwards on special values', () => {
+  h.arena.reset();
+  const xv = new Float32Array([NaN, Infinity, -Infinity, -0, 0, 1, -1, 100, -100]);
+  const x = buf(xv.length, 1), y = buf(xv.length, 2);
+  const expected: Record<string, number[]> = {
+    relu: [NaN, Infinity, 0, 0, 0, 1, 0, 100, 0],
+    leakyRelu: [NaN, Infinity, -Infinity, -0, 0, 1, -Math.fround(ALPHA), 100, -10],
+    sigmoid: [NaN, 1, 0, 0.5, 0.5, 1 / (1 + Math.exp(-1)), 1 / (1 + Math.exp(1)), 1, 0],
+    tanh: [NaN, 1, -1, -0, 0, Math.tanh(1), -Math.tanh(1), 1, -1],
+    clamp: [NaN, HI, LO, -0, 0, 1, -1, HI, LO],
+  };
+  for (const act of activations) {
+    for (const { name, k } of [{ name: 'reference', k: h.reference }, ...variants]) {
+      prefill(x, xv);
+      prefill(y);
+      act.forward(k, x.ptr, y.ptr, xv.length);
+      assertClose(read(y), expected[act.name]!, act.forwardTol === exact ? exact : close, `${act.name} ${name}`);
+    }
+  }
+});
+
+/**
+ * Central differences of L(x) = sum of w[i] * forward(x)[i], evaluated in float64 from the float32 outputs
+ * of the reference forward; returns the numeric gradient, with `skip` positions copied from `analytic`.
+ */
+function numericGradient(forward: (x: Float32Array) => Float32Array, xv: Float32Array, w: Float32Array, eps: number,
+  analytic: Float32Array, skip: (i: number) => boolean): Float64Array {
+  const objective = (v: Float32Array): number => forward(v).reduce((s, y, i) => s + w[i]! * y, 0);
+  const g = new Float64Array(xv.length);
+  for (let i = 0; i < xv.length; i++) {
+    if (skip(i)) {
+      g[i] = analytic[i]!;
+      continue;
+    }
+    const plus = xv.slice(), minus = xv.slice();
+    plus[i] = xv[i]! + eps;
+    minus[i] = xv[i]! - eps;
+    g[i] = (objective(plus) - objective(minus)) / (plus[i]! - minus[i]!);
+  }
+  return g;
+}
+
+/** The analytic gradient of the reference backward (or of `backward` when given) next to central differences. */
+function gradientCheck(act: Activation, s: number, n: number, backward = act.backward): void {
+  h.arena.reset();
+  const rng = new TestRng(s);
+  const eps = 1e-2;
+  const xv = uniform(rng, n, -4, 4);
+  const w = uniform(rng, n);
+  const x = buf(n), y = buf(n), dy = buf(n), dx = buf(n);
+  const forward = (v: Float32Array): Float32Array => {
+    prefill(x, v);
+    act.forward(h.reference, x.ptr, y.ptr, n);
+    return read(y);
+  };
+  const yv = forward(xv);
+  prefill(dy, w);
+  backward(h.reference, x.ptr, y.ptr, dy.ptr, dx.ptr, n);
+  const analytic = read(dx);
+  const nearKink = (i: number): boolean => act.kinks.some((k) => Math.abs(xv[i]! - k) < 2 * eps);
+  assert.ok(yv.length === n);
+  assertClose(analytic, numericGradient(forward, xv, w, eps, analytic, nearKink), loose, `${act.name}Backward against central differences`);
+}
+
+test('reference backwards match central differences of the reference forwards', () => {
+  for (const act of activations) fc.assert(fc.property(fc.integer({ min: 1, max: 24 }), seed, (n, s) => gradientCheck(act, s, n)), { seed: 42, numRuns: 10 });
+});
+
+test('the gradient check rejects reluBackward with its mask inverted', () => {
+  const relu = activations.find((a) => a.name === 'relu')!;
+  const inverted: Activation['backward'] = (_k, _x, y, dy, dx, n) => {
+    const v = h.mem.f32;
+    for (let i = 0; i < n; i++) v[(dx >>> 2) + i] = v[(y >>> 2) + i]! > 0 ? 0 : v[(dy >>> 2) + i]!;
+  };
+  assert.throws(() => gradientCheck(relu, 3, 16, inverted), /reluBackward against central differences/);
+  gradientCheck(relu, 3, 16);
+});
