@@ -1,0 +1,247 @@
+/**
+ * Learning Kernel-Activation Modules (LKAMs) and the gates they drive.
+ *
+ * An LKAM reads the output maps of conv layer i ([N, Ci, H, W]) and emits one switch per kernel of
+ * conv layer i+1 ([N, M]): a bank of k 1x1 convolutions, pooling (global, or a g x g grid whose cells
+ * all feed the next step), a fully connected layer and a switch function. `Gated` wraps layer i+1's
+ * block (conv → batch norm → ReLU) and multiplies its output channels by the switches; a switch is a
+ * non-negative scale, so gating after the ReLU equals gating before it.
+ */
+import { engine } from '../autograd/engine.js';
+import * as ops from '../ops/index.js';
+import { ShapeError, type Shape, type Tensor } from '../tensor/tensor.js';
+import type { Rng } from './init.js';
+import { BatchNorm2d, Conv2d, globalRng, Linear, ReLU, Residual, Sequential } from './layers.js';
+import { Module, type ModuleSpec } from './module.js';
+import { buildModule, registerModule } from './registry.js';
+
+export type SwitchKind = 'hard' | 'sigmoid';
+export type LkamPool = 'max' | 'avg';
+
+export interface LkamConfig {
+  /** Channels of layer i's output (what the LKAM reads). */
+  readonly inChannels: number;
+  /** Kernels of layer i+1 (one switch each). */
+  readonly switches: number;
+  /** 1x1 convolutions in the bank (k); default 4. */
+  readonly bank?: number;
+  readonly pool?: LkamPool;
+  /** Pooling grid: 1 = global, 2 = 2x2 cells, ...; default 1. */
+  readonly grid?: number;
+  /** `hard` = clamp(x, 0, 1), exact zeros; `sigmoid` with a threshold at inference. Default hard. */
+  readonly switchKind?: SwitchKind;
+  /** Switch value under which a sigmoid switch is off at inference; default 0.5. */
+  readonly threshold?: number;
+  /** Initial switch value (the fully connected bias); default 0.9 for hard (open, inside the linear range), 2 for sigmoid. */
+  readonly initOpen?: number;
+  readonly rng?: Rng;
+}
+
+export class LKAM extends Module {
+  readonly type = 'LKAM';
+  readonly inChannels: number;
+  readonly switches: number;
+  readonly bank: number;
+  readonly pool: LkamPool;
+  readonly grid: number;
+  readonly switchKind: SwitchKind;
+  threshold: number;
+  readonly initOpen: number;
+  readonly conv: Conv2d;
+  readonly fc: Linear;
+  /** The switch values of the last forward ([N, M]), kept for the sparsity term and for telemetry. */
+  lastSwitches: Tensor | null = null;
+
+  constructor(c: LkamConfig) {
+    super();
+    this.inChannels = c.inChannels;
+    this.switches = c.switches;
+    this.bank = c.bank ?? 4;
+    this.pool = c.pool ?? 'max';
+    this.grid = c.grid ?? 1;
+    this.switchKind = c.switchKind ?? 'hard';
+    this.threshold = c.threshold ?? 0.5;
+    this.initOpen = c.initOpen ?? (this.switchKind === 'hard' ? 0.9 : 2);
+    if (!Number.isInteger(this.grid) || this.grid < 1) throw new RangeError(`LKAM: grid ${this.grid} should be a whole number >= 1`);
+    const rng = c.rng ?? globalRng();
+    this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
+    const features = this.bank * this.grid * this.grid;
+    // Small weights and a bias of initOpen: every switch starts open and inside its linear range.
+    this.fc = new Linear({ inFeatures: features, outFeatures: c.switches, init: 'xavierUniform', rng });
+    const e = engine();
+    const w = this.fc.weight.f32();
+    for (let i = 0; i < w.length; i++) w[i] = (w[i] as number) * 0.1;
+    if (this.fc.bias !== null) e.backend.kernels.fill(this.fc.bias.ptr, this.fc.bias.size, this.initOpen);
+  }
+
+  /** [N, Ci, H, W] → switch values [N, M]. */
+  override forward(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels) throw new ShapeError(`LKAM(${this.inChannels} → ${this.switches}): input ${x.describe()} should be [N, ${this.inChannels}, H, W]`);
+    let h = this.conv.forward(x);
+    h = this.pooled(h);
+    const pre = this.fc.forward(ops.flatten(h));
+    const s = this.switchKind === 'hard' ? ops.clamp(pre, 0, 1) : ops.sigmoid(pre);
+    this.lastSwitches = s;
+    return s;
+  }
+
+  private pooled(h: Tensor): Tensor {
+    if (this.grid === 1) return this.pool === 'max' ? ops.globalMaxPool(h) : ops.globalAvgPool(h);
+    const H = h.shape[2] as number;
+    const W = h.shape[3] as number;
+    if (H < this.grid || W < this.grid) throw new ShapeError(`LKAM: a ${this.grid}x${this.grid} pooling grid does not fit maps of ${H}x${W}`);
+    // Windows [floor(i*H/g), ceil((i+1)*H/g)), as adaptive pooling, from a kernel of ceil(H/g) and a stride of floor(H/g).
+    const kernel: [number, number] = [Math.ceil(H / this.grid), Math.ceil(W / this.grid)];
+    const stride: [number, number] = [Math.floor(H / this.grid), Math.floor(W / this.grid)];
+    const o = { kernel, stride };
+    return this.pool === 'max' ? ops.maxPool2d(h, o) : ops.avgPool2d(h, o);
+  }
+
+  /** Whether a switch value counts as on at inference. */
+  isOn(value: number): boolean {
+    return this.switchKind === 'hard' ? value > 0 : value >= this.threshold;
+  }
+
+  override children(): ReadonlyArray<readonly [string, Module]> {
+    return [['conv', this.conv], ['fc', this.fc]];
+  }
+
+  override outputShape(input: Shape): Shape {
+    return [input[0] ?? 1, this.switches];
+  }
+
+  override macs(input: Shape): number {
+    const [, , h, w] = input as [number, number, number, number];
+    return h * w * this.inChannels * this.bank + this.bank * this.grid * this.grid * this.switches;
+  }
+
+  override spec(): ModuleSpec {
+    return {
+      type: this.type, inChannels: this.inChannels, switches: this.switches, bank: this.bank, pool: this.pool, grid: this.grid,
+      switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen,
+    };
+  }
+}
+registerModule('LKAM', (s) => new LKAM({
+  inChannels: s['inChannels'] as number, switches: s['switches'] as number, bank: s['bank'] as number, pool: s['pool'] as LkamPool,
+  grid: s['grid'] as number, switchKind: s['switchKind'] as SwitchKind, threshold: s['threshold'] as number, initOpen: s['initOpen'] as number,
+}));
+
+/** A block (layer i+1) whose output channels are multiplied by the switches an LKAM computes from the block's input. */
+export class Gated extends Module {
+  readonly type = 'Gated';
+  readonly block: Module;
+  readonly lkam: LKAM;
+  /** Sparsity gain of this gate (gain_i in the objective). */
+  gain: number;
+
+  constructor(block: Module, lkam: LKAM, gain = 1) {
+    super();
+    this.block = block;
+    this.lkam = lkam;
+    this.gain = gain;
+  }
+
+  override forward(x: Tensor): Tensor {
+    const s = this.lkam.forward(x);
+    const y = this.block.forward(x);
+    if (y.rank !== 4 || y.shape[1] !== this.lkam.switches) throw new ShapeError(`Gated: block output ${y.describe()} has ${y.shape[1]} channels, the LKAM makes ${this.lkam.switches} switches`);
+    return ops.channelScale(y, s);
+  }
+
+  override children(): ReadonlyArray<readonly [string, Module]> {
+    return [['block', this.block], ['lkam', this.lkam]];
+  }
+
+  override outputShape(input: Shape): Shape {
+    return this.block.outputShape(input);
+  }
+
+  override macs(input: Shape): number {
+    return this.block.macs(input) + this.lkam.macs([1, ...input.slice(1)]);
+  }
+
+  override spec(): ModuleSpec {
+    return { type: this.type, gain: this.gain, block: this.block.spec(), lkam: this.lkam.spec() };
+  }
+}
+registerModule('Gated', (s) => new Gated(buildModule(s['block'] as ModuleSpec), buildModule(s['lkam'] as ModuleSpec) as LKAM, s['gain'] as number));
+
+/** Every Gated module below `model`, in forward order. */
+export function gates(model: Module): Gated[] {
+  return model.modules().map(([, m]) => m).filter((m): m is Gated => m instanceof Gated);
+}
+
+/**
+ * The sparsity term: Σ over gates of gain_i / (2 m_i) · Σ switch values, averaged over the batch
+ * (m_i switches per image). Reads the switches of the last forward.
+ */
+export function sparsityLoss(model: Module, weight = 1): Tensor | null {
+  let total: Tensor | null = null;
+  for (const g of gates(model)) {
+    const s = g.lkam.lastSwitches;
+    if (s === null) continue;
+    const n = s.shape[0] as number;
+    const m = s.shape[1] as number;
+    const term = ops.scale(ops.sum(s), (weight * g.gain) / (2 * m * Math.max(1, n)));
+    total = total === null ? term : ops.add(total, term);
+  }
+  return total;
+}
+
+export interface AddLkamOptions extends Omit<LkamConfig, 'inChannels' | 'switches'> {
+  /**
+   * Which convs to gate, by their index among all Conv2d layers in forward order (0 = the first conv,
+   * which reads the input image). Default: every conv but the first.
+   */
+  readonly layers?: readonly number[];
+  readonly gain?: number;
+}
+
+/**
+ * A model in which each chosen conv (with the batch norm and ReLU that follow it) is wrapped in a
+ * `Gated` module with an LKAM reading that conv's input. Inside residual blocks only the body is
+ * rewritten, so the skip path is never gated. The new model shares the original's layers and weights.
+ */
+export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
+  let convIndex = 0;
+  const chosen = (i: number): boolean => (options.layers === undefined ? i > 0 : options.layers.includes(i));
+  const lkamFor = (conv: Conv2d): LKAM => new LKAM({ ...options, inChannels: conv.inChannels, switches: conv.outChannels });
+
+  const rewrite = (m: Module): Module => {
+    if (m instanceof Gated) throw new Error('addLKAMs: the model already has LKAMs');
+    if (m instanceof Sequential) {
+      const out: Module[] = [];
+      const layers = m.layers;
+      for (let i = 0; i < layers.length; i++) {
+        const l = layers[i] as Module;
+        if (l instanceof Conv2d) {
+          const idx = convIndex++;
+          if (!chosen(idx)) {
+            out.push(l);
+            continue;
+          }
+          const block: Module[] = [l];
+          if (layers[i + 1] instanceof BatchNorm2d) block.push(layers[++i] as Module);
+          if (layers[i + 1] instanceof ReLU) block.push(layers[++i] as Module);
+          out.push(new Gated(new Sequential(block), lkamFor(l), options.gain ?? 1));
+          continue;
+        }
+        out.push(rewrite(l));
+      }
+      return new Sequential(out);
+    }
+    if (m instanceof Residual) return new Residual(rewrite(m.body), m.shortcut);
+    if (m instanceof Conv2d) {
+      const idx = convIndex++;
+      return chosen(idx) ? new Gated(m, lkamFor(m), options.gain ?? 1) : m;
+    }
+    return m;
+  };
+  const out = rewrite(model);
+  if (options.layers !== undefined) {
+    const bad = options.layers.filter((i) => !Number.isInteger(i) || i < 0 || i >= convIndex);
+    if (bad.length > 0) throw new RangeError(`addLKAMs: conv indices ${bad.join(', ')} do not exist (the model has ${convIndex} convs, 0 to ${convIndex - 1})`);
+  }
+  return out;
+}
