@@ -1,1 +1,113 @@
 // Kernels of this family; see src/backend/kernels.ts for the contract.
+//
+// Maximum rule: NaN counts as greater than any number, and the first maximum wins ties.
+
+/** Whether (a, ia) beats (b, ib) under the maximum rule. */
+@inline function beats(a: f32, ia: i32, b: f32, ib: i32): bool {
+  if (a != a) return b == b || ia < ib;
+  if (b != b) return false;
+  return a > b || (a == b && ia < ib);
+}
+
+/** Largest of len floats at p (NaN when any is NaN); -Infinity when len = 0. */
+@inline function rowMax(p: usize, len: i32): f32 {
+  let mv = f32x4.splat(-Infinity);
+  let i = 0;
+  for (; i + 4 <= len; i += 4) mv = f32x4.max(mv, v128.load(p + (<usize>i << 2)));
+  let m = max<f32>(max<f32>(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max<f32>(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+  for (; i < len; i++) m = max<f32>(m, load<f32>(p + (<usize>i << 2)));
+  return m;
+}
+
+// losses[n] = max + log(sum of exp(x - max)) - x[label]: finite for any finite logits.
+// C = 0 writes loss 0 and no probabilities.
+export function softmaxCrossEntropy(logits: usize, labels: usize, N: i32, C: i32, probs: usize, losses: usize): void {
+  for (let n = 0; n < N; n++) {
+    const xr = logits + (<usize>n * <usize>C << 2);
+    const pr = probs + (<usize>n * <usize>C << 2);
+    if (C == 0) {
+      store<f32>(losses + (<usize>n << 2), 0);
+      continue;
+    }
+    const m = rowMax(xr, C);
+    let s: f64 = 0;
+    for (let i = 0; i < C; i++) {
+      const e = Mathf.exp(load<f32>(xr + (<usize>i << 2)) - m);
+      store<f32>(pr + (<usize>i << 2), e);
+      s += <f64>e;
+    }
+    const inv = f32x4.splat(<f32>(1 / s));
+    let i = 0;
+    for (; i + 4 <= C; i += 4) {
+      const o = pr + (<usize>i << 2);
+      v128.store(o, f32x4.mul(v128.load(o), inv));
+    }
+    for (; i < C; i++) {
+      const o = pr + (<usize>i << 2);
+      store<f32>(o, load<f32>(o) * f32x4.extract_lane(inv, 0));
+    }
+    const label = load<i32>(labels + (<usize>n << 2));
+    const xl = load<f32>(xr + (<usize>label << 2));
+    store<f32>(losses + (<usize>n << 2), <f32>(<f64>m - <f64>xl + Math.log(s)));
+  }
+}
+
+export function softmaxCrossEntropyBackward(probs: usize, labels: usize, N: i32, C: i32, scale: f32, dlogits: usize): void {
+  const sv = f32x4.splat(scale);
+  for (let n = 0; n < N; n++) {
+    const pr = probs + (<usize>n * <usize>C << 2);
+    const dr = dlogits + (<usize>n * <usize>C << 2);
+    let i = 0;
+    for (; i + 4 <= C; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(dr + o, f32x4.mul(sv, v128.load(pr + o)));
+    }
+    for (; i < C; i++) {
+      const o = <usize>i << 2;
+      store<f32>(dr + o, scale * load<f32>(pr + o));
+    }
+    if (C > 0) {
+      const o = <usize>load<i32>(labels + (<usize>n << 2)) << 2;
+      store<f32>(dr + o, scale * (load<f32>(pr + o) - 1));
+    }
+  }
+}
+
+// C = 0 gives -1.
+export function argmaxRows(x: usize, N: i32, C: i32, out: usize): void {
+  const four = i32x4.splat(4);
+  for (let n = 0; n < N; n++) {
+    const xr = x + (<usize>n * <usize>C << 2);
+    let best: f32 = -Infinity;
+    let idx = C > 0 ? 0 : -1;
+    let i = 0;
+    if (C >= 4) {
+      let bv = f32x4.splat(-Infinity);
+      let iv = i32x4(0, 1, 2, 3);
+      let cur = iv;
+      for (; i + 4 <= C; i += 4) {
+        const v = v128.load(xr + (<usize>i << 2));
+        const m = v128.or(f32x4.gt(v, bv), v128.and(f32x4.ne(v, v), f32x4.eq(bv, bv)));
+        bv = v128.bitselect(v, bv, m);
+        iv = v128.bitselect(cur, iv, m);
+        cur = i32x4.add(cur, four);
+      }
+      best = f32x4.extract_lane(bv, 0);
+      idx = i32x4.extract_lane(iv, 0);
+      const b1 = f32x4.extract_lane(bv, 1), i1 = i32x4.extract_lane(iv, 1);
+      if (beats(b1, i1, best, idx)) { best = b1; idx = i1; }
+      const b2 = f32x4.extract_lane(bv, 2), i2 = i32x4.extract_lane(iv, 2);
+      if (beats(b2, i2, best, idx)) { best = b2; idx = i2; }
+      const b3 = f32x4.extract_lane(bv, 3), i3 = i32x4.extract_lane(iv, 3);
+      if (beats(b3, i3, best, idx)) { best = b3; idx = i3; }
+    }
+    for (; i < C; i++) {
+      const v = load<f32>(xr + (<usize>i << 2));
+      if (v > best || (v != v && best == best)) {
+        best = v;
+        idx = i;
+      }
+    }
+    store<i32>(out + (<usize>n << 2), idx);
+  }
+}
