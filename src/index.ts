@@ -12,7 +12,7 @@ export {
 } from './nn/layers.js';
 export { buildModule, registerModule, UnknownModuleError } from './nn/registry.js';
 export { Rng, initValues, type InitKind } from './nn/init.js';
-export { fmnistVgg5, convBnRelu } from './nn/zoo.js';
+export { fmnistVgg5, convBnRelu, basicBlock, smallResNet } from './nn/zoo.js';
 export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup, type Schedule } from './optim/index.js';
 export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochReport, type EvalResult } from './train/fit.js';
 export { LKAM, Gated, addLKAMs, gates, sparsityLoss, type LkamConfig, type AddLkamOptions, type SwitchKind, type LkamPool } from './nn/lkam.js';

@@ -1,5 +1,5 @@
 /** Reference networks. */
-import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential } from './layers.js';
+import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from './layers.js';
 import type { Module } from './module.js';
 
 /** conv3x3 (no bias) → batch norm → ReLU. */
@@ -26,4 +26,33 @@ export function fmnistVgg5(options: { width?: number; classes?: number; inChanne
     new GlobalAvgPool(),
     new Linear({ inFeatures: c3, outFeatures: options.classes ?? 10 }),
   ]);
+}
+
+/** A ResNet basic block: conv-bn-relu-conv-bn plus the shortcut (1x1 conv + bn when the shape changes), then ReLU. */
+export function basicBlock(inChannels: number, outChannels: number, stride = 1): Module[] {
+  const body = new Sequential([
+    ...convBnRelu(inChannels, outChannels, stride),
+    new Conv2d({ inChannels: outChannels, outChannels, kernel: 3, padding: 1, bias: false }),
+    new BatchNorm2d(outChannels),
+  ]);
+  const shortcut = stride !== 1 || inChannels !== outChannels
+    ? new Sequential([new Conv2d({ inChannels, outChannels, kernel: 1, stride, bias: false }), new BatchNorm2d(outChannels)])
+    : null;
+  return [new Residual(body, shortcut), new ReLU()];
+}
+
+/** A small ResNet for 28x28 or 32x32 inputs: a 3x3 stem, three stages of `blocks` basic blocks (w, 2w, 4w channels). */
+export function smallResNet(options: { width?: number; blocks?: number; classes?: number; inChannels?: number } = {}): Sequential {
+  const w = options.width ?? 16;
+  const n = options.blocks ?? 1;
+  const layers: Module[] = [...convBnRelu(options.inChannels ?? 1, w)];
+  let c = w;
+  for (const [stage, out] of [w, 2 * w, 4 * w].entries()) {
+    for (let b = 0; b < n; b++) {
+      layers.push(...basicBlock(c, out, b === 0 && stage > 0 ? 2 : 1));
+      c = out;
+    }
+  }
+  layers.push(new GlobalAvgPool(), new Linear({ inFeatures: c, outFeatures: options.classes ?? 10 }));
+  return new Sequential(layers);
 }

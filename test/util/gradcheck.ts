@@ -26,6 +26,8 @@ export interface GradCheckOptions {
   readonly seed?: number;
   /** Check at most this many elements per input (spread evenly). */
   readonly maxPerInput?: number;
+  /** Existing parameters (e.g. a module's) to check as well, after the inputs. */
+  readonly params?: readonly Tensor[];
 }
 
 export function gradCheck(f: (xs: Tensor[]) => Tensor, inputs: readonly GradInput[], o: GradCheckOptions = {}): GradCheckResult {
@@ -39,6 +41,7 @@ export function gradCheck(f: (xs: Tensor[]) => Tensor, inputs: readonly GradInpu
     t.requiresGrad = inp.requiresGrad ?? true;
     return t;
   });
+  params.push(...(o.params ?? []));
   let weights: Float32Array | null = null;
   const objective = (): number => {
     const y = e.noGrad(() => f(params));

@@ -1,0 +1,117 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
+import * as ops from '../../src/ops/index.js';
+import { Conv2d, Residual, Sequential, manualSeed } from '../../src/nn/layers.js';
+import { addLKAMs, Gated, gates, LKAM, sparsityLoss } from '../../src/nn/lkam.js';
+import { buildModule, UnknownModuleError } from '../../src/nn/registry.js';
+import { fmnistVgg5, smallResNet } from '../../src/nn/zoo.js';
+import type { Module } from '../../src/nn/module.js';
+import { DisposedTensorError, ShapeError } from '../../src/tensor/tensor.js';
+import { gradCheck } from '../util/gradcheck.js';
+import { TestRng } from '../util/rng.js';
+
+function randomInput(shape: number[], seed = 5): Float32Array {
+  const r = new TestRng(seed);
+  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.uniform(-1, 1));
+}
+
+describe('modules', () => {
+  before(async () => {
+    setEngine(await Engine.create({ kind: 'wasm', threads: 2 }));
+    manualSeed(1);
+  });
+
+  test('fmnist-vgg5 has 21.9 M multiply-adds per image and maps 1x28x28 to 10 logits', () => {
+    const m = fmnistVgg5();
+    assert.equal(m.macs([1, 1, 28, 28]), 21_903_104);
+    assert.deepEqual(m.outputShape([3, 1, 28, 28]), [3, 10]);
+    const e = engine();
+    const y = m.predict(e.tensor(randomInput([3, 784]), [3, 1, 28, 28]));
+    assert.deepEqual(y.shape, [3, 10]);
+    e.endStep();
+  });
+
+  test('a spec rebuilds the same architecture; unknown layer types are rejected by name', () => {
+    const m = smallResNet();
+    const again = buildModule(m.spec());
+    assert.deepEqual(again.spec(), m.spec());
+    assert.deepEqual(again.namedParameters().map(([n, t]) => [n, t.shape]), m.namedParameters().map(([n, t]) => [n, t.shape]));
+    assert.throws(() => buildModule({ type: 'Conv3d' }), (e: Error) => e instanceof UnknownModuleError && /unknown layer type 'Conv3d'/.test(e.message));
+  });
+
+  test('addLKAMs on a ResNet gates body convs and never the skip path', () => {
+    const net = smallResNet({ width: 8 });
+    const gated = addLKAMs(net);
+    const all = gated.modules();
+    const residuals = all.map(([, m]) => m).filter((m): m is Residual => m instanceof Residual);
+    assert.equal(residuals.length, 3);
+    for (const r of residuals) {
+      if (r.shortcut !== null) assert.equal(gates(r.shortcut).length, 0, 'a shortcut was gated');
+      assert.equal(gates(r.body).length, 2);
+    }
+    // The stem conv reads the image and stays dense.
+    assert.ok((gated as Sequential).layers[0] instanceof Conv2d);
+    const e = engine();
+    const x = e.tensor(randomInput([2, 784]), [2, 1, 28, 28]);
+    const y = gated.forward(x);
+    assert.deepEqual(y.shape, [2, 10]);
+    const s = sparsityLoss(gated);
+    assert.ok(s !== null && s.item() > 0);
+    e.endStep();
+  });
+
+  test('addLKAMs rejects conv indices the model does not have', () => {
+    assert.throws(() => addLKAMs(fmnistVgg5(), { layers: [1, 9] }), /conv indices 9 do not exist \(the model has 5 convs/);
+  });
+
+  test('LKAM switches start open and its gradients match finite differences (grid 2, max pooling)', async () => {
+    const prev = engine();
+    setEngine(await Engine.create({ kind: 'reference' }));
+    const lkam = new LKAM({ inChannels: 3, switches: 5, bank: 2, grid: 2, pool: 'max' });
+    const block = new Conv2d({ inChannels: 3, outChannels: 5, kernel: 3, padding: 1 });
+    const g = new Gated(block, lkam);
+    const e = engine();
+    const x = e.tensor(randomInput([2, 3, 6, 6], 9), [2, 3, 6, 6]);
+    const s = lkam.forward(x).f32();
+    for (const v of s) assert.ok(v > 0.5 && v < 1, `switch ${v} does not start open`);
+    e.endStep();
+    const r = gradCheck(([xx]) => g.forward(xx!), [{ data: randomInput([2, 3, 6, 6], 9), shape: [2, 3, 6, 6] }], { params: g.parameters(), eps: 1e-2, rtol: 5e-2, atol: 3e-3 });
+    assert.ok(r.ok, `LKAM gradient mismatch ${JSON.stringify(r.worst)}`);
+    const rs = gradCheck(() => sparsityLoss(g)!, [], { params: lkam.parameters(), eps: 1e-2, rtol: 5e-2 });
+    assert.equal(rs.ok, true);
+    setEngine(prev);
+  });
+});
+
+describe('errors a caller can cause', () => {
+  before(async () => {
+    setEngine(await Engine.create({ kind: 'wasm', threads: 1 }));
+  });
+  test('conv2d with mismatched channels names the op and both shapes', () => {
+    const e = engine();
+    const x = e.zeros([1, 3, 8, 8]);
+    const w = e.zeros([4, 2, 3, 3]);
+    assert.throws(() => ops.conv2d(x, w), (err: Error) => err instanceof ShapeError && /conv2d: input \[1,3,8,8\] has 3 channels but weight \[4,2,3,3\] expects 2/.test(err.message));
+    e.endStep();
+  });
+  test('a disposed tensor is refused by name', () => {
+    const e = engine();
+    const x = e.zeros([2, 2]);
+    x.name = 'activations';
+    e.endStep();
+    assert.throws(() => ops.relu(x), (err: Error) => err instanceof DisposedTensorError && /relu: activations \[2,2\] float32 was disposed/.test(err.message));
+  });
+  test('wrong dtype and out-of-range labels are named', () => {
+    const e = engine();
+    const logits = e.zeros([2, 3]);
+    assert.throws(() => ops.softmaxCrossEntropy(logits, e.zeros([2])), /labels tensor \[2\] float32 should be int32/);
+    assert.throws(() => ops.softmaxCrossEntropy(logits, e.tensor([0, 3], [2], 'int32')), /label 3 at position 1 is outside \[0, 2\]/);
+    assert.throws(() => ops.add(e.zeros([2, 3]), e.zeros([3, 2])), /add: shapes \[2,3\] and \[3,2\] differ/);
+    e.endStep();
+  });
+  test('a model that does not fit the input shape says so', () => {
+    const m: Module = fmnistVgg5();
+    assert.throws(() => m.outputShape([1, 3, 28, 28]), /input \[1,3,28,28\] has 3 channels but weight \[32,1,3,3\] expects 1/);
+  });
+});
