@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { SimdVariant } from '../src/backend/wasm/loader.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 import {
   BenchRng, environment, printTable, round, spreadText, time, VERIFY_RELATIVE, verifyOutputs, writeResults,
   type Bench, type BenchOptions, type Cell, type Timing,
@@ -121,24 +122,26 @@ async function openParsimony(variant: SimdVariant, threads: number, inputs: Inpu
       if (cs.op === 'conv') {
         const x = xs.get(cs.batch as (typeof BATCHES)[number]);
         if (x === undefined) throw new Error(`no input for batch ${cs.batch}`);
-        const conv = (): Float32Array => e.noGrad(() => ops.conv2d(x, w, null, { padding: PAD, stride: 1 })).f32();
+        const conv = (): Tensor => e.noGrad(() => ops.conv2d(x, w, null, { padding: PAD, stride: 1 }));
         return {
           run: () => {
             conv();
             e.endStep();
           },
           output: async () => {
-            const y = conv().slice();
+            const y = conv().f32().slice();
             e.endStep();
             return y;
           },
         };
       }
-      const scratch = be.scratch(gemmScratchBytes());
       const parts = splitRange(GEMM.N, be.threads);
-      const args = parts.map(([n0, n1], t): Parameters<typeof be.kernels.gemm> =>
-        [0, 0, GEMM.M, n1 - n0, GEMM.K, 1, a.ptr, GEMM.K, b.ptr + n0 * 4, GEMM.N, 0, c.ptr + n0 * 4, GEMM.N, scratch[t] as number]);
-      const run = (): void => be.parallel('gemm', args);
+      const bytes = gemmScratchBytes();
+      const run = (): void => {
+        const scratch = be.scratch(bytes);
+        be.parallel('gemm', parts.map(([n0, n1], t): Parameters<typeof be.kernels.gemm> =>
+          [0, 0, GEMM.M, n1 - n0, GEMM.K, 1, a.ptr, GEMM.K, b.ptr + n0 * 4, GEMM.N, 0, c.ptr + n0 * 4, GEMM.N, scratch[t] as number]));
+      };
       return { run, output: async () => { run(); return c.f32().slice(); } };
     },
     async close() {
@@ -157,7 +160,7 @@ async function openOrt(threads: number, inputs: Inputs): Promise<Runner> {
   const sessions: ort.InferenceSession[] = [];
   return {
     engine: 'onnxruntime-node', variant: 'cpu', threads,
-    notes: { opset: OPSET, session: options, timed: 'await session.run(feeds), output copied out of the native tensor', gemm: 'MatMul with the [M, K] operand as an initializer, [K, N] as the input' },
+    notes: { opset: OPSET, session: options, timed: 'await session.run(feeds), which returns the output as a new JS tensor', gemm: 'MatMul with the [M, K] operand as an initializer, [K, N] as the input' },
     async prepare(cs) {
       let model: Uint8Array;
       let feeds: Record<string, ort.Tensor>;
@@ -305,7 +308,7 @@ function configLabel(c: { engine: string; variant: string; threads: number }): s
 
 export const convBench: Bench = {
   name: 'conv',
-  defaults: { warmup: 3, reps: 20 },
+  defaults: { warmup: 5, reps: 30 },
   quick: { warmup: 1, reps: 3 },
   description: 'conv 64→64 3x3 on 32x32 at N=1 and N=32, and its GEMM (64x1024x576): Parsimony vs onnxruntime-node vs tfjs-wasm',
   async run(options: BenchOptions) {
@@ -363,7 +366,8 @@ export const convBench: Bench = {
     }
 
     const find = (engine: EngineName, variant: string | null, threads: number, id: string): Row | undefined => {
-      const cs = CASES.find((c) => c.id === id) as Case;
+      const cs = CASES.find((c) => c.id === id);
+      if (cs === undefined) return undefined;
       return rows.find((r) => r.engine === engine && (variant === null || r.variant === variant) && r.threads === threads && r.op === cs.op && r.batch === cs.batch);
     };
     /** Speed of a over speed of b (= median time of b / median time of a): above 1, a is faster. */
@@ -396,7 +400,7 @@ export const convBench: Bench = {
     const ratioRows: Cell[][] = [];
     for (const [k, v] of Object.entries(ratios)) {
       if (k === 'definition') continue;
-      for (const [id, r] of Object.entries(v as Record<string, number | null>)) ratioRows.push([k, (CASES.find((c) => c.id === id) as Case).label, r]);
+      for (const [id, r] of Object.entries(v as Record<string, number | null>)) ratioRows.push([k, CASES.find((c) => c.id === id)?.label ?? id, r]);
     }
     printTable('speed ratios, same run (above 1: the first is faster)', ['ratio', 'case', 'value'], ratioRows);
 

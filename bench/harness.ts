@@ -3,7 +3,8 @@
  * spread), the record of the machine and the engines a run used, table printing and JSON results.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -214,10 +215,38 @@ function git(args: string[]): string | null {
   }
 }
 
+/** SIMD-related flags from /proc/cpuinfo (Linux), which explain what native engines can use. */
+function cpuFlags(): string[] | null {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    if (line === undefined) return null;
+    const flags = new Set(line.slice(line.indexOf(':') + 1).trim().split(/\s+/));
+    return ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile'].filter((f) => flags.has(f));
+  } catch {
+    return null;
+  }
+}
+
+/** The kernel modules in build/ that this run loaded: size, modification time and hash prefix. */
+function kernelBuilds(): Record<string, { bytes: number; modified: string; sha256: string } | null> {
+  const out: Record<string, { bytes: number; modified: string; sha256: string } | null> = {};
+  for (const v of ['simd', 'relaxed']) {
+    const path = join(ROOT, 'build', `parsimony-${v}.wasm`);
+    try {
+      const bytes = readFileSync(path);
+      out[v] = { bytes: bytes.length, modified: statSync(path).mtime.toISOString(), sha256: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
+    } catch {
+      out[v] = null;
+    }
+  }
+  return out;
+}
+
 export interface Environment {
   readonly date: string;
   readonly cpu_model: string;
   readonly cores: number;
+  readonly cpu_flags: readonly string[] | null;
   readonly available_parallelism: number;
   readonly load_average_1m_5m_15m: readonly number[];
   readonly total_memory_gib: number;
@@ -229,6 +258,7 @@ export interface Environment {
   /** Whether tracked files differ from the commit (the numbers may then not be reproducible from it). */
   readonly git_dirty: boolean | null;
   readonly packages: Readonly<Record<string, string | null>>;
+  readonly kernel_builds: Readonly<Record<string, unknown>>;
   readonly warmup: number;
   readonly reps: number;
   readonly quick: boolean;
@@ -243,6 +273,7 @@ export function environment(options: BenchOptions, packages: readonly string[], 
     date: new Date().toISOString(),
     cpu_model: cpus[0]?.model.trim() ?? 'unknown',
     cores: cpus.length,
+    cpu_flags: cpuFlags(),
     available_parallelism: typeof os.availableParallelism === 'function' ? os.availableParallelism() : cpus.length,
     load_average_1m_5m_15m: os.loadavg().map((x) => Math.round(x * 100) / 100),
     total_memory_gib: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
@@ -253,6 +284,7 @@ export function environment(options: BenchOptions, packages: readonly string[], 
     git_commit: git(['rev-parse', 'HEAD']),
     git_dirty: status === null ? null : status.length > 0,
     packages: Object.fromEntries(packages.map((p) => [p, packageVersion(p)])),
+    kernel_builds: kernelBuilds(),
     warmup: options.warmup,
     reps: options.reps,
     quick: options.quick,

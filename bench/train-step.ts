@@ -253,7 +253,7 @@ export const trainStepBench: Bench = {
     const ratioRows: Cell[][] = Object.entries(ratios).filter(([k]) => k !== 'definition').map(([k, v]) => [k, v as number | null]);
     printTable('images/s ratios, same run (above 1: the first is faster)', ['ratio', 'value'], ratioRows);
 
-    const env = environment(options, ['@tensorflow/tfjs-core', 'typescript', 'assemblyscript'], {
+    const env = environment(options, ['typescript', 'assemblyscript', 'tsx'], {
       model: 'fmnistVgg5 (width 1, 10 classes), training mode (batch norm on batch statistics)',
       step: 'forward + softmax cross-entropy (mean), backward, Adam step (lr 1e-3, PyTorch defaults otherwise), gradients zeroed',
       data: `seeded uniform [0, 1) inputs [${batch}, ${IMAGE.join(', ')}], uniform labels in [0, ${CLASSES}); the same inputs every step`,
