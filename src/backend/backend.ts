@@ -90,14 +90,20 @@ export class Backend {
     return this.scratchPtrs;
   }
 
-  /** Runs `name` once per argument list, in parallel; list 0 runs on the calling thread. */
-  parallel<K extends KernelName>(name: K, argLists: ReadonlyArray<Parameters<Kernels[K]>>): void {
+  /**
+   * Runs `name` once per argument list, in parallel; list 0 runs on the calling thread.
+   * Returns the sum of the calls' numeric results (0 for kernels that return nothing).
+   */
+  parallel<K extends KernelName>(name: K, argLists: ReadonlyArray<Parameters<Kernels[K]>>): number {
     const f = this.kernels[name] as (...a: number[]) => unknown;
+    const asNumber = (r: unknown): number => (typeof r === 'number' ? r : 0);
     if (this.pool === null || argLists.length <= 1) {
-      for (const a of argLists) f(...(a as number[]));
-      return;
+      let total = 0;
+      for (const a of argLists) total += asNumber(f(...(a as number[])));
+      return total;
     }
-    this.pool.run(name, argLists as ReadonlyArray<ArrayLike<number>>, (a) => f(...(Array.from(a))));
+    const results = this.pool.run(name, argLists as ReadonlyArray<ArrayLike<number>>, (a) => asNumber(f(...Array.from(a))));
+    return results.reduce((s, r) => s + r, 0);
   }
 
   close(): void {

@@ -43,11 +43,8 @@ function run(msg, post) {
     if (fn < 0) { Atomics.add(ctl, DONE, 1); Atomics.notify(ctl, DONE); return; }
     try {
       const argc = ctl[base + ARGC];
-      const f = fns[fn];
-      switch (argc) {
-        case 0: f(); break;
-        default: f(...Array.prototype.slice.call(args, 0, argc));
-      }
+      const r = fns[fn](...Array.prototype.slice.call(args, 0, argc));
+      args[0] = typeof r === 'number' ? r : 0;
       ctl[base + STATUS] = 0;
     } catch (e) {
       ctl[base + STATUS] = 1;
@@ -139,9 +136,9 @@ export class ThreadPool {
 
   /**
    * Runs kernel `name` once per argument list: list 0 on the calling thread through `local`,
-   * list i on worker i-1. Returns when all have finished.
+   * list i on worker i-1. Returns when all have finished, with each call's numeric result (0 for void kernels).
    */
-  run(name: KernelName, argLists: ReadonlyArray<ArrayLike<number>>, local: (args: ArrayLike<number>) => void): void {
+  run(name: KernelName, argLists: ReadonlyArray<ArrayLike<number>>, local: (args: ArrayLike<number>) => number): number[] {
     if (this.closed) throw new Error('thread pool is closed');
     if (argLists.length - 1 > this.workers) throw new Error(`${name}: ${argLists.length} tasks for ${this.workers + 1} threads`);
     const fn = this.fnIndex.get(name);
@@ -161,8 +158,10 @@ export class ThreadPool {
       Atomics.notify(ctl, base + SEQ);
     }
     this.doneTarget += tasks;
-    if (argLists.length > 0) local(argLists[0] as ArrayLike<number>);
+    const results: number[] = [argLists.length > 0 ? local(argLists[0] as ArrayLike<number>) : 0];
     this.waitDone(name);
+    for (let t = 0; t < tasks; t++) results.push((this.args[t] as Float64Array)[0] as number);
+    return results;
   }
 
   private waitDone(name: string): void {
