@@ -1,0 +1,41 @@
+export { DataError, type DataErrorDetails } from './errors.js';
+export { Rng, hashSeed, mix32, type RngState } from './rng.js';
+export {
+  InMemoryDataset,
+  SubsetDataset,
+  classCounts,
+  computeChannelStats,
+  datasetLabels,
+  materialize,
+  splitDataset,
+  toShared,
+  type ChannelStats,
+  type Dataset,
+  type DatasetItem,
+  type DatasetStorage,
+  type ImageShape,
+  type InMemoryDatasetInit,
+  type PixelArray,
+  type SplitOptions,
+} from './dataset.js';
+export {
+  decodeIdx,
+  encodeIdx,
+  idxDataset,
+  loadIdxDataset,
+  readIdx,
+  type IdxArray,
+  type IdxData,
+  type IdxDatasetOptions,
+  type IdxType,
+} from './idx.js';
+export {
+  DEBIAN_FASHION_MNIST_DIR,
+  FASHION_MNIST_CLASSES,
+  IDX_FILE_STEMS,
+  builtinFashionMnistDir,
+  idxFilesIn,
+  loadFashionMnist,
+  type FashionMnistOptions,
+  type IdxFileSet,
+} from './fashion-mnist.js';
