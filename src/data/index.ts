@@ -39,3 +39,12 @@ export {
   type FashionMnistOptions,
   type IdxFileSet,
 } from './fashion-mnist.js';
+export { CIFAR_IMAGE_BYTES, loadCifar10, loadCifar100, readCifarFiles, type CifarFormat, type CifarReadOptions } from './cifar.js';
+export {
+  IMAGE_EXTENSIONS,
+  discoverClasses,
+  loadImageFolder,
+  readClassList,
+  saveClassList,
+  type ImageFolderOptions,
+} from './image-folder.js';
