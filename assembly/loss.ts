@@ -9,6 +9,32 @@
   return a > b || (a == b && ia < ib);
 }
 
+/**
+ * e^x in four lanes: Cephes expf (reduction by ln 2 split in two, degree-6 polynomial), about 2 ulp;
+ * 2^n is applied as two factors so that results from 3e38 down into the subnormals stay correct.
+ * Below -103.97 gives 0, above 88.7228 gives +Infinity, NaN stays NaN.
+ */
+@inline function expf4(x: v128): v128 {
+  const xc = f32x4.max(f32x4.min(x, f32x4.splat(88.72283905206835)), f32x4.splat(-103.97207708399179));
+  const fx = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(xc, f32x4.mul(fx, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  const n = i32x4.trunc_sat_f32x4_s(fx);
+  const n1 = i32x4.shr_s(n, 1);
+  const bias = i32x4.splat(127);
+  const y = f32x4.mul(f32x4.mul(p, i32x4.shl(i32x4.add(n1, bias), 23)), i32x4.shl(i32x4.add(i32x4.sub(n, n1), bias), 23));
+  const under = f32x4.lt(x, f32x4.splat(-103.97207708399179));
+  const over = f32x4.gt(x, f32x4.splat(88.72283905206835));
+  return v128.bitselect(f32x4.splat(Infinity), v128.andnot(y, under), over);
+}
+
 /** Largest of len floats at p (NaN when any is NaN); -Infinity when len = 0. */
 @inline function rowMax(p: usize, len: i32): f32 {
   let mv = f32x4.splat(-Infinity);
@@ -30,15 +56,22 @@ export function softmaxCrossEntropy(logits: usize, labels: usize, N: i32, C: i32
       continue;
     }
     const m = rowMax(xr, C);
-    let s: f64 = 0;
-    for (let i = 0; i < C; i++) {
-      const e = Mathf.exp(load<f32>(xr + (<usize>i << 2)) - m);
+    const mv = f32x4.splat(m);
+    let acc = f32x4.splat(0);
+    let i = 0;
+    for (; i + 4 <= C; i += 4) {
+      const e = expf4(f32x4.sub(v128.load(xr + (<usize>i << 2)), mv));
+      v128.store(pr + (<usize>i << 2), e);
+      acc = f32x4.add(acc, e);
+    }
+    let s: f64 = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) + <f64>f32x4.extract_lane(acc, 2) + <f64>f32x4.extract_lane(acc, 3);
+    for (; i < C; i++) {
+      const e = f32x4.extract_lane(expf4(f32x4.splat(load<f32>(xr + (<usize>i << 2)) - m)), 0);
       store<f32>(pr + (<usize>i << 2), e);
       s += <f64>e;
     }
     const inv = f32x4.splat(<f32>(1 / s));
-    let i = 0;
-    for (; i + 4 <= C; i += 4) {
+    for (i = 0; i + 4 <= C; i += 4) {
       const o = pr + (<usize>i << 2);
       v128.store(o, f32x4.mul(v128.load(o), inv));
     }

@@ -193,3 +193,25 @@ test('the gradient check rejects reluBackward with its mask inverted', () => {
   assert.throws(() => gradientCheck(relu, 3, 16, inverted), /reluBackward against central differences/);
   gradientCheck(relu, 3, 16);
 });
+
+test('sigmoid (a vectorised exp) is within 4 ulp of float64 over [-104, 20], and 0 <= y < 2^-126 where the result is subnormal', () => {
+  h.arena.reset();
+  const n = 20011;
+  const xv = Float32Array.from({ length: n }, (_, i) => -104 + (124 * i) / (n - 1));
+  const x = buf(n, 1), y = buf(n, 2);
+  for (const { name, k } of variants) {
+    prefill(x, xv);
+    k.sigmoid(x.ptr, y.ptr, n);
+    const got = read(y);
+    for (let i = 0; i < n; i++) {
+      const v = xv[i]!;
+      const expected = v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
+      if (expected < 2 ** -126) {
+        assert.ok(got[i]! >= 0 && got[i]! < 2 ** -126, `sigmoid(${v}) ${name} is ${got[i]}, expected ${expected}`);
+        continue;
+      }
+      const ulp = 2 ** (Math.floor(Math.log2(Math.fround(expected))) - 23);
+      assert.ok(Math.abs(got[i]! - expected) <= 4 * ulp, `sigmoid(${v}) ${name} is ${got[i]}, expected ${expected} (${Math.abs(got[i]! - expected) / ulp} ulp)`);
+    }
+  }
+});
