@@ -5,7 +5,7 @@ import type { Kernels } from '../../src/backend/kernels.js';
 import { dropoutUniform } from '../../src/backend/reference/elementwise.js';
 import { kernelHarness } from '../util/kernel-harness.js';
 import { TestRng } from '../util/rng.js';
-import { assertClose, close, exact, type Tolerance } from '../util/tolerance.js';
+import { assertClose, close, exact, loose, type Tolerance } from '../util/tolerance.js';
 
 const h = await kernelHarness();
 const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
@@ -271,4 +271,52 @@ test('dropoutForward: masks are 0 or 1/(1-p), drop a fraction p, and seeds give 
   let shifted = 0;
   for (let i = 0; i < 1000; i++) if ((dropoutUniform(1234, i + 1) < p) === (dropoutUniform(1234, i) < p)) shifted++;
   assert.ok(Math.abs(shifted / 1000 - expectAgree) < 0.07, 'neighbouring indices are correlated');
+});
+
+/**
+ * The reference channelScaleBackward against central differences of L = sum of w * channelScale(x, s),
+ * evaluated in float64 from the reference forward's float32 outputs; `backward` may be a deliberately wrong one.
+ */
+function channelScaleGradientCheck(N: number, C: number, HW: number, seedValue: number, backward = h.reference.channelScaleBackward): void {
+  h.arena.reset();
+  const rng = new TestRng(seedValue);
+  const total = N * C * HW;
+  const x = buf(total), gate = buf(N * C), y = buf(total), dy = buf(total), dx = buf(total), ds = buf(N * C);
+  const xv = uniform(rng, total), sv = uniform(rng, N * C), w = uniform(rng, total);
+  const objective = (xs: Float32Array, ss: Float32Array): number => {
+    prefill(x, xs);
+    prefill(gate, ss);
+    h.reference.channelScale(x.ptr, gate.ptr, y.ptr, N, C, HW);
+    return read(y).reduce((acc, v, i) => acc + w[i]! * v, 0);
+  };
+  const central = (vec: Float32Array, i: number, at: (v: Float32Array) => number): number => {
+    const plus = vec.slice(), minus = vec.slice();
+    plus[i] = vec[i]! + 1e-2;
+    minus[i] = vec[i]! - 1e-2;
+    return (at(plus) - at(minus)) / (plus[i]! - minus[i]!);
+  };
+  prefill(x, xv);
+  prefill(gate, sv);
+  prefill(dy, w);
+  backward(x.ptr, gate.ptr, dy.ptr, dx.ptr, ds.ptr, N, C, HW);
+  const label = `x=[${N},${C},${HW}]`;
+  assertClose(read(dx), Float64Array.from(xv, (_, i) => central(xv, i, (v) => objective(v, sv))), loose, `channelScaleBackward dx ${label} against central differences`);
+  assertClose(read(ds), Float64Array.from(sv, (_, i) => central(sv, i, (v) => objective(xv, v))), loose, `channelScaleBackward ds ${label} against central differences`);
+}
+
+test('reference channelScaleBackward matches central differences of the reference channelScale', () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 7 }), seed,
+    (N, C, HW, s) => channelScaleGradientCheck(N, C, HW, s)), { seed: 42, numRuns: 20 });
+});
+
+test('the gradient check rejects a channelScaleBackward whose gate gradient reads the wrong image', () => {
+  const wrong: Kernels['channelScaleBackward'] = (x, s, dy, dx, ds, N, C, HW) => {
+    h.reference.channelScaleBackward(x, s, dy, dx, ds, N, C, HW);
+    const v = h.mem.f32;
+    const first = v[(ds >>> 2)]!;
+    for (let p = 0; p < N * C - 1; p++) v[(ds >>> 2) + p] = v[(ds >>> 2) + p + 1]!;
+    v[(ds >>> 2) + N * C - 1] = first;
+  };
+  assert.throws(() => channelScaleGradientCheck(2, 2, 5, 4, wrong), /channelScaleBackward ds .* against central differences/);
+  channelScaleGradientCheck(2, 2, 5, 4);
 });
