@@ -35,6 +35,30 @@
   return v128.bitselect(f32x4.splat(Infinity), v128.andnot(y, under), over);
 }
 
+/** Natural log of a finite s >= 1 without lookup tables: s = 2^k m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m - 1) / (m + 1)). */
+@inline function logAtLeastOne(s: f64): f64 {
+  const bits = reinterpret<u64>(s);
+  let k = <i32>((bits >> 52) & 0x7ff) - 1023;
+  let m = reinterpret<f64>((bits & 0x000fffffffffffff) | 0x3ff0000000000000);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    k++;
+  }
+  const z = (m - 1) / (m + 1);
+  const z2 = z * z;
+  let p: f64 = 1.0 / 19;
+  p = p * z2 + 1.0 / 17;
+  p = p * z2 + 1.0 / 15;
+  p = p * z2 + 1.0 / 13;
+  p = p * z2 + 1.0 / 11;
+  p = p * z2 + 1.0 / 9;
+  p = p * z2 + 1.0 / 7;
+  p = p * z2 + 1.0 / 5;
+  p = p * z2 + 1.0 / 3;
+  p = p * z2 + 1;
+  return <f64>k * 0.6931471805599453 + 2 * z * p;
+}
+
 /** Largest of len floats at p (NaN when any is NaN); -Infinity when len = 0. */
 @inline function rowMax(p: usize, len: i32): f32 {
   let mv = f32x4.splat(-Infinity);
@@ -45,7 +69,7 @@
   return m;
 }
 
-// losses[n] = max + log(sum of exp(x - max)) - x[label]: finite for any finite logits.
+// losses[n] = max + log(sum of exp(x - max)) - x[label]: finite for any finite logits. The sum is at least 1.
 // C = 0 writes loss 0 and no probabilities.
 export function softmaxCrossEntropy(logits: usize, labels: usize, N: i32, C: i32, probs: usize, losses: usize): void {
   for (let n = 0; n < N; n++) {
@@ -81,7 +105,7 @@ export function softmaxCrossEntropy(logits: usize, labels: usize, N: i32, C: i32
     }
     const label = load<i32>(labels + (<usize>n << 2));
     const xl = load<f32>(xr + (<usize>label << 2));
-    store<f32>(losses + (<usize>n << 2), <f32>(<f64>m - <f64>xl + Math.log(s)));
+    store<f32>(losses + (<usize>n << 2), <f32>(<f64>m - <f64>xl + logAtLeastOne(s)));
   }
 }
 

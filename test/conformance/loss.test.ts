@@ -175,3 +175,17 @@ test('the gradient check rejects a backward with the one-hot term of the wrong s
   assert.throws(() => lossGradientCheck(3, 5, 9, wrong), /against central differences/);
   lossGradientCheck(3, 5, 9, h.reference.softmaxCrossEntropyBackward);
 });
+
+test('softmaxCrossEntropy over C equal logits gives loss log(C) and probabilities 1/C', () => {
+  for (const C of [1, 2, 3, 7, 100, 999, 1000, 4099]) {
+    h.arena.reset();
+    const x = buf(C, 1), labels = buf(1, 0, true), probs = buf(C, 2), losses = buf(1, 3);
+    for (const { name, k } of everyKernelSet()) {
+      prefill(x, new Float32Array(C).fill(-3.5));
+      prefill(labels, [C - 1]);
+      k.softmaxCrossEntropy(x.ptr, labels.ptr, 1, C, probs.ptr, losses.ptr);
+      assertClose(read(losses), [Math.log(C)], close, `loss C=${C} ${name}`);
+      assertClose(read(probs), new Float32Array(C).fill(1 / C), close, `probs C=${C} ${name}`);
+    }
+  }
+});
