@@ -65,7 +65,7 @@ const exactUnlessFused = (v: string): Tolerance => (v === 'relaxed' ? close : ex
 const len = fc.integer({ min: 0, max: 37 });
 const shift = fc.integer({ min: 0, max: 3 });
 const seed = fc.integer({ min: 0, max: 0x7fffffff });
-const runs = { seed: 42, numRuns: 60 };
+const runs = { seed: 42, numRuns: 150 };
 const SPECIAL = [NaN, Infinity, -Infinity, -0, 0, 100, -100, 1e-30];
 
 /** Mostly uniform in [-6, 6], with some special values and exact kinks (0, lo, hi) mixed in. */

@@ -121,7 +121,7 @@ test('maxPool2dForward and avgPool2dForward: random geometry and ranges, ties, w
     assertRangeOnly(y, g.C * g.OH * g.OW, n0, n1, `maxPool2dForward reference ${label}`);
     conform(`avgPool2dForward ${label}`, [[x, xv]], [y], (k) => k.avgPool2dForward(d, x.ptr, y.ptr, n0, n1), always(exact));
     assertRangeOnly(y, g.C * g.OH * g.OW, n0, n1, `avgPool2dForward reference ${label}`);
-  }), { seed: 42, numRuns: 150 });
+  }), { seed: 42, numRuns: 400 });
 });
 
 test('maxPool2dBackward and avgPool2dBackward: random geometry and ranges; exact', () => {
@@ -140,7 +140,7 @@ test('maxPool2dBackward and avgPool2dBackward: random geometry and ranges; exact
     assertRangeOnly(dx, g.C * g.H * g.W, n0, n1, `maxPool2dBackward reference ${label}`);
     conform(`avgPool2dBackward ${label}`, [[dy, dyv]], [dx], (k) => k.avgPool2dBackward(d, dy.ptr, dx.ptr, n0, n1), always(exact));
     assertRangeOnly(dx, g.C * g.H * g.W, n0, n1, `avgPool2dBackward reference ${label}`);
-  }), { seed: 42, numRuns: 100 });
+  }), { seed: 42, numRuns: 250 });
 });
 
 const onePlane = (H: number, W: number, K: number, stride: number, pad: number, countIncludePad = 0): PoolGeometry => ({
