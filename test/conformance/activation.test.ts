@@ -215,3 +215,24 @@ test('sigmoid (a vectorised exp) is within 4 ulp of float64 over [-104, 20], and
     }
   }
 });
+
+test('tanh (vectorised) is within 4 ulp of float64 over [-12, 12], odd, and exactly ±1 far out', () => {
+  h.arena.reset();
+  const n = 24001;
+  const xv = Float32Array.from({ length: n }, (_, i) => -12 + (24 * i) / (n - 1));
+  const x = buf(n, 3), y = buf(n, 1);
+  for (const { name, k } of variants) {
+    prefill(x, xv);
+    k.tanh(x.ptr, y.ptr, n);
+    const got = read(y);
+    for (let i = 0; i < n; i++) {
+      const expected = Math.tanh(xv[i]!);
+      const ulp = expected === 0 ? 2 ** -149 : 2 ** (Math.floor(Math.log2(Math.abs(Math.fround(expected)))) - 23);
+      assert.ok(Math.abs(got[i]! - expected) <= 4 * ulp, `tanh(${xv[i]}) ${name} is ${got[i]}, expected ${expected} (${Math.abs(got[i]! - expected) / ulp} ulp)`);
+      assert.ok(got[i] === -got[n - 1 - i]!, `tanh ${name} is not odd at ${xv[i]}`);
+    }
+    prefill(x, [1e-30, -1e-30, 50, -50, 1e30]);
+    k.tanh(x.ptr, y.ptr, 5);
+    assert.deepEqual(Array.from(read(y).subarray(0, 5)), [Math.fround(1e-30), Math.fround(-1e-30), 1, -1, 1], `tanh far out ${name}`);
+  }
+});
