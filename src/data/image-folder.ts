@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import sharp from 'sharp';
+import type { Sharp } from 'sharp';
 import { InMemoryDataset, sharedInt32, sharedUint8 } from './dataset.js';
 import { DataError, describeError } from './errors.js';
 
@@ -85,7 +85,18 @@ interface Decoded {
   readonly channels: number;
 }
 
-async function decode(file: string, options: ImageFolderOptions, size: readonly [number, number] | undefined): Promise<Decoded> {
+type SharpFactory = (input: string, options: { autoOrient: boolean; failOn: 'error' }) => Sharp;
+
+/** sharp is a native addon: it is loaded on first use, so the rest of the data layer works without it. */
+async function loadSharp(): Promise<SharpFactory> {
+  try {
+    return (await import('sharp')).default;
+  } catch (e) {
+    throw new DataError(`image folders need the sharp package, which failed to load (${describeError(e)})`, { field: 'sharp', cause: e });
+  }
+}
+
+async function decode(sharp: SharpFactory, file: string, options: ImageFolderOptions, size: readonly [number, number] | undefined): Promise<Decoded> {
   const channels = options.color === 'grayscale' ? 1 : 3;
   try {
     let img = sharp(file, { autoOrient: true, failOn: 'error' }).removeAlpha();
@@ -152,7 +163,8 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
   }
 
   const channels = options.color === 'grayscale' ? 1 : 3;
-  const first = await decode(files[0]!, options, size);
+  const sharp = await loadSharp();
+  const first = await decode(sharp, files[0]!, options, size);
   const [height, width] = [first.height, first.width];
   const hw = height * width;
   const itemSize = channels * hw;
@@ -179,7 +191,7 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
     while (next < files.length && failures.length === 0) {
       const i = next++;
       try {
-        store(await decode(files[i]!, options, size), i);
+        store(await decode(sharp, files[i]!, options, size), i);
       } catch (error) {
         failures.push({ index: i, error });
       }

@@ -48,3 +48,11 @@ export {
   saveClassList,
   type ImageFolderOptions,
 } from './image-folder.js';
+export {
+  DataLoader,
+  type AugmentOptions,
+  type Batch,
+  type DataLoaderOptions,
+  type LoaderState,
+  type NormalizeOptions,
+} from './loader.js';
