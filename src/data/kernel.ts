@@ -173,12 +173,18 @@ export function assembleBatch(
           x.fill(pad, outRow, outRow + W);
           continue;
         }
-        const inRow = inC + sr * W;
-        for (let q = 0; q < W; q++) {
-          const sc = (flip ? W - 1 - q : q) + dx - P;
-          if (sc < 0 || sc >= W) x[outRow + q] = pad;
-          else if (lut !== null) x[outRow + q] = lut[lo + pixels[inRow + sc]!]!;
-          else x[outRow + q] = (pixels[inRow + sc]! * scale - m) / sd;
+        // output column q reads source column s0 + step * q; columns [qLo, qHi) fall inside the source
+        const step = flip ? -1 : 1;
+        const s0 = flip ? W - 1 + dx - P : dx - P;
+        const qLo = Math.min(W, Math.max(0, flip ? dx - P : P - dx));
+        const qHi = Math.max(qLo, Math.min(W, flip ? W + dx - P : W + P - dx));
+        x.fill(pad, outRow, outRow + qLo);
+        x.fill(pad, outRow + qHi, outRow + W);
+        const inRow = inC + sr * W + s0;
+        if (lut !== null) {
+          for (let q = qLo; q < qHi; q++) x[outRow + q] = lut[lo + pixels[inRow + step * q]!]!;
+        } else {
+          for (let q = qLo; q < qHi; q++) x[outRow + q] = (pixels[inRow + step * q]! * scale - m) / sd;
         }
       }
     }

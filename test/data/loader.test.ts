@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import {
   DataLoader,
   InMemoryDataset,
@@ -14,6 +15,7 @@ import {
   type DataLoaderOptions,
   type DatasetItem,
 } from '../../src/data/index.js';
+import { assembleBatch, fillPermutation, hashSeed, mix32, type BatchSource } from '../../src/data/kernel.js';
 import { assertDataError, copyBatch, tempDir, TOL } from './helpers.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -318,4 +320,80 @@ test('compiled by tsc (no tsx in the worker or the main thread), worker batches 
   } finally {
     cleanup();
   }
+});
+
+/** The per-pixel definition of a batch, written for clarity: the reference twin of assembleBatch. */
+function referenceBatch(src: BatchSource, perm: Int32Array, seed: number, epoch: number, position: number, count: number): { x: number[]; y: number[] } {
+  const { channels: C, height: H, width: W, cropPadding: P } = src;
+  const x: number[] = [];
+  const y: number[] = [];
+  for (let s = 0; s < count; s++) {
+    const k = perm[position + s]!;
+    const stored = src.indices === null ? k : src.indices[k]!;
+    y.push(src.labels[stored]!);
+    let dy = P;
+    let dx = P;
+    let flip = false;
+    if (P > 0 || src.flip) {
+      const h1 = mix32(hashSeed(seed ^ 0x41554731, epoch, position + s));
+      const h2 = mix32(h1);
+      const h3 = mix32(h2);
+      dy = Math.floor((h1 / 2 ** 32) * (2 * P + 1));
+      dx = Math.floor((h2 / 2 ** 32) * (2 * P + 1));
+      flip = src.flip && h3 >>> 31 === 1;
+    }
+    for (let c = 0; c < C; c++) {
+      for (let r = 0; r < H; r++) {
+        for (let q = 0; q < W; q++) {
+          const sr = r + dy - P;
+          const sc = (flip ? W - 1 - q : q) + dx - P;
+          const v = sr < 0 || sr >= H || sc < 0 || sc >= W ? 0 : src.pixels[((stored * C + c) * H + sr) * W + sc]!;
+          x.push(Math.fround((v * src.scale - src.mean[c]!) / src.std[c]!));
+        }
+      }
+    }
+  }
+  return { x, y };
+}
+
+test('assembleBatch equals its per-pixel reference over random shapes, paddings (up to the image size) and flips', () => {
+  fc.assert(
+    fc.property(
+      fc.record({
+        C: fc.integer({ min: 1, max: 3 }),
+        H: fc.integer({ min: 1, max: 7 }),
+        W: fc.integer({ min: 1, max: 7 }),
+        n: fc.integer({ min: 1, max: 12 }),
+        padFraction: fc.double({ min: 0, max: 1, noNaN: true }),
+        flip: fc.boolean(),
+        float: fc.boolean(),
+        seed: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        epoch: fc.integer({ min: 0, max: 1000 }),
+      }),
+      ({ C, H, W, n, padFraction, flip, float, seed, epoch }) => {
+        const P = Math.round(padFraction * Math.max(H, W));
+        const size = n * C * H * W;
+        const raw = Array.from({ length: size }, (_, i) => (i * 2654435761) >>> 24);
+        const pixels = float ? Float32Array.from(raw, (v) => v / 255) : Uint8Array.from(raw);
+        const scale = float ? 1 : 1 / 255;
+        const mean = Float64Array.from({ length: C }, (_, c) => 0.1 * c);
+        const std = Float64Array.from({ length: C }, (_, c) => 0.5 + 0.25 * c);
+        const lut = float ? null : Float32Array.from({ length: C * 256 }, (_, k) => (((k % 256) * scale) - mean[Math.floor(k / 256)]!) / std[Math.floor(k / 256)]!);
+        const src: BatchSource = {
+          pixels, labels: Int32Array.from({ length: n }, (_, i) => i % 5), indices: null, length: n, storedSamples: n,
+          channels: C, height: H, width: W, lut, scale, mean, std,
+          pad: Float32Array.from({ length: C }, (_, c) => (0 - mean[c]!) / std[c]!), cropPadding: P, flip, shuffle: true,
+        };
+        const perm = new Int32Array(n);
+        fillPermutation(perm, seed, epoch, true);
+        const x = new Float32Array(size);
+        const y = new Int32Array(n);
+        assembleBatch(src, perm, seed, epoch, 0, n, x, y);
+        const want = referenceBatch(src, perm, seed, epoch, 0, n);
+        assert.deepEqual(Array.from(y), want.y);
+        assert.deepEqual(Array.from(x), want.x.map((v) => (float ? Math.fround(v) : v)));
+      },
+    ),
+    { seed: 7, numRuns: 300 },
+  );
 });
