@@ -134,7 +134,7 @@ test('augmentation: each sample is its image shifted within the padding, maybe m
   }
   assert.equal(seen.size, 18, 'every offset and flip occurs');
   assert.ok(flips > 150 && flips < 250, `flip rate ${flips}/400`);
-  // crop alone keeps orientation; flip alone keeps position
+  // flip alone keeps each row whole, in order or reversed
   for (const b of new DataLoader(ds, { batchSize: 400, seed: 5, workers: 0, scale: 1, augment: { flip: true } }).epoch(0)) {
     for (let s = 0; s < b.size; s++) {
       const row = Array.from(b.x.subarray(s * 12, s * 12 + 4));
