@@ -1,40 +1,68 @@
 /**
  * `npm run bench -- [name...] [--reps N] [--warmup N] [--quick]`: runs the named benchmarks
- * (all when none is named), prints a table for each and writes bench/results/<name>.json.
+ * (conv and train-step when none is named), prints a table for each and writes
+ * bench/results/<name>.json.
  */
-import { convBench } from './conv.js';
 import { parseArgs, UsageError, type Bench } from './harness.js';
-import { trainStepBench } from './train-step.js';
 
-const BENCHES: readonly Bench[] = [convBench, trainStepBench];
+interface Entry {
+  readonly name: string;
+  /** Whether `npm run bench` without names runs it. */
+  readonly byDefault: boolean;
+  /** Loaded on demand, so that one benchmark that cannot load does not stop the others. */
+  readonly load: () => Promise<Bench>;
+}
 
-function usage(): string {
-  const names = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`).join('\n');
-  return `usage: npm run bench -- [name...] [--reps N] [--warmup N] [--quick]\nbenchmarks:\n${names}`;
+const ENTRIES: readonly Entry[] = [
+  { name: 'conv', byDefault: true, load: async () => (await import('./conv.js')).convBench },
+  { name: 'train-step', byDefault: true, load: async () => (await import('./train-step.js')).trainStepBench },
+  { name: 'data', byDefault: false, load: async () => (await import('./data.js')).dataBench },
+];
+
+async function usage(): Promise<string> {
+  const lines: string[] = [];
+  for (const e of ENTRIES) {
+    let description: string;
+    try {
+      description = (await e.load()).description;
+    } catch (err) {
+      description = `(cannot load: ${(err as Error).message})`;
+    }
+    lines.push(`  ${e.name.padEnd(12)} ${e.byDefault ? '' : '[only when named] '}${description}`);
+  }
+  return `usage: npm run bench -- [name...] [--reps N] [--warmup N] [--quick]\nbenchmarks:\n${lines.join('\n')}`;
 }
 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(usage());
+    console.log(await usage());
     return;
   }
   const args = parseArgs(argv);
-  const known = new Map(BENCHES.map((b) => [b.name, b]));
+  const known = new Map(ENTRIES.map((e) => [e.name, e]));
   const unknown = args.names.filter((n) => !known.has(n));
-  if (unknown.length > 0) throw new UsageError(`unknown benchmark ${unknown.map((n) => `'${n}'`).join(', ')}; the known ones are: ${BENCHES.map((b) => b.name).join(', ')}`);
-  const selected = args.names.length === 0 ? BENCHES : [...new Set(args.names)].map((n) => known.get(n) as Bench);
-  for (const b of selected) {
-    const base = args.quick ? b.quick : b.defaults;
-    console.log(`\n== ${b.name}: ${b.description}`);
-    await b.run({ warmup: args.warmup ?? base.warmup, reps: args.reps ?? base.reps, quick: args.quick });
+  if (unknown.length > 0) throw new UsageError(`unknown benchmark ${unknown.map((n) => `'${n}'`).join(', ')}; the known ones are: ${ENTRIES.map((e) => e.name).join(', ')}`);
+  const selected = args.names.length === 0 ? ENTRIES.filter((e) => e.byDefault) : [...new Set(args.names)].map((n) => known.get(n) as Entry);
+  const failed: string[] = [];
+  for (const entry of selected) {
+    try {
+      const b = await entry.load();
+      const base = args.quick ? b.quick : b.defaults;
+      console.log(`\n== ${b.name}: ${b.description}`);
+      await b.run({ warmup: args.warmup ?? base.warmup, reps: args.reps ?? base.reps, quick: args.quick });
+    } catch (e) {
+      console.error(`\nbench ${entry.name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      failed.push(entry.name);
+    }
   }
+  if (failed.length > 0) throw new Error(`failed: ${failed.join(', ')}`);
 }
 
 main(process.argv.slice(2)).then(
   // Worker threads of closed engines and native thread pools must not keep the process alive.
   () => process.exit(0),
-  (e: unknown) => {
-    if (e instanceof UsageError) console.error(`bench: ${e.message}\n\n${usage()}`);
+  async (e: unknown) => {
+    if (e instanceof UsageError) console.error(`bench: ${e.message}\n\n${await usage()}`);
     else console.error(e instanceof Error ? (e.stack ?? e.message) : e);
     process.exit(1);
   },
