@@ -70,6 +70,14 @@ export interface Kernels {
   /** Training-mode backward for c in [c0,c1): dgamma[c], dbeta[c] overwritten; dx overwritten. */
   batchNormBackward(x: number, dy: number, dx: number, N: number, C: number, HW: number, c0: number, c1: number,
     mean: number, invstd: number, gamma: number, dgamma: number, dbeta: number): void;
+  /**
+   * batchNormBackward for statistics taken over part of each channel: counts[c] (float32) is the
+   * number of elements that took part, and dy is zero at every element that did not. dgamma and dbeta
+   * are the plain sums; dx = gamma * invstd * (dy - (dbeta + xhat * dgamma) / counts[c]); a channel
+   * with counts[c] = 0 gets dx = 0, dgamma = dbeta = 0.
+   */
+  batchNormBackwardMasked(x: number, dy: number, dx: number, N: number, C: number, HW: number, c0: number, c1: number,
+    mean: number, invstd: number, gamma: number, counts: number, dgamma: number, dbeta: number): void;
 
   // ---- Activations (assembly/activation.ts), over n elements ----
   relu(x: number, y: number, n: number): void;
@@ -147,7 +155,7 @@ export type KernelName = keyof Kernels;
 const KERNEL_SET: Record<KernelName, 0> = {
   gemm: 0,
   conv2dForward: 0, conv2dBackwardInput: 0, conv2dBackwardWeight: 0,
-  batchNormStats: 0, batchNormApply: 0, batchNormBackward: 0,
+  batchNormStats: 0, batchNormApply: 0, batchNormBackward: 0, batchNormBackwardMasked: 0,
   relu: 0, reluBackward: 0, leakyRelu: 0, leakyReluBackward: 0, sigmoid: 0, sigmoidBackward: 0,
   tanh: 0, tanhBackward: 0, clamp: 0, clampBackward: 0,
   maxPool2dForward: 0, maxPool2dBackward: 0, avgPool2dForward: 0, avgPool2dBackward: 0,
