@@ -37,6 +37,41 @@ export function checkShape(shape: Shape, what: string): void {
   }
 }
 
+/**
+ * Which channels of each image of an [N, C, ...] tensor may be non-zero: active[n * C + c] is 0 when
+ * the plane (n, c) is known to be all zeros (its kernel was switched off), so readers may skip it.
+ */
+export class ChannelSet {
+  readonly N: number;
+  readonly C: number;
+  readonly active: Uint8Array;
+  /** Active channels per image. */
+  readonly counts: Int32Array;
+
+  constructor(N: number, C: number, active: Uint8Array) {
+    if (active.length !== N * C) throw new RangeError(`ChannelSet: ${active.length} flags for ${N}x${C}`);
+    this.N = N;
+    this.C = C;
+    this.active = active;
+    this.counts = new Int32Array(N);
+    for (let n = 0; n < N; n++) {
+      let c = 0;
+      for (let k = 0; k < C; k++) c += active[n * C + k] as number;
+      this.counts[n] = c;
+    }
+  }
+
+  get total(): number {
+    let t = 0;
+    for (const c of this.counts) t += c;
+    return t;
+  }
+
+  static all(N: number, C: number): ChannelSet {
+    return new ChannelSet(N, C, new Uint8Array(N * C).fill(1));
+  }
+}
+
 export class Tensor {
   readonly shape: Shape;
   readonly dtype: DType;
@@ -51,6 +86,8 @@ export class Tensor {
   /** Gradient accumulated by backward(); parameters keep theirs in persistent memory. */
   grad: Tensor | null = null;
   name: string | null = null;
+  /** Known all-zero channel planes, or null when any channel may be non-zero. */
+  channels: ChannelSet | null = null;
 
   constructor(mem: LinearMemory, arena: Arena, ptr: number, shape: Shape, dtype: DType) {
     this.mem = mem;
