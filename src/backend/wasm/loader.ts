@@ -67,11 +67,20 @@ export async function compileKernels(choice: VariantChoice = 'auto'): Promise<Co
   throw new Error(`this runtime cannot run the ${choice === 'auto' ? 'SIMD' : choice} kernel module (WebAssembly SIMD128 is required)`);
 }
 
-/** An instance bound to `memory`; its exports are checked against the kernel table. */
+/** Kernel-table entries that the module does not export (a complete build has none). */
+export function missingKernels(compiled: CompiledKernels): string[] {
+  const exported = new Set(WebAssembly.Module.exports(compiled.module).map((e) => e.name));
+  return KERNEL_NAMES.filter((n) => !exported.has(n));
+}
+
+/** An instance bound to `memory`. A kernel the module lacks throws, naming itself, when called. */
 export function instantiateKernels(compiled: CompiledKernels, memory: WebAssembly.Memory): Kernels {
   const instance = new WebAssembly.Instance(compiled.module, { env: { memory } });
-  const exports = instance.exports as Record<string, unknown>;
-  const missing = KERNEL_NAMES.filter((n) => typeof exports[n] !== 'function');
-  if (missing.length > 0) throw new Error(`kernel module ${compiled.variant} lacks exports: ${missing.join(', ')}`);
-  return exports as unknown as Kernels;
+  const table: Record<string, unknown> = { ...(instance.exports as Record<string, unknown>) };
+  for (const n of missingKernels(compiled)) {
+    table[n] = () => {
+      throw new Error(`kernel ${n} is not in the ${compiled.variant} kernel module (rebuild with \`npm run build:wasm\`)`);
+    };
+  }
+  return table as unknown as Kernels;
 }
