@@ -62,6 +62,20 @@ export interface Kernels {
   conv2dBackwardWeight(desc: number, x: number, dy: number, dw: number,
     n0: number, n1: number, m0: number, m1: number, beta: number, scratch: number): void;
 
+  // ---- Channel-sparse convolution (assembly/conv.ts), groups = 1 ----
+  // For image n, outIdx[n*M .. n*M+outCount[n]) lists its active output channels and
+  // inIdx[n*C .. n*C+inCount[n]) its active input channels, ascending (int32). Each returns the
+  // multiply-adds it did: OH*OW*KH*KW per (active output, active input) pair and image.
+  /** y[n, m] = conv(x[n, active c], w[m, active c]) + bias[m] for active m; y[n, m] = 0 for inactive m. */
+  conv2dForwardSparse(desc: number, x: number, w: number, bias: number, y: number, n0: number, n1: number,
+    outIdx: number, outCount: number, inIdx: number, inCount: number, scratch: number): number;
+  /** dx[n, c] from dy[n, active m] and w[active m, c] for active c; dx[n, c] = 0 for inactive c. */
+  conv2dBackwardInputSparse(desc: number, dy: number, w: number, dx: number, n0: number, n1: number,
+    outIdx: number, outCount: number, inIdx: number, inCount: number, scratch: number): number;
+  /** dw = beta * dw + sum over images of the active (m, c) blocks' correlation of x[n, c] with dy[n, m]; beta is 0 or 1. */
+  conv2dBackwardWeightSparse(desc: number, x: number, dy: number, dw: number, n0: number, n1: number,
+    outIdx: number, outCount: number, inIdx: number, inCount: number, beta: number, scratch: number): number;
+
   // ---- Batch norm (assembly/batchnorm.ts), x viewed as [N, C, HW] ----
   /** mean[c] and biased variance var[c] over N and HW, for c in [c0,c1). */
   batchNormStats(x: number, N: number, C: number, HW: number, c0: number, c1: number, mean: number, variance: number): void;
@@ -155,6 +169,7 @@ export type KernelName = keyof Kernels;
 const KERNEL_SET: Record<KernelName, 0> = {
   gemm: 0,
   conv2dForward: 0, conv2dBackwardInput: 0, conv2dBackwardWeight: 0,
+  conv2dForwardSparse: 0, conv2dBackwardInputSparse: 0, conv2dBackwardWeightSparse: 0,
   batchNormStats: 0, batchNormApply: 0, batchNormBackward: 0, batchNormBackwardMasked: 0,
   relu: 0, reluBackward: 0, leakyRelu: 0, leakyReluBackward: 0, sigmoid: 0, sigmoidBackward: 0,
   tanh: 0, tanhBackward: 0, clamp: 0, clampBackward: 0,

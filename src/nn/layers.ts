@@ -369,11 +369,11 @@ export class Sequential extends Module {
     for (const l of this.layers) s = l.outputShape(s);
     return s;
   }
-  override macs(input: Shape): number {
+  override macs(input: Shape, withGates = true): number {
     let s: Shape = [1, ...input.slice(1)];
     let total = 0;
     for (const l of this.layers) {
-      total += l.macs(s);
+      total += l.macs(s, withGates);
       s = l.outputShape(s);
     }
     return total;
@@ -412,8 +412,8 @@ export class Residual extends Module {
     if (a.length !== b.length || a.some((d, i) => d !== b[i])) throw new ShapeError(`Residual: body gives ${shapeString(a)} but shortcut gives ${shapeString(b)}`);
     return a;
   }
-  override macs(input: Shape): number {
-    return this.body.macs(input) + (this.shortcut?.macs(input) ?? 0);
+  override macs(input: Shape, withGates = true): number {
+    return this.body.macs(input, withGates) + (this.shortcut?.macs(input, withGates) ?? 0);
   }
   override spec(): ModuleSpec {
     return { type: this.type, body: this.body.spec(), shortcut: this.shortcut?.spec() ?? null };

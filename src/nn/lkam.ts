@@ -9,7 +9,7 @@
  */
 import { engine } from '../autograd/engine.js';
 import * as ops from '../ops/index.js';
-import { ShapeError, type Shape, type Tensor } from '../tensor/tensor.js';
+import { ChannelSet, ShapeError, type Shape, type Tensor } from '../tensor/tensor.js';
 import type { Rng } from './init.js';
 import { BatchNorm2d, Conv2d, globalRng, Linear, ReLU, Residual, Sequential } from './layers.js';
 import { Module, type ModuleSpec } from './module.js';
@@ -127,6 +127,22 @@ registerModule('LKAM', (s) => new LKAM({
   grid: s['grid'] as number, switchKind: s['switchKind'] as SwitchKind, threshold: s['threshold'] as number, initOpen: s['initOpen'] as number,
 }));
 
+/**
+ * How a gate computes its block:
+ * - `skip`: per image, only the kernels switched on, reading only the input channels that are on
+ *   (channel-sparse kernels); batch-norm statistics over the images in which a kernel is on.
+ * - `masked`: the same function computed densely (every kernel, then the off ones zeroed): the
+ *   reference that `skip` must equal.
+ * - `plain`: block then gate, with ordinary batch norm (any block, no skipping).
+ */
+export type GateMode = 'skip' | 'masked' | 'plain';
+
+interface ConvBnRelu {
+  readonly conv: Conv2d;
+  readonly bn: BatchNorm2d | null;
+  readonly relu: boolean;
+}
+
 /** A block (layer i+1) whose output channels are multiplied by the switches an LKAM computes from the block's input. */
 export class Gated extends Module {
   readonly type = 'Gated';
@@ -134,19 +150,60 @@ export class Gated extends Module {
   readonly lkam: LKAM;
   /** Sparsity gain of this gate (gain_i in the objective). */
   gain: number;
+  mode: GateMode = 'skip';
+  /** Which kernels were on for each image in the last forward. */
+  lastOn: ChannelSet | null = null;
+  private readonly parts: ConvBnRelu | null;
 
   constructor(block: Module, lkam: LKAM, gain = 1) {
     super();
     this.block = block;
     this.lkam = lkam;
     this.gain = gain;
+    this.parts = convBnReluParts(block);
+  }
+
+  /** Whether this gate's block can skip kernels (a conv with groups 1, then optional batch norm and ReLU). */
+  get canSkip(): boolean {
+    return this.parts !== null;
   }
 
   override forward(x: Tensor): Tensor {
     const s = this.lkam.forward(x);
-    const y = this.block.forward(x);
-    if (y.rank !== 4 || y.shape[1] !== this.lkam.switches) throw new ShapeError(`Gated: block output ${y.describe()} has ${y.shape[1]} channels, the LKAM makes ${this.lkam.switches} switches`);
-    return ops.channelScale(y, s);
+    const N = s.shape[0] as number;
+    const M = this.lkam.switches;
+    const on = this.switchSet(s);
+    this.lastOn = on;
+    // Sigmoid switches below the threshold are off at inference: their gate value becomes 0.
+    const gate = !this.training && this.lkam.switchKind === 'sigmoid' ? ops.channelScale(s.view([N, M, 1, 1]), engine().tensor(on.active, [N, M])).view([N, M]) : s;
+    const p = this.parts;
+    if (p === null || this.mode === 'plain') {
+      const y = this.block.forward(x);
+      if (y.rank !== 4 || y.shape[1] !== M) throw new ShapeError(`Gated: block output ${y.describe()} has ${y.shape[1]} channels, the LKAM makes ${M} switches`);
+      const out = ops.channelScale(y, gate);
+      out.channels = on;
+      return out;
+    }
+    const convOpts = { stride: p.conv.stride, padding: p.conv.padding, dilation: p.conv.dilation, groups: p.conv.groups };
+    let z = this.mode === 'skip'
+      ? ops.conv2dSparse(x, p.conv.weight, p.conv.bias, x.channels, on, convOpts)
+      : ops.conv2dMasked(x, p.conv.weight, p.conv.bias, on, convOpts);
+    if (p.bn !== null) z = ops.batchNormMasked(z, p.bn, on, p.bn.training);
+    if (p.relu) z = ops.relu(z);
+    const out = ops.channelScale(z, gate);
+    out.channels = on;
+    return out;
+  }
+
+  /** On/off per image and kernel: a hard switch is on when > 0; a sigmoid one is always on in training and on above the threshold at inference. */
+  private switchSet(s: Tensor): ChannelSet {
+    const N = s.shape[0] as number;
+    const M = s.shape[1] as number;
+    const v = s.f32();
+    const active = new Uint8Array(N * M);
+    const soft = this.lkam.switchKind === 'sigmoid' && this.training;
+    for (let i = 0; i < N * M; i++) active[i] = soft || this.lkam.isOn(v[i] as number) ? 1 : 0;
+    return new ChannelSet(N, M, active);
   }
 
   override children(): ReadonlyArray<readonly [string, Module]> {
@@ -157,14 +214,26 @@ export class Gated extends Module {
     return this.block.outputShape(input);
   }
 
-  override macs(input: Shape): number {
-    return this.block.macs(input) + this.lkam.macs([1, ...input.slice(1)]);
+  override macs(input: Shape, withGates = true): number {
+    return this.block.macs(input, withGates) + (withGates ? this.lkam.macs([1, ...input.slice(1)]) : 0);
   }
 
   override spec(): ModuleSpec {
     return { type: this.type, gain: this.gain, block: this.block.spec(), lkam: this.lkam.spec() };
   }
 }
+function convBnReluParts(block: Module): ConvBnRelu | null {
+  const layers = block instanceof Sequential ? block.layers : [block];
+  const [conv, second, third] = layers;
+  if (!(conv instanceof Conv2d) || conv.groups !== 1 || layers.length > 3) return null;
+  if (layers.length === 1) return { conv, bn: null, relu: false };
+  if (second instanceof BatchNorm2d) {
+    if (layers.length === 2) return { conv, bn: second, relu: false };
+    return third instanceof ReLU ? { conv, bn: second, relu: true } : null;
+  }
+  return second instanceof ReLU && layers.length === 2 ? { conv, bn: null, relu: true } : null;
+}
+
 registerModule('Gated', (s) => new Gated(buildModule(s['block'] as ModuleSpec), buildModule(s['lkam'] as ModuleSpec) as LKAM, s['gain'] as number));
 
 /** Every Gated module below `model`, in forward order. */

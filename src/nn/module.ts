@@ -37,8 +37,11 @@ export abstract class Module {
   /** Output shape for an input shape (batch dimension included), without computing. */
   abstract outputShape(input: Shape): Shape;
 
-  /** Multiply-adds of one forward pass for one image of this input shape (batch dimension 1). */
-  macs(_input: Shape): number {
+  /**
+   * Multiply-adds of one dense forward pass for one image of this input shape (batch dimension 1);
+   * `withGates` false leaves out the LKAMs, giving the cost of the network without them.
+   */
+  macs(_input: Shape, _withGates = true): number {
     return 0;
   }
 

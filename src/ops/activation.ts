@@ -23,15 +23,21 @@ function unary(op: string, x: Tensor, forward: (y: Tensor) => void, backward: (y
 }
 
 export function relu(x: Tensor): Tensor {
-  return unary('relu', x,
+  return keepChannels(x, unary('relu', x,
     (y) => elementwise('relu', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0]),
-    (y, dy, dx) => elementwise('reluBackward', x.size, (i0, i1) => [y.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0]));
+    (y, dy, dx) => elementwise('reluBackward', x.size, (i0, i1) => [y.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0])));
+}
+
+/** Zero planes of x stay zero planes of y. */
+function keepChannels(x: Tensor, y: Tensor): Tensor {
+  y.channels = x.channels;
+  return y;
 }
 
 export function leakyRelu(x: Tensor, alpha = 0.01): Tensor {
-  return unary('leakyRelu', x,
+  return keepChannels(x, unary('leakyRelu', x,
     (y) => elementwise('leakyRelu', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0, alpha]),
-    (_y, dy, dx) => elementwise('leakyReluBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, alpha]));
+    (_y, dy, dx) => elementwise('leakyReluBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, alpha])));
 }
 
 export function sigmoid(x: Tensor): Tensor {

@@ -5,6 +5,7 @@ import { CONV_DESC_INTS, convOutSize, writeConvDesc, type ConvGeometry } from '.
 import { convScratchBytes } from '../backend/scratch.js';
 import { ShapeError, shapeString, type Tensor } from '../tensor/tensor.js';
 import { expectFloat, expectRank, pair } from './dispatch.js';
+import { macMeter } from './meter.js';
 
 export interface Conv2dOptions {
   readonly stride?: number | readonly [number, number];
@@ -66,6 +67,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   } else {
     b.parallel('conv2dForward', splitRange(g.M, b.threads).map(([m0, m1], t) => [desc.ptr, x.ptr, w.ptr, biasPtr, y.ptr, 0, g.N, m0, m1, scratch[t] as number]));
   }
+  macMeter.addEach(g.OH * g.OW * g.M * (g.C / g.groups) * g.KH * g.KW);
   if (e.tracks(x, w, bias)) {
     y.requiresGrad = true;
     e.record({

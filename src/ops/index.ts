@@ -5,3 +5,5 @@ export { relu, leakyRelu, sigmoid, tanh, clamp } from './activation.js';
 export { maxPool2d, avgPool2d, globalAvgPool, globalMaxPool, type Pool2dOptions } from './pool.js';
 export { softmaxCrossEntropy, argmax, LabelError } from './loss.js';
 export { add, mul, scale, channelScale, sum, mean, reshape, flatten, dropout } from './elementwise.js';
+export { conv2dSparse, conv2dMasked, batchNormMasked, sparseCounters, resetSparseCounters } from './sparse.js';
+export { macMeter } from './meter.js';

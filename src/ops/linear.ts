@@ -3,6 +3,7 @@ import { engine } from '../autograd/engine.js';
 import { gemmScratchBytes } from '../backend/scratch.js';
 import { ShapeError, shapeString, type Tensor } from '../tensor/tensor.js';
 import { expectFloat, expectRank } from './dispatch.js';
+import { macMeter } from './meter.js';
 
 function gemm(transA: number, transB: number, M: number, N: number, K: number, a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number): void {
   const be = engine().backend;
@@ -25,6 +26,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const y = e.alloc([N, OUT]);
   gemm(0, 1, N, OUT, IN, x.ptr, IN, weight.ptr, IN, 0, y.ptr, OUT);
   if (bias !== null) k.addBias(y.ptr, bias.ptr, N, OUT, 1);
+  macMeter.addEach(IN * OUT);
   if (e.tracks(x, weight, bias)) {
     y.requiresGrad = true;
     e.record({

@@ -37,6 +37,7 @@ export function maxPool2d(x: Tensor, o: Pool2dOptions): Tensor {
   const y = e.alloc([g.N, g.C, g.OH, g.OW]);
   const argmax = e.alloc([g.N, g.C, g.OH, g.OW], 'int32');
   overRanges('maxPool2dForward', g.N, (n0, n1) => [desc.ptr, x.ptr, y.ptr, argmax.ptr, n0, n1]);
+  y.channels = x.channels;
   if (e.tracks(x)) {
     y.requiresGrad = true;
     e.record({
@@ -59,6 +60,7 @@ export function avgPool2d(x: Tensor, o: Pool2dOptions): Tensor {
   writePoolDesc(e.backend.mem.i32, desc.ptr, g);
   const y = e.alloc([g.N, g.C, g.OH, g.OW]);
   overRanges('avgPool2dForward', g.N, (n0, n1) => [desc.ptr, x.ptr, y.ptr, n0, n1]);
+  y.channels = x.channels;
   if (e.tracks(x)) {
     y.requiresGrad = true;
     e.record({

@@ -8,6 +8,7 @@ import { poolReference } from './pool.js';
 import { lossReference } from './loss.js';
 import { elementwiseReference } from './elementwise.js';
 import { optimReference } from './optim.js';
+import { sparseReference } from './sparse.js';
 
 /** The plain-TypeScript twin of every WASM kernel: slow, obvious, and the oracle of the conformance tests. */
 export function createReferenceKernels(mem: LinearMemory): Kernels {
@@ -20,5 +21,6 @@ export function createReferenceKernels(mem: LinearMemory): Kernels {
     ...lossReference(mem),
     ...elementwiseReference(mem),
     ...optimReference(mem),
+    ...sparseReference(mem),
   };
 }
