@@ -1,10 +1,57 @@
 /** Per-thread scratch sizes that the kernels in assembly/ rely on (see the `scratch` argument in kernels.ts). */
 import type { ConvGeometry } from './kernels.js';
 
+// Mirrors of the blocking constants in assembly/gemm.ts and the scratch layouts in assembly/conv.ts.
+const NR = 8;
+const KC = 256;
+const MC = 96;
+const NC = 1024;
+const TILE = 64;
+/** Rows of a packed A block round up to the register tile height (4 or 6 by build): at most 7 extra rows. */
+const TILE_ROWS_SLACK = 7;
+/** Floats that the padded image and the B panel keep past their end for whole-vector reads and writes. */
+const SLACK = 16;
+/** Integers of the pixel-segment table of one B panel. */
+const SEGMENTS = 64;
+/** Floats of the dcol block of the strided backward-input (its width shrinks as its height grows). */
+const DCOL_BUDGET = 65536;
+const DCOL_MAX_WIDTH = 512;
+
+/** Each region starts on a 64-byte boundary. */
+const region = (floats: number): number => Math.ceil(floats / 16) * 16;
+
 export function gemmScratchBytes(): number {
-  throw new Error('gemmScratchBytes: not built yet');
+  return 4 * (region(MC * KC) + region(KC * NC) + region(TILE));
+}
+
+/** The width of the dcol block of the strided backward-input for R rows of dcol and P output pixels. */
+function dcolWidth(R: number, P: number): number {
+  const w = Math.min(DCOL_MAX_WIDTH, Math.max(NR, Math.floor(DCOL_BUDGET / R / NR) * NR));
+  return Math.min(w, Math.ceil(P / NR) * NR);
+}
+
+/** Bytes of the correlation core (forward, and the stride-1 backward-input) with Cs source channels, Mo outputs and padded planes Hp x Wp per group. */
+function correlationFloats(groups: number, Mo: number, Kk: number, Cs: number, Hp: number, Wp: number): number {
+  return region(groups * (Mo + TILE_ROWS_SLACK) * Kk) + region(Kk) + region(Cs * Hp * Wp + SLACK)
+    + region(KC * NR + SLACK) + region(TILE) + region(SEGMENTS);
 }
 
 export function convScratchBytes(g: ConvGeometry): number {
-  throw new Error(`convScratchBytes(${g.M}): not built yet`);
+  const Cg = g.C / g.groups, Mg = g.M / g.groups;
+  const taps = g.KH * g.KW;
+  const Kg = Cg * taps;
+  const P = g.OH * g.OW;
+  const Hp = (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1;
+  const Wp = (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1;
+  const forward = correlationFloats(g.groups, Mg, Kg, Cg, Hp, Wp);
+  let backwardInput: number;
+  if (g.strideH === 1 && g.strideW === 1) {
+    const Hq = g.H + g.dilationH * (g.KH - 1), Wq = g.W + g.dilationW * (g.KW - 1);
+    backwardInput = correlationFloats(g.groups, Cg, Mg * taps, Mg, Hq, Wq);
+  } else {
+    backwardInput = region(g.groups * (Kg + TILE_ROWS_SLACK) * Mg) + region(KC * NR + SLACK) + region(Kg * dcolWidth(Kg, P)) + region(TILE);
+  }
+  const backwardWeight = region((Mg + TILE_ROWS_SLACK) * KC) + region(Kg) + region(KC) + region(Cg * Hp * Wp + SLACK)
+    + region(KC * NR + SLACK) + region(TILE);
+  return 4 * Math.max(forward, backwardInput, backwardWeight);
 }
