@@ -1,0 +1,217 @@
+/**
+ * Model files: a model's architecture, weights and buffers in one safetensors file, readable by any
+ * safetensors reader. The metadata holds `format: "parsimony"`, `format_version`, `architecture`
+ * (the JSON of `model.spec()`), `input_shape`, `class_names` and `training` (JSON strings).
+ *
+ * Bytes in, bytes out: no Node imports (see `node-files.ts` for saving and loading paths).
+ */
+import { z } from 'zod';
+import type { Module, ModuleSpec } from '../nn/module.js';
+import { buildModule, UnknownModuleError } from '../nn/registry.js';
+import '../nn/layers.js';
+import '../nn/lkam.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { describeError, ModelFileError } from './errors.js';
+import { encodeSafetensors, firstNonFinite, parseSafetensors, readTensor, shapeText, type SafetensorsFile, type TensorRecord } from './safetensors.js';
+import { expectedState, SpecError } from './state-shapes.js';
+
+export const MODEL_FORMAT = 'parsimony';
+export const MODEL_FORMAT_VERSION = 1;
+
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+export interface ModelMeta {
+  /** One input image, [C, H, W]. */
+  readonly inputShape: readonly number[];
+  readonly classNames?: readonly string[];
+  /** Free-form record of how the model was trained (hyper-parameters, accuracy, dataset). */
+  readonly training?: JsonValue;
+}
+
+export interface DecodeOptions {
+  /** The name used in error messages (default `model.safetensors`). */
+  readonly file?: string;
+}
+
+const positiveInts = z.array(z.number().refine((v) => Number.isSafeInteger(v) && v >= 1, { error: 'should hold whole numbers >= 1' }), { error: 'should be a list of whole numbers' }).min(1, { error: 'should not be empty' });
+const classNames = z.array(z.string({ error: 'should hold strings' }), { error: 'should be a list of strings' });
+
+/** One model's tensors, by stateDict name. */
+export function stateRecords(model: Module, prefix = ''): TensorRecord[] {
+  return model.stateDict().map(([name, t]) => ({ name: prefix + name, dtype: t.dtype === 'int32' ? 'I32' : 'F32', shape: [...t.shape], data: t.toArray() }));
+}
+
+export function encodeModel(model: Module, meta: ModelMeta): Uint8Array {
+  const r = positiveInts.safeParse(meta.inputShape);
+  if (!r.success) throw new RangeError(`encodeModel: inputShape ${JSON.stringify(meta.inputShape)} ${r.error.issues[0]?.message ?? 'is invalid'}`);
+  const metadata: Record<string, string> = {
+    format: MODEL_FORMAT,
+    format_version: String(MODEL_FORMAT_VERSION),
+    architecture: JSON.stringify(model.spec()),
+    input_shape: JSON.stringify(meta.inputShape),
+  };
+  if (meta.classNames !== undefined) metadata['class_names'] = JSON.stringify(meta.classNames);
+  if (meta.training !== undefined) metadata['training'] = JSON.stringify(meta.training);
+  return encodeSafetensors(stateRecords(model), metadata);
+}
+
+/** Parses one JSON metadata field and checks it with `schema`. */
+export function jsonField<T>(f: SafetensorsFile, key: string, schema: z.ZodType<T>, required: true): T;
+export function jsonField<T>(f: SafetensorsFile, key: string, schema: z.ZodType<T>, required: false): T | undefined;
+export function jsonField<T>(f: SafetensorsFile, key: string, schema: z.ZodType<T>, required: boolean): T | undefined {
+  const field = `__metadata__.${key}`;
+  const text = f.metadata.get(key);
+  if (text === undefined) {
+    if (required) throw new ModelFileError(f.file, `the metadata has no ${key}`, { field });
+    return undefined;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ModelFileError(f.file, `metadata ${key} is not valid JSON (${describeError(e)})`, { field, cause: e });
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const at = issue === undefined || issue.path.length === 0 ? '' : issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+    throw new ModelFileError(f.file, `metadata ${key}${at} ${issue?.message ?? 'is invalid'}`, { field });
+  }
+  return r.data;
+}
+
+/** Checks the format and version fields: `expected` names the kind of file (model file, checkpoint). */
+export function checkFormat(f: SafetensorsFile, format: string, version: number, kind: string): void {
+  const got = f.metadata.get('format');
+  if (got !== format) {
+    throw new ModelFileError(f.file, `not a ${kind}: metadata format is ${got === undefined ? 'missing' : JSON.stringify(got)}, expected "${format}"`, { field: '__metadata__.format' });
+  }
+  const v = f.metadata.get('format_version');
+  if (v !== String(version)) {
+    const newer = v !== undefined && /^\d+$/.test(v) && Number(v) > version;
+    throw new ModelFileError(f.file, newer ? `format_version ${v} is newer than this reader (${version}); update Parsimony` : `format_version ${JSON.stringify(v ?? null)} is not supported (expected "${version}")`, {
+      field: '__metadata__.format_version',
+    });
+  }
+}
+
+const architectureSchema = z.custom<ModuleSpec>((v) => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { type?: unknown }).type === 'string', {
+  error: 'should be a layer spec {type, ...}',
+});
+
+/**
+ * Builds the file's architecture after checking, from the spec alone, that the file holds exactly the
+ * tensors it needs; then copies the weights in. `prefix` selects the model's tensors among others.
+ */
+export function buildFromFile(f: SafetensorsFile, prefix = ''): { model: Module; spec: ModuleSpec } {
+  const spec = jsonField(f, 'architecture', architectureSchema, true);
+  const field = '__metadata__.architecture';
+  let expected: ReturnType<typeof expectedState>;
+  try {
+    expected = expectedState(spec);
+  } catch (e) {
+    if (e instanceof SpecError) throw new ModelFileError(f.file, `architecture ${e.message}`, { field, cause: e });
+    throw e;
+  }
+  const present = new Map([...f.tensors].filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
+  for (const [name, shape] of expected.shapes) {
+    const t = present.get(name);
+    if (t === undefined) throw new ModelFileError(f.file, `tensor ${prefix}${name} is missing: the architecture needs it with shape ${shapeText(shape)}`, { tensor: prefix + name });
+    if (t.dtype !== 'F32') throw new ModelFileError(f.file, `tensor ${prefix}${name} is ${t.dtype}, the architecture needs F32`, { tensor: prefix + name, field: 'dtype' });
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new ModelFileError(f.file, `tensor ${prefix}${name} has shape ${shapeText(t.shape)}, the architecture needs ${shapeText(shape)}`, { tensor: prefix + name, field: 'shape' });
+    }
+  }
+  if (expected.unruled.length === 0) {
+    for (const name of present.keys()) {
+      if (!expected.shapes.has(name)) throw new ModelFileError(f.file, `tensor ${prefix}${name} is not part of the architecture`, { tensor: prefix + name });
+    }
+  }
+  const values = new Map<string, Float32Array>();
+  for (const [name, t] of present) {
+    const v = readTensor(f, t);
+    if (v instanceof Float32Array) {
+      const bad = firstNonFinite(v);
+      if (bad >= 0) throw new ModelFileError(f.file, `tensor ${prefix}${name} holds ${v[bad]} at element ${bad}; weights must be finite`, { tensor: prefix + name });
+      values.set(name, v);
+    }
+  }
+
+  let model: Module;
+  try {
+    model = buildModule(spec);
+  } catch (e) {
+    if (e instanceof UnknownModuleError) {
+      const where = expected.unruled.find((u) => e.message.includes(`'${u.type}'`))?.path;
+      throw new ModelFileError(f.file, `architecture${where === undefined || where === '' ? '' : ` ${where}`}: ${e.message}`, { field, cause: e });
+    }
+    throw new ModelFileError(f.file, `architecture cannot be built: ${describeError(e)}`, { field, cause: e });
+  }
+  const differs = specDifference(spec, model.spec(), '');
+  if (differs !== null) {
+    throw new ModelFileError(f.file, `architecture ${differs.path === '' ? '' : `${differs.path} `}${differs.message}`, { field });
+  }
+  const state = model.stateDict();
+  for (const [name, t] of state) {
+    const v = values.get(name);
+    if (v === undefined || v.length !== t.size) {
+      throw new ModelFileError(f.file, `tensor ${prefix}${name} ${v === undefined ? 'is missing' : `has ${v.length} values`}: the built model has ${t.describe()}`, { tensor: prefix + name });
+    }
+  }
+  if (state.length !== values.size) {
+    const known = new Set(state.map(([n]) => n));
+    const extra = [...values.keys()].find((n) => !known.has(n));
+    throw new ModelFileError(f.file, `tensor ${prefix}${extra ?? '?'} is not part of the architecture`, { tensor: `${prefix}${extra ?? ''}` });
+  }
+  for (const [name, t] of state) copyInto(t, values.get(name) as Float32Array);
+  return { model, spec };
+}
+
+/**
+ * Where a spec from a file says something the built model's spec does not: an unknown field, or a
+ * value the builder changed. A number stands for the pair of it (`kernel: 3` is `[3, 3]`).
+ */
+function specDifference(file: unknown, built: unknown, path: string): { path: string; message: string } | null {
+  if (typeof file === 'number' && Array.isArray(built) && built.length === 2 && built[0] === file && built[1] === file) return null;
+  if (Array.isArray(file)) {
+    if (!Array.isArray(built) || built.length !== file.length) return { path, message: `is ${JSON.stringify(file)?.slice(0, 60)}, the layer built from it has ${JSON.stringify(built)?.slice(0, 60)}` };
+    for (let i = 0; i < file.length; i++) {
+      const d = specDifference(file[i], built[i], `${path}[${i}]`);
+      if (d !== null) return d;
+    }
+    return null;
+  }
+  if (typeof file === 'object' && file !== null) {
+    if (typeof built !== 'object' || built === null || Array.isArray(built)) return { path, message: 'is an object, the layer built from it is not' };
+    for (const [k, v] of Object.entries(file)) {
+      const at = path === '' ? k : `${path}.${k}`;
+      if (!Object.hasOwn(built, k)) return { path: at, message: 'is not a field this layer type knows' };
+      const d = specDifference(v, (built as Record<string, unknown>)[k], at);
+      if (d !== null) return d;
+    }
+    return null;
+  }
+  return Object.is(file, built) || file === built ? null : { path, message: `is ${JSON.stringify(file)}, the layer built from it has ${JSON.stringify(built)}` };
+}
+
+/** Overwrites a persistent tensor's values. */
+export function copyInto(t: Tensor, values: Float32Array | Int32Array): void {
+  if (t.dtype === 'float32') t.f32().set(values);
+  else t.i32().set(values);
+}
+
+/**
+ * A model and its metadata from the bytes of a model file. Every problem with the file is a
+ * ModelFileError naming the file and, where it applies, the tensor. The model is in training mode,
+ * as built; call `eval()` before inference.
+ */
+export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): { model: Module; meta: ModelMeta } {
+  const f = parseSafetensors(bytes, { file: options.file ?? 'model.safetensors' });
+  checkFormat(f, MODEL_FORMAT, MODEL_FORMAT_VERSION, 'Parsimony model file');
+  const inputShape = jsonField(f, 'input_shape', positiveInts, true);
+  const names = jsonField(f, 'class_names', classNames, false);
+  const training = jsonField(f, 'training', z.json(), false) as JsonValue | undefined;
+  const { model } = buildFromFile(f);
+  const meta: ModelMeta = { inputShape, ...(names === undefined ? {} : { classNames: names }), ...(training === undefined ? {} : { training }) };
+  return { model, meta };
+}
