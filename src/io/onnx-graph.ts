@@ -1,0 +1,137 @@
+/** Building and reading ONNX protobuf messages (onnx-proto) for the exporter and the importer. */
+import onnxProto from 'onnx-proto';
+
+export const onnx = onnxProto.onnx;
+export type NodeProto = onnxProto.onnx.INodeProto;
+export type TensorProto = onnxProto.onnx.ITensorProto;
+export type AttributeProto = onnxProto.onnx.IAttributeProto;
+export type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
+export type GraphProto = onnxProto.onnx.IGraphProto;
+export type ModelProto = onnxProto.onnx.IModelProto;
+
+const DataType = onnx.TensorProto.DataType;
+const AttributeType = onnx.AttributeProto.AttributeType;
+
+/** protobufjs gives 64-bit integers as Long objects (or numbers). */
+interface LongLike {
+  toNumber(): number;
+}
+export function toNumber(v: number | LongLike | null | undefined): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'number' ? v : v.toNumber();
+}
+
+export function floatTensor(name: string, dims: readonly number[], data: Float32Array): TensorProto {
+  const bytes = new Uint8Array(data.byteLength);
+  new Float32Array(bytes.buffer).set(data);
+  return { name, dims: [...dims], dataType: DataType.FLOAT, rawData: littleEndian(bytes) };
+}
+
+export function int64Tensor(name: string, values: readonly number[]): TensorProto {
+  const a = new BigInt64Array(values.map((v) => BigInt(v)));
+  return { name, dims: [values.length], dataType: DataType.INT64, rawData: littleEndian(new Uint8Array(a.buffer), 8) };
+}
+
+/** A rank-0 float tensor. */
+export function scalarTensor(name: string, value: number): TensorProto {
+  return { ...floatTensor(name, [], Float32Array.of(value)), dims: [] };
+}
+
+const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+function littleEndian(bytes: Uint8Array, width = 4): Uint8Array {
+  if (hostIsLittleEndian) return bytes;
+  for (let i = 0; i < bytes.length; i += width) bytes.subarray(i, i + width).reverse();
+  return bytes;
+}
+
+export function intAttr(name: string, i: number): AttributeProto {
+  return { name, type: AttributeType.INT, i };
+}
+export function intsAttr(name: string, ints: readonly number[]): AttributeProto {
+  return { name, type: AttributeType.INTS, ints: [...ints] };
+}
+export function floatAttr(name: string, f: number): AttributeProto {
+  return { name, type: AttributeType.FLOAT, f };
+}
+
+/** A float tensor value with a symbolic batch dimension `N` (when batch is true) and fixed other dimensions. */
+export function floatValueInfo(name: string, dims: readonly number[], batch = true): ValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: DataType.FLOAT,
+        shape: { dim: dims.map((d, i) => (batch && i === 0 ? { dimParam: 'N' } : { dimValue: d })) },
+      },
+    },
+  };
+}
+
+export type AttributeValue = number | number[] | string | TensorProto | undefined;
+
+/** An attribute's value: INT/FLOAT as number, INTS/FLOATS as number[], STRING as text, TENSOR as proto. */
+export function attribute(node: NodeProto, name: string): AttributeValue {
+  const a = node.attribute?.find((x) => x.name === name);
+  if (a === undefined) return undefined;
+  switch (a.type) {
+    case AttributeType.INT:
+      return toNumber(a.i);
+    case AttributeType.FLOAT:
+      return a.f ?? 0;
+    case AttributeType.INTS:
+      return (a.ints ?? []).map((v) => toNumber(v));
+    case AttributeType.FLOATS:
+      return [...(a.floats ?? [])];
+    case AttributeType.STRING:
+      return new TextDecoder().decode(a.s ?? new Uint8Array());
+    case AttributeType.TENSOR:
+      return a.t ?? undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** A tensor's dims and values as float64 numbers (float, double and integer types). */
+export function tensorValues(t: TensorProto): { dims: number[]; values: Float64Array; dataType: number } {
+  const dims = (t.dims ?? []).map((d) => toNumber(d));
+  const n = dims.reduce((a, b) => a * b, 1);
+  const type = t.dataType ?? 0;
+  const raw = t.rawData !== null && t.rawData !== undefined && t.rawData.length > 0 ? t.rawData : null;
+  const values = new Float64Array(n);
+  const width = type === DataType.FLOAT || type === DataType.INT32 ? 4 : type === DataType.INT64 || type === DataType.DOUBLE ? 8 : 0;
+  if (width === 0) throw new RangeError(`tensor ${t.name ?? '?'}: data type ${DataType[type] ?? type} is not supported`);
+  if (raw !== null) {
+    if (raw.length !== n * width) throw new RangeError(`tensor ${t.name ?? '?'}: ${raw.length} bytes of raw data for dims [${dims.join(',')}]`);
+    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < n; i++) {
+      values[i] = type === DataType.FLOAT ? dv.getFloat32(4 * i, true)
+        : type === DataType.INT32 ? dv.getInt32(4 * i, true)
+        : type === DataType.DOUBLE ? dv.getFloat64(8 * i, true)
+        : Number(dv.getBigInt64(8 * i, true));
+    }
+    return { dims, values, dataType: type };
+  }
+  const src: ReadonlyArray<number | LongLike> = type === DataType.FLOAT ? t.floatData ?? [] : type === DataType.INT32 ? t.int32Data ?? [] : type === DataType.DOUBLE ? t.doubleData ?? [] : t.int64Data ?? [];
+  if (src.length !== n) throw new RangeError(`tensor ${t.name ?? '?'}: ${src.length} values for dims [${dims.join(',')}]`);
+  for (let i = 0; i < n; i++) values[i] = toNumber(src[i]);
+  return { dims, values, dataType: type };
+}
+
+/** The dims of a value's tensor type (dim_param and unknown dims as -1), or null when it has no shape. */
+export function valueDims(v: ValueInfoProto): number[] | null {
+  const shape = v.type?.tensorType?.shape;
+  if (shape === null || shape === undefined) return null;
+  return (shape.dim ?? []).map((d) => {
+    if (typeof d.dimParam === 'string' && d.dimParam !== '') return -1;
+    const v = toNumber(d.dimValue);
+    return v > 0 ? v : -1;
+  });
+}
+
+export function encodeModelProto(model: ModelProto): Uint8Array {
+  return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+}
+
+export function decodeModelProto(bytes: Uint8Array): onnxProto.onnx.ModelProto {
+  return onnx.ModelProto.decode(bytes);
+}
