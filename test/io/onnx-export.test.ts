@@ -44,12 +44,12 @@ async function compare(model: Module, label: string): Promise<{ ops: Set<string>
   assertClose(outputs[exported.output]!, ours.logits, close, `${label}: logits`);
   assert.equal(exported.switchOutputs.length, ours.switches.size, `${label}: one switch output per gate`);
   for (const s of exported.switchOutputs) {
-    const info = graph.output.find((o) => o.name === s.name);
+    const info = (graph.output ?? []).find((o) => o.name === s.name);
     assert.ok(info !== undefined, `${label}: ${s.name} is a graph output`);
     assert.deepEqual(valueDims(info), [-1, s.switches]);
     assertClose(outputs[s.name]!, ours.switches.get(s.gate)!, close, `${label}: switches of gate ${s.gate}`);
   }
-  return { ops: new Set(graph.node.map((n) => n.opType ?? '')), switches: ours.switches };
+  return { ops: new Set((graph.node ?? []).map((n) => n.opType ?? '')), switches: ours.switches };
 }
 
 describe('ONNX export, checked against onnxruntime-node on Fashion-MNIST images', () => {
