@@ -1,7 +1,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OnnxError } from '../../src/io/errors.js';
-import { decodeModelProto, toNumber, valueDims } from '../../src/io/onnx-graph.js';
+import { decodeModelProto, toNumber, valueDims, type ValueInfoProto } from '../../src/io/onnx-graph.js';
 import { exportOnnx, ONNX_OPSET, onnxExportableTypes } from '../../src/io/onnx-export.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, manualSeed, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
 import { addLKAMs, type AddLkamOptions } from '../../src/nn/lkam.js';
@@ -44,7 +44,7 @@ async function compare(model: Module, label: string): Promise<{ ops: Set<string>
   assertClose(outputs[exported.output]!, ours.logits, close, `${label}: logits`);
   assert.equal(exported.switchOutputs.length, ours.switches.size, `${label}: one switch output per gate`);
   for (const s of exported.switchOutputs) {
-    const info = (graph.output ?? []).find((o) => o.name === s.name);
+    const info: ValueInfoProto | undefined = (graph.output ?? []).find((o) => o.name === s.name);
     assert.ok(info !== undefined, `${label}: ${s.name} is a graph output`);
     assert.deepEqual(valueDims(info), [-1, s.switches]);
     assertClose(outputs[s.name]!, ours.switches.get(s.gate)!, close, `${label}: switches of gate ${s.gate}`);
