@@ -15,7 +15,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { SimdVariant } from '../src/backend/wasm/loader.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import {
-  BenchRng, environment, printTable, round, spreadText, time, VERIFY_RELATIVE, verifyOutputs, writeResults,
+  BenchRng, environment, keepAlive, printTable, round, spreadText, time, VERIFY_RELATIVE, verifyOutputs, writeResults,
   type Bench, type BenchOptions, type Cell, type Timing,
 } from './harness.js';
 import { buildConvModel, buildMatMulModel, OPSET } from './onnx-build.js';
@@ -101,7 +101,7 @@ async function loadParsimony() {
 
 async function openParsimony(variant: SimdVariant, threads: number, inputs: Inputs): Promise<Runner> {
   const { Engine, setEngine, splitRange, gemmScratchBytes, ops } = await loadParsimony();
-  const e = await Engine.create({ kind: 'wasm', threads, simd: variant });
+  const e = await keepAlive(Engine.create({ kind: 'wasm', threads, simd: variant }));
   if (e.backend.variant !== variant || e.backend.threads !== threads) {
     const got = `${e.backend.variant}, ${e.backend.threads} thread(s)`;
     e.close();

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
+/** Load average when the process started, before this run added its own load. */
+const LOAD_AT_START = os.loadavg();
 
 /** Two outputs agree when max |a - b| <= VERIFY_RELATIVE * max |b|. */
 export const VERIFY_RELATIVE = 1e-3;
@@ -145,6 +147,19 @@ export function spreadText(t: Summary): string {
   return `${lo.toFixed(0)}%/+${hi.toFixed(0)}%`;
 }
 
+/**
+ * Awaits p while a timer holds the event loop open. Needed around Engine.create with threads > 1:
+ * the pool's workers are unref'd before they report ready, so nothing else keeps Node waiting for them.
+ */
+export async function keepAlive<T>(p: Promise<T>): Promise<T> {
+  const timer = setInterval(() => undefined, 1000);
+  try {
+    return await p;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 // ---- verification ----
 
 export interface Agreement {
@@ -248,7 +263,9 @@ export interface Environment {
   readonly cores: number;
   readonly cpu_flags: readonly string[] | null;
   readonly available_parallelism: number;
-  readonly load_average_1m_5m_15m: readonly number[];
+  /** 1, 5 and 15-minute load averages when the run started and when it ended (the run's own threads included). */
+  readonly load_average_start: readonly number[];
+  readonly load_average_end: readonly number[];
   readonly total_memory_gib: number;
   readonly platform: string;
   readonly arch: string;
@@ -275,7 +292,8 @@ export function environment(options: BenchOptions, packages: readonly string[], 
     cores: cpus.length,
     cpu_flags: cpuFlags(),
     available_parallelism: typeof os.availableParallelism === 'function' ? os.availableParallelism() : cpus.length,
-    load_average_1m_5m_15m: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    load_average_start: LOAD_AT_START.map((x) => round(x, 2)),
+    load_average_end: os.loadavg().map((x) => round(x, 2)),
     total_memory_gib: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     platform: `${os.type()} ${os.release()}`,
     arch: process.arch,

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import {
-  BenchRng, environment, printTable, round, spreadText, summarize, time, writeResults,
+  BenchRng, environment, keepAlive, printTable, round, spreadText, summarize, time, writeResults,
   type Bench, type BenchOptions, type Cell, type Summary,
 } from './harness.js';
 
@@ -73,7 +73,7 @@ async function loadParsimony() {
 
 async function runParsimony(threads: number, batch: number, o: BenchOptions): Promise<{ row: Row; forwardMacsPerImage: number }> {
   const { Engine, setEngine, manualSeed, fmnistVgg5, ops, Adam } = await loadParsimony();
-  const e = await Engine.create({ kind: 'wasm', threads, simd: 'auto' });
+  const e = await keepAlive(Engine.create({ kind: 'wasm', threads, simd: 'auto' }));
   try {
     if (e.backend.threads !== threads) throw new Error(`asked for ${threads} thread(s), the backend gave ${e.backend.threads}`);
     setEngine(e);
