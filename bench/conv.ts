@@ -15,7 +15,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { SimdVariant } from '../src/backend/wasm/loader.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import {
-  BenchRng, environment, keepAlive, printTable, round, spreadText, time, VERIFY_RELATIVE, verifyOutputs, writeResults,
+  BenchRng, contentionLine, environment, keepAlive, printTable, round, spreadText, summarize, time, VERIFY_RELATIVE, verifyOutputs, writeResults,
   type Bench, type BenchOptions, type Cell, type Timing,
 } from './harness.js';
 import { buildConvModel, buildMatMulModel, OPSET } from './onnx-build.js';
@@ -190,6 +190,7 @@ async function openOrt(threads: number, inputs: Inputs): Promise<Runner> {
 }
 
 const require = createRequire(import.meta.url);
+const round4 = (x: number): number => round(x, 4);
 let tfjsReady: Promise<void> | null = null;
 
 function initTfjs(): Promise<void> {
@@ -291,6 +292,8 @@ interface Row {
   readonly p90_ms: number;
   readonly reps: number;
   readonly warmup: number;
+  /** Median of each round, to show whether one round met more interference than the others. */
+  readonly round_medians_ms: readonly number[];
   readonly macs: number;
   readonly verified_relative_diff: number;
 }
@@ -306,6 +309,19 @@ function configLabel(c: { engine: string; variant: string; threads: number }): s
   return `${c.engine} ${c.variant} t${c.threads}`;
 }
 
+/** Configurations run in this many rounds, alternating their order, so that a burst of load from elsewhere falls on all of them. */
+function roundsFor(options: BenchOptions): number {
+  return options.quick ? 1 : Math.min(3, options.reps);
+}
+
+interface Measured {
+  readonly spec: ConfigSpec;
+  readonly cs: Case;
+  readonly samples: number[];
+  readonly roundMedians: number[];
+  worstAgreement: number;
+}
+
 export const convBench: Bench = {
   name: 'conv',
   defaults: { warmup: 5, reps: 30 },
@@ -313,55 +329,83 @@ export const convBench: Bench = {
   description: 'conv 64→64 3x3 on 32x32 at N=1 and N=32, and its GEMM (64x1024x576): Parsimony vs onnxruntime-node vs tfjs-wasm',
   async run(options: BenchOptions) {
     const inputs = makeInputs();
-    const reps = options.reps;
     const warmup = options.warmup;
-    const rows: Row[] = [];
+    const rounds = roundsFor(options);
+    const repsPerRound = Math.ceil(options.reps / rounds);
     const skipped: Skipped[] = [];
     const notes: Record<string, unknown> = {};
     const reference = new Map<string, { label: string; data: Float32Array }>();
+    const measured = new Map<string, Measured>();
+    const unavailable = new Set<string>();
+    const all = configs();
 
-    for (const spec of configs()) {
-      const label = configLabel(spec);
-      let runner: Runner;
-      try {
-        runner = await spec.open(inputs);
-      } catch (e) {
-        const reason = (e as Error).message;
-        console.error(`conv: ${label} is unavailable: ${reason}`);
-        skipped.push({ engine: spec.engine, variant: spec.variant, threads: spec.threads, reason });
-        continue;
-      }
-      notes[label] = runner.notes;
-      try {
-        for (const cs of CASES) {
-          let prepared: Awaited<ReturnType<Runner['prepare']>>;
-          let y: Float32Array;
-          try {
-            prepared = await runner.prepare(cs);
-            y = await prepared.output();
-          } catch (e) {
-            const reason = `${cs.label}: ${(e as Error).message}`;
-            console.error(`conv: ${label} cannot run ${reason}`);
-            skipped.push({ engine: spec.engine, variant: spec.variant, threads: spec.threads, reason });
-            continue;
-          }
-          let ref = reference.get(cs.id);
-          if (ref === undefined) {
-            ref = { label, data: y };
-            reference.set(cs.id, ref);
-          }
-          const agreement = verifyOutputs(`${label} ${cs.label}`, y, ref.data, ref.label);
-          const t: Timing = await time(prepared.run, { warmup, reps });
-          rows.push({
-            engine: runner.engine, variant: runner.variant, threads: runner.threads, batch: cs.batch, op: cs.op,
-            median_ms: round(t.median), gflops: round((2 * cs.macs) / (t.median * 1e6), 3),
-            min_ms: round(t.min), p10_ms: round(t.p10), p90_ms: round(t.p90), reps: t.n, warmup: t.warmup, macs: cs.macs,
-            verified_relative_diff: Number(agreement.relative.toExponential(3)),
-          });
-          console.error(`conv: ${label} ${cs.label}: median ${t.median.toFixed(3)} ms`);
+    for (let pass = 0; pass < rounds; pass++) {
+      for (const spec of pass % 2 === 0 ? all : [...all].reverse()) {
+        const label = configLabel(spec);
+        if (unavailable.has(label)) continue;
+        let runner: Runner;
+        try {
+          runner = await spec.open(inputs);
+        } catch (e) {
+          const reason = (e as Error).message;
+          console.error(`conv: ${label} is unavailable: ${reason}`);
+          skipped.push({ engine: spec.engine, variant: spec.variant, threads: spec.threads, reason });
+          unavailable.add(label);
+          continue;
         }
-      } finally {
-        await runner.close();
+        notes[label] = runner.notes;
+        try {
+          for (const cs of CASES) {
+            const key = `${label}|${cs.id}`;
+            if (unavailable.has(key)) continue;
+            let prepared: Awaited<ReturnType<Runner['prepare']>>;
+            let y: Float32Array;
+            try {
+              prepared = await runner.prepare(cs);
+              y = await prepared.output();
+            } catch (e) {
+              const reason = `${cs.label}: ${(e as Error).message}`;
+              console.error(`conv: ${label} cannot run ${reason}`);
+              skipped.push({ engine: spec.engine, variant: spec.variant, threads: spec.threads, reason });
+              unavailable.add(key);
+              continue;
+            }
+            let ref = reference.get(cs.id);
+            if (ref === undefined) {
+              ref = { label, data: y };
+              reference.set(cs.id, ref);
+            }
+            const agreement = verifyOutputs(`${label} ${cs.label}`, y, ref.data, ref.label);
+            const t: Timing = await time(prepared.run, { warmup, reps: repsPerRound });
+            let m = measured.get(key);
+            if (m === undefined) {
+              m = { spec, cs, samples: [], roundMedians: [], worstAgreement: 0 };
+              measured.set(key, m);
+            }
+            m.samples.push(...t.samples);
+            m.roundMedians.push(round4(t.median));
+            m.worstAgreement = Math.max(m.worstAgreement, agreement.relative);
+            console.error(`conv: round ${pass + 1}/${rounds} ${label} ${cs.label}: median ${t.median.toFixed(3)} ms`);
+          }
+        } finally {
+          await runner.close();
+        }
+      }
+    }
+
+    const rows: Row[] = [];
+    for (const cs of CASES) {
+      for (const spec of all) {
+        const m = measured.get(`${configLabel(spec)}|${cs.id}`);
+        if (m === undefined) continue;
+        const t = summarize(m.samples);
+        rows.push({
+          engine: spec.engine, variant: spec.variant, threads: spec.threads, batch: cs.batch, op: cs.op,
+          median_ms: round4(t.median), gflops: round((2 * cs.macs) / (t.median * 1e6), 3),
+          min_ms: round4(t.min), p10_ms: round4(t.p10), p90_ms: round4(t.p90), reps: t.n, warmup,
+          round_medians_ms: m.roundMedians, macs: cs.macs,
+          verified_relative_diff: Number(m.worstAgreement.toExponential(3)),
+        });
       }
     }
 
@@ -387,15 +431,10 @@ export const convBench: Bench = {
     }
     ratios['onnxruntime-node t2 / t1'] = { conv_n32: speedRatio(find('onnxruntime-node', null, 2, 'conv_n32'), find('onnxruntime-node', null, 1, 'conv_n32')) };
 
-    const caseOf = (r: Row): string => (r.op === 'gemm' ? (CASES.find((c) => c.op === 'gemm') as Case).label : `conv N=${r.batch}`);
-    const table: Cell[][] = [];
-    for (const cs of CASES) {
-      for (const r of rows.filter((x) => caseOf(x) === cs.label)) {
-        table.push([cs.label, r.engine, r.variant, r.threads, r.batch, r.median_ms, r.gflops, spreadText({ median: r.median_ms, p10: r.p10_ms, p90: r.p90_ms } as Timing), '']);
-      }
-    }
+    const table: Cell[][] = rows.map((r) => [CASES.find((c) => c.op === r.op && c.batch === r.batch)?.label ?? r.op, r.engine, r.variant, r.threads, r.batch,
+      r.median_ms, r.gflops, spreadText({ median: r.median_ms, p10: r.p10_ms, p90: r.p90_ms } as Timing), '']);
     for (const s of skipped) table.push([null, s.engine, s.variant, s.threads, null, null, null, null, `not measured: ${s.reason}`]);
-    printTable(`conv (warm-up ${warmup}, ${reps} repetitions; median and p10/p90 spread)`, ['case', 'engine', 'variant', 'threads', 'batch', 'median ms', 'GFLOP/s', 'spread p10/p90', 'note'], table);
+    printTable(`conv (${rounds} round(s) of warm-up ${warmup} + ${repsPerRound} repetitions per configuration; median and p10/p90 spread of all repetitions)`, ['case', 'engine', 'variant', 'threads', 'batch', 'median ms', 'GFLOP/s', 'spread p10/p90', 'note'], table);
 
     const ratioRows: Cell[][] = [];
     for (const [k, v] of Object.entries(ratios)) {
@@ -409,11 +448,13 @@ export const convBench: Bench = {
       parsimony_variants: [...VARIANTS],
       parsimony_threads: [...THREADS],
       threads_by_row: 'each row names its own SIMD variant and thread count',
+      schedule: `${rounds} round(s); in each, every configuration is opened, verified, warmed up ${warmup} times, timed ${repsPerRound} times and closed before the next; order reversed every other round; a row's statistics pool all its repetitions`,
       verification: `before timing, each configuration's output is compared with the reference of its case: max |diff| / max |reference| must stay below ${VERIFY_RELATIVE}`,
       verification_reference: Object.fromEntries([...reference].map(([id, r]) => [id, r.label])),
       shapes: { conv: `x [N, ${C}, ${H}, ${W}] · w [${M}, ${C}, ${K}, ${K}], pad ${PAD}, stride 1, no bias`, gemm: `[${GEMM.M}, ${GEMM.K}] · [${GEMM.K}, ${GEMM.N}]` },
       notes,
     });
+    console.log(contentionLine(env));
     const path = writeResults('conv', { rows, skipped, env, ratios });
     console.log(`\nwrote ${path}`);
     if (skipped.some((s) => s.engine === 'parsimony')) throw new Error(`conv: ${skipped.filter((s) => s.engine === 'parsimony').map(configLabel).join(', ')} could not run (see "skipped" in ${path})`);

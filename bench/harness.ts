@@ -12,8 +12,62 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const RESULTS_DIR = join(ROOT, 'bench', 'results');
-/** Load average when the process started, before this run added its own load. */
-const LOAD_AT_START = os.loadavg();
+
+interface CpuSnapshot {
+  readonly wallMs: number;
+  /** Jiffies of all CPUs: busy (not idle, not iowait) and stolen by the hypervisor. */
+  readonly busy: number;
+  readonly steal: number;
+  /** Jiffies of this process, its threads, and its waited-for children (the PyTorch yardstick). */
+  readonly own: number;
+}
+
+function cpuSnapshot(): CpuSnapshot | null {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu '));
+    const self = readFileSync('/proc/self/stat', 'utf8');
+    if (cpu === undefined) return null;
+    const v = cpu.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = v;
+    // Fields after the parenthesised command name; utime, stime, cutime, cstime are fields 14-17 of the file.
+    const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+    const own = (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0);
+    return { wallMs: performance.now(), busy: user + nice + system + irq + softirq, steal, own };
+  } catch {
+    return null;
+  }
+}
+
+let windowStart = { load: os.loadavg(), cpu: cpuSnapshot() };
+
+/** Starts the window over which environment() reports load and contention (main calls it before each benchmark). */
+export function startMeasurementWindow(): void {
+  windowStart = { load: os.loadavg(), cpu: cpuSnapshot() };
+}
+
+function clockTicksPerSecond(): number {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+    return n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+}
+
+/**
+ * Average cores that other processes kept busy since the window started (Linux), and cores stolen
+ * by the hypervisor: on a shared machine, the figure that says whether a run was disturbed.
+ */
+export function otherCpuLoad(): { other_processes_cores: number; steal_cores: number; seconds: number } | null {
+  const start = windowStart.cpu;
+  const end = cpuSnapshot();
+  if (start === null || end === null) return null;
+  const seconds = (end.wallMs - start.wallMs) / 1000;
+  if (seconds <= 0) return null;
+  const hz = clockTicksPerSecond();
+  const other = (end.busy - start.busy - (end.own - start.own)) / hz / seconds;
+  return { other_processes_cores: round(Math.max(0, other), 2), steal_cores: round((end.steal - start.steal) / hz / seconds, 2), seconds: round(seconds, 1) };
+}
 
 /** Two outputs agree when max |a - b| <= VERIFY_RELATIVE * max |b|. */
 export const VERIFY_RELATIVE = 1e-3;
@@ -263,9 +317,11 @@ export interface Environment {
   readonly cores: number;
   readonly cpu_flags: readonly string[] | null;
   readonly available_parallelism: number;
-  /** 1, 5 and 15-minute load averages when the run started and when it ended (the run's own threads included). */
+  /** 1, 5 and 15-minute load averages when the benchmark started and when it ended (its own threads included). */
   readonly load_average_start: readonly number[];
   readonly load_average_end: readonly number[];
+  /** Cores used by other processes (and stolen) on average during the run; null where /proc is missing. */
+  readonly cpu_contention: ReturnType<typeof otherCpuLoad>;
   readonly total_memory_gib: number;
   readonly platform: string;
   readonly arch: string;
@@ -292,8 +348,9 @@ export function environment(options: BenchOptions, packages: readonly string[], 
     cores: cpus.length,
     cpu_flags: cpuFlags(),
     available_parallelism: typeof os.availableParallelism === 'function' ? os.availableParallelism() : cpus.length,
-    load_average_start: LOAD_AT_START.map((x) => round(x, 2)),
+    load_average_start: windowStart.load.map((x) => round(x, 2)),
     load_average_end: os.loadavg().map((x) => round(x, 2)),
+    cpu_contention: otherCpuLoad(),
     total_memory_gib: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     platform: `${os.type()} ${os.release()}`,
     arch: process.arch,
@@ -336,6 +393,14 @@ export function printTable(title: string, columns: readonly string[], rows: Read
   console.log(line(columns));
   console.log(line(widths.map((w) => '-'.repeat(w))));
   for (const r of text) console.log(line(r));
+}
+
+/** One line on how much else ran on the machine during the run, for the reader of the tables. */
+export function contentionLine(env: Environment): string {
+  const c = env.cpu_contention;
+  const load = `load average ${env.load_average_start.join(' / ')} at start`;
+  if (c === null) return `machine: ${env.cores} cores, ${load}; other processes' CPU use unknown (no /proc)`;
+  return `machine: ${env.cores} cores; other processes kept ${c.other_processes_cores} core(s) busy on average over ${c.seconds} s (steal ${c.steal_cores}); ${load}`;
 }
 
 /** Writes bench/results/<name>.json and returns its path. */

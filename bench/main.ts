@@ -3,7 +3,7 @@
  * (conv and train-step when none is named), prints a table for each and writes
  * bench/results/<name>.json.
  */
-import { parseArgs, UsageError, type Bench } from './harness.js';
+import { parseArgs, startMeasurementWindow, UsageError, type Bench } from './harness.js';
 
 interface Entry {
   readonly name: string;
@@ -49,6 +49,7 @@ async function main(argv: readonly string[]): Promise<void> {
       const b = await entry.load();
       const base = args.quick ? b.quick : b.defaults;
       console.log(`\n== ${b.name}: ${b.description}`);
+      startMeasurementWindow();
       await b.run({ warmup: args.warmup ?? base.warmup, reps: args.reps ?? base.reps, quick: args.quick });
     } catch (e) {
       console.error(`\nbench ${entry.name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

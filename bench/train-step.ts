@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import {
-  BenchRng, environment, keepAlive, printTable, round, spreadText, summarize, time, writeResults,
+  BenchRng, contentionLine, environment, keepAlive, printTable, round, spreadText, summarize, time, writeResults,
   type Bench, type BenchOptions, type Cell, type Summary,
 } from './harness.js';
 
@@ -263,6 +263,7 @@ export const trainStepBench: Bench = {
       phases: 'forward = forward + loss; backward = tape walk; optimizer = Adam step + zeroing gradients',
       pytorch: torchMissing === null ? { ...torchInfo, script: 'embedded in bench/train-step.ts, run once per thread count with torch.set_num_threads' } : { available: false, reason: torchMissing },
     });
+    console.log(contentionLine(env));
     const path = writeResults('train-step', { rows, unavailable, env, ratios });
     console.log(`\nwrote ${path}`);
     const ours = unavailable.filter((u) => u.engine === 'parsimony');
