@@ -65,6 +65,8 @@ if (typeof require === 'function') {
 interface WorkerHandle {
   postMessage(msg: unknown): void;
   terminate(): unknown;
+  /** Node: stop this worker from keeping the process alive. */
+  unref?(): void;
 }
 
 const isNode = typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
@@ -75,7 +77,6 @@ async function spawnWorker(onMessage: (m: { ready?: boolean; error?: string; ker
     const w = new Worker(WORKER_SOURCE, { eval: true });
     w.on('message', onMessage);
     w.on('error', (e: Error) => onMessage({ error: e.stack ?? String(e) }));
-    w.unref();
     return w;
   }
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
@@ -129,7 +130,9 @@ export class ThreadPool {
       h.postMessage({ module, memory, control, index: i, workers, names: KERNEL_NAMES });
       handles.push(h);
     }
+    // Workers keep the event loop alive until they are ready; afterwards they must not keep the process running.
     await Promise.all(ready);
+    for (const h of handles) h.unref?.();
     pool = new ThreadPool(workers, handles, control);
     return pool;
   }
