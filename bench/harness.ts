@@ -395,12 +395,17 @@ export function printTable(title: string, columns: readonly string[], rows: Read
   for (const r of text) console.log(line(r));
 }
 
+/** Cores taken by others above which a run counts as disturbed. */
+export const DISTURBED_CORES = 0.2;
+
 /** One line on how much else ran on the machine during the run, for the reader of the tables. */
 export function contentionLine(env: Environment): string {
   const c = env.cpu_contention;
   const load = `load average ${env.load_average_start.join(' / ')} at start`;
   if (c === null) return `machine: ${env.cores} cores, ${load}; other processes' CPU use unknown (no /proc)`;
-  return `machine: ${env.cores} cores; other processes kept ${c.other_processes_cores} core(s) busy on average over ${c.seconds} s (steal ${c.steal_cores}); ${load}`;
+  const line = `machine: ${env.cores} cores; other processes kept ${c.other_processes_cores} core(s) busy on average over ${c.seconds} s (steal ${c.steal_cores}); ${load}`;
+  const lost = c.other_processes_cores + c.steal_cores;
+  return lost >= DISTURBED_CORES ? `${line}\nWARNING: this run shared the machine; multi-threaded figures and ratios are not representative, repeat it when the machine is quiet` : line;
 }
 
 /** Writes bench/results/<name>.json and returns its path. */

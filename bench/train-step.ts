@@ -35,6 +35,8 @@ interface Row {
   readonly p90_ms: number;
   readonly reps: number;
   readonly warmup: number;
+  /** Median step time of each round. */
+  readonly round_medians_ms: readonly number[];
   /** Median milliseconds of each phase over the timed steps. */
   readonly phases_ms: Readonly<Record<Phase, number>>;
   readonly final_loss: number;
@@ -51,15 +53,36 @@ function makeData(batch: number): { x: Float32Array; labels: Int32Array } {
   return { x: rng.floats(batch * IMAGE[0] * IMAGE[1] * IMAGE[2], 0, 1), labels: rng.ints(batch, CLASSES) };
 }
 
-function makeRow(engine: Row['engine'], variant: string, threads: number, batch: number, forwardMacsPerImage: number,
-  step: Summary & { warmup: number }, phases: Record<Phase, number[]>, finalLoss: number): Row {
+/** Timed steps of one engine and thread count, pooled over rounds. */
+interface Samples {
+  readonly variant: string;
+  readonly steps: number[];
+  readonly phases: Record<Phase, number[]>;
+  readonly roundMedians: number[];
+  finalLoss: number;
+}
+
+function emptySamples(variant: string): Samples {
+  return { variant, steps: [], phases: { forward: [], backward: [], optimizer: [] }, roundMedians: [], finalLoss: NaN };
+}
+
+function addRound(into: Samples, steps: readonly number[], phases: Readonly<Record<Phase, readonly number[]>>, finalLoss: number): void {
+  into.steps.push(...steps);
+  for (const p of PHASES) into.phases[p].push(...phases[p]);
+  into.roundMedians.push(round(summarize(steps).median));
+  into.finalLoss = finalLoss;
+}
+
+function makeRow(engine: Row['engine'], threads: number, batch: number, warmup: number, forwardMacsPerImage: number, s: Samples): Row {
+  const step = summarize(s.steps);
   return {
-    engine, variant, threads, batch,
+    engine, variant: s.variant, threads, batch,
     median_ms: round(step.median), images_per_s: round((batch * 1000) / step.median, 1),
     gflops: round((2 * STEP_FORWARD_EQUIVALENTS * forwardMacsPerImage * batch) / (step.median * 1e6), 3),
-    min_ms: round(step.min), p10_ms: round(step.p10), p90_ms: round(step.p90), reps: step.n, warmup: step.warmup,
-    phases_ms: Object.fromEntries(PHASES.map((p) => [p, round(summarize(phases[p]).median)])) as Record<Phase, number>,
-    final_loss: round(finalLoss, 5),
+    min_ms: round(step.min), p10_ms: round(step.p10), p90_ms: round(step.p90), reps: step.n, warmup,
+    round_medians_ms: s.roundMedians,
+    phases_ms: Object.fromEntries(PHASES.map((p) => [p, round(summarize(s.phases[p]).median)])) as Record<Phase, number>,
+    final_loss: round(s.finalLoss, 5),
   };
 }
 
@@ -71,7 +94,16 @@ async function loadParsimony() {
   return { Engine, setEngine, manualSeed, fmnistVgg5, ops, Adam };
 }
 
-async function runParsimony(threads: number, batch: number, o: BenchOptions): Promise<{ row: Row; forwardMacsPerImage: number }> {
+interface RoundResult {
+  readonly variant: string;
+  readonly steps: readonly number[];
+  readonly phases: Readonly<Record<Phase, readonly number[]>>;
+  readonly finalLoss: number;
+  readonly forwardMacsPerImage: number;
+}
+
+/** One round: a fresh engine and model (same seed), one checked step, `warmup` steps, `reps` timed steps. */
+async function runParsimony(threads: number, batch: number, warmup: number, reps: number): Promise<RoundResult> {
   const { Engine, setEngine, manualSeed, fmnistVgg5, ops, Adam } = await loadParsimony();
   const e = await keepAlive(Engine.create({ kind: 'wasm', threads, simd: 'auto' }));
   try {
@@ -104,10 +136,15 @@ async function runParsimony(threads: number, batch: number, o: BenchOptions): Pr
     };
     // The first zeroGrad allocates the gradients, so that every timed step does the same work.
     opt.zeroGrad();
-    const t = await time(step, { warmup: o.warmup, reps: o.reps });
-    for (const p of PHASES) phases[p].splice(0, o.warmup);
-    if (!Number.isFinite(loss)) throw new Error(`the loss after ${o.warmup + o.reps} steps is ${loss}: not timing a broken training step`);
-    return { row: makeRow('parsimony', e.backend.variant, threads, batch, forwardMacsPerImage, t, phases, loss), forwardMacsPerImage };
+    step();
+    const firstLoss = loss;
+    // Random labels over 10 classes: the first loss is near ln 10 whatever the (small) initial logits.
+    if (!Number.isFinite(firstLoss) || firstLoss <= 0 || firstLoss > 10) throw new Error(`the first step's loss is ${firstLoss}, expected a finite value near ln 10 = 2.3: not timing a broken training step`);
+    for (const p of PHASES) phases[p].length = 0;
+    const t = await time(step, { warmup, reps });
+    for (const p of PHASES) phases[p].splice(0, warmup);
+    if (!Number.isFinite(loss)) throw new Error(`the loss after ${1 + warmup + reps} steps is ${loss}: the timed steps diverged`);
+    return { variant: e.backend.variant, steps: t.samples, phases, finalLoss: loss, forwardMacsPerImage };
   } finally {
     e.close();
   }
@@ -181,8 +218,8 @@ function torchUnavailable(): string | null {
   return `python3 -c "import torch" failed: ${last}`;
 }
 
-function runTorch(threads: number, batch: number, o: BenchOptions): TorchResult {
-  const r = spawnSync('python3', ['-c', TORCH_SCRIPT, String(threads), String(batch), String(o.warmup), String(o.reps), String(SEED), String(LR)], {
+function runTorch(threads: number, batch: number, warmup: number, reps: number): TorchResult {
+  const r = spawnSync('python3', ['-c', TORCH_SCRIPT, String(threads), String(batch), String(warmup), String(reps), String(SEED), String(LR)], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
     env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
@@ -201,44 +238,60 @@ export const trainStepBench: Bench = {
   quick: { warmup: 1, reps: 2 },
   async run(options: BenchOptions) {
     const batch = options.quick ? QUICK_BATCH : BATCH;
-    const rows: Row[] = [];
+    const rounds = options.quick ? 1 : Math.min(2, options.reps);
+    const repsPerRound = Math.ceil(options.reps / rounds);
     const unavailable: Unavailable[] = [];
     let forwardMacsPerImage = NaN;
-    for (const threads of THREADS) {
-      try {
-        const r = await runParsimony(threads, batch, options);
-        rows.push(r.row);
-        forwardMacsPerImage = r.forwardMacsPerImage;
-        console.error(`train-step: parsimony ${r.row.variant} t${threads}: ${r.row.images_per_s} images/s`);
-      } catch (e) {
-        const reason = (e as Error).message;
-        console.error(`train-step: parsimony on ${threads} thread(s) cannot run: ${reason}`);
-        unavailable.push({ engine: 'parsimony', threads, reason });
-      }
-    }
-
     const torchMissing = torchUnavailable();
+    if (torchMissing !== null) unavailable.push({ engine: 'pytorch', threads: null, reason: torchMissing });
     let torchInfo: Record<string, unknown> = { available: torchMissing === null };
-    if (torchMissing !== null) {
-      unavailable.push({ engine: 'pytorch', threads: null, reason: torchMissing });
-    } else {
-      for (const threads of THREADS) {
+
+    type Job = { engine: Row['engine']; threads: number };
+    const jobs: Job[] = [
+      ...THREADS.map((threads): Job => ({ engine: 'parsimony', threads })),
+      ...(torchMissing === null ? THREADS.map((threads): Job => ({ engine: 'pytorch', threads })) : []),
+    ];
+    const samples = new Map<string, Samples>();
+    const failed = new Set<string>();
+    for (let pass = 0; pass < rounds; pass++) {
+      for (const job of pass % 2 === 0 ? jobs : [...jobs].reverse()) {
+        const key = `${job.engine} t${job.threads}`;
+        if (failed.has(key)) continue;
         try {
-          const t = runTorch(threads, batch, options);
-          torchInfo = { available: true, torch: t.torch, python: t.python, mkldnn: t.mkldnn, interop_threads: 1 };
-          const step = { ...summarize(t.steps_ms), warmup: options.warmup };
-          rows.push(makeRow('pytorch', t.mkldnn ? 'mkldnn' : 'default', threads, batch, forwardMacsPerImage, step, t.phases_ms, t.final_loss));
-          console.error(`train-step: pytorch t${threads}: ${rows[rows.length - 1]?.images_per_s} images/s`);
+          let r: RoundResult;
+          if (job.engine === 'parsimony') {
+            r = await runParsimony(job.threads, batch, options.warmup, repsPerRound);
+            forwardMacsPerImage = r.forwardMacsPerImage;
+          } else {
+            const t = runTorch(job.threads, batch, options.warmup, repsPerRound);
+            torchInfo = { available: true, torch: t.torch, python: t.python, mkldnn: t.mkldnn, interop_threads: 1 };
+            r = { variant: t.mkldnn ? 'mkldnn' : 'default', steps: t.steps_ms, phases: t.phases_ms, finalLoss: t.final_loss, forwardMacsPerImage };
+          }
+          let acc = samples.get(key);
+          if (acc === undefined) {
+            acc = emptySamples(r.variant);
+            samples.set(key, acc);
+          }
+          addRound(acc, r.steps, r.phases, r.finalLoss);
+          console.error(`train-step: round ${pass + 1}/${rounds} ${job.engine} ${r.variant} t${job.threads}: median step ${summarize(r.steps).median.toFixed(1)} ms`);
         } catch (e) {
-          unavailable.push({ engine: 'pytorch', threads, reason: (e as Error).message });
+          const reason = (e as Error).message;
+          console.error(`train-step: ${key} cannot run: ${reason}`);
+          unavailable.push({ engine: job.engine, threads: job.threads, reason });
+          failed.add(key);
         }
       }
+    }
+    const rows: Row[] = [];
+    for (const job of jobs) {
+      const acc = samples.get(`${job.engine} t${job.threads}`);
+      if (acc !== undefined) rows.push(makeRow(job.engine, job.threads, batch, options.warmup, forwardMacsPerImage, acc));
     }
 
     const table: Cell[][] = rows.map((r) => [r.engine, r.variant, r.threads, r.batch, r.median_ms, r.images_per_s,
       spreadText({ median: r.median_ms, p10: r.p10_ms, p90: r.p90_ms } as Summary), r.phases_ms.forward, r.phases_ms.backward, r.phases_ms.optimizer, '']);
     for (const u of unavailable) table.push([u.engine, null, u.threads, batch, null, null, null, null, null, null, `not measured: ${u.reason}`]);
-    printTable(`train-step fmnistVgg5, batch ${batch} (warm-up ${options.warmup}, ${options.reps} steps; median, p10/p90 spread, phase medians)`,
+    printTable(`train-step fmnistVgg5, batch ${batch} (${rounds} round(s) of ${options.warmup} warm-up + ${repsPerRound} timed steps; median, p10/p90 spread, phase medians)`,
       ['engine', 'variant', 'threads', 'batch', 'step ms', 'images/s', 'spread p10/p90', 'fwd ms', 'bwd ms', 'optim ms', 'note'], table);
 
     const find = (engine: Row['engine'], threads: number): Row | undefined => rows.find((r) => r.engine === engine && r.threads === threads);
@@ -261,6 +314,7 @@ export const trainStepBench: Bench = {
       gflops_definition: `2 × ${STEP_FORWARD_EQUIVALENTS} × forward MACs × batch / step time (a training step ≈ ${STEP_FORWARD_EQUIVALENTS} forward passes)`,
       parsimony_variant: 'auto (relaxed SIMD when the runtime validates it); each row names the build that ran',
       phases: 'forward = forward + loss; backward = tape walk; optimizer = Adam step + zeroing gradients',
+      schedule: `${rounds} round(s); in each, every engine and thread count builds a fresh model from seed ${SEED} (parsimony then runs one checked step: loss finite and near ln 10), runs ${options.warmup} warm-up and ${repsPerRound} timed steps; order reversed every other round; a row's statistics pool all its timed steps`,
       pytorch: torchMissing === null ? { ...torchInfo, script: 'embedded in bench/train-step.ts, run once per thread count with torch.set_num_threads' } : { available: false, reason: torchMissing },
     });
     console.log(contentionLine(env));
