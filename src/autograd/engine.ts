@@ -104,8 +104,9 @@ export class Engine {
   }
 
   /**
-   * Back-propagates from a scalar `loss` through the tape. Gradients of parameters are added to
-   * their persistent `grad` (allocated on first use, zeroed by the optimizer); others land in scratch.
+   * Back-propagates from a scalar `loss` through the tape. Gradients of leaves (parameters, inputs
+   * that require a gradient) are added to their `grad`, allocated on first use in the leaf's own arena
+   * and zeroed by the optimizer; gradients of op outputs live in scratch until consumed.
    */
   backward(loss: Tensor, gradLoss?: Tensor): void {
     loss.check('backward');
@@ -113,6 +114,8 @@ export class Engine {
     const k = this.backend.kernels;
     const grads = new Map<Tensor, Tensor>();
     grads.set(loss, gradLoss ?? this.full(loss.shape, 1));
+    const produced = new Set<Tensor>();
+    for (const node of this.tape) produced.add(node.output);
     for (let i = this.tape.length - 1; i >= 0; i--) {
       const node = this.tape[i] as TapeNode;
       const g = grads.get(node.output);
@@ -124,8 +127,9 @@ export class Engine {
         const gx = gin[j];
         if (gx === null || gx === undefined || !x.requiresGrad) continue;
         if (gx.size !== x.size) throw new Error(`backward of ${node.op}: gradient ${shapeString(gx.shape)} for input ${x.describe()}`);
-        if (x.arena === this.persistent) {
-          if (x.grad === null) x.grad = this.zeros(x.shape, 'float32', this.persistent);
+        if (!produced.has(x)) {
+          // A leaf (a parameter, or an input that asked for its gradient): accumulate in its own grad.
+          if (x.grad === null) x.grad = this.zeros(x.shape, 'float32', x.arena);
           k.axpy(x.size, 1, gx.ptr, x.grad.ptr);
           continue;
         }

@@ -66,11 +66,10 @@ export class LKAM extends Module {
     const rng = c.rng ?? globalRng();
     this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
     const features = this.bank * this.grid * this.grid;
-    // Small weights and a bias of initOpen: every switch starts open and inside its linear range.
-    this.fc = new Linear({ inFeatures: features, outFeatures: c.switches, init: 'xavierUniform', rng });
+    // Zero weights and a bias of initOpen: every switch starts open, inside its linear range (a hard
+    // switch saturated at 1 would get no gradient), and learns its dependence on the input from there.
+    this.fc = new Linear({ inFeatures: features, outFeatures: c.switches, init: 'zeros', rng });
     const e = engine();
-    const w = this.fc.weight.f32();
-    for (let i = 0; i < w.length; i++) w[i] = (w[i] as number) * 0.1;
     if (this.fc.bias !== null) e.backend.kernels.fill(this.fc.bias.ptr, this.fc.bias.size, this.initOpen);
   }
 
