@@ -7,3 +7,4 @@ export * from './pool';
 export * from './loss';
 export * from './elementwise';
 export * from './optim';
+export * from './sparse';

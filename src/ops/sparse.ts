@@ -10,7 +10,7 @@
 import { engine } from '../autograd/engine.js';
 import { splitRange } from '../backend/backend.js';
 import { CONV_DESC_INTS, writeConvDesc, type ConvGeometry } from '../backend/kernels.js';
-import { convScratchBytes } from '../backend/scratch.js';
+import { sparseConvScratchBytes } from '../backend/sparse-scratch.js';
 import { ChannelSet, ShapeError, type Tensor } from '../tensor/tensor.js';
 import { batchNorm, type BatchNormState } from './batchnorm.js';
 import { conv2d, conv2dGeometry, type Conv2dOptions } from './conv.js';
@@ -67,7 +67,7 @@ export function conv2dSparse(x: Tensor, w: Tensor, bias: Tensor | null, inSet: C
   const inL = indexLists(ins);
   const outL = indexLists(outSet);
   const y = e.alloc([g.N, g.M, g.OH, g.OW]);
-  const scratch = b.scratch(convScratchBytes(g));
+  const scratch = b.scratch(sparseConvScratchBytes(g));
   const ranges = splitRange(g.N, b.threads);
   sparseCounters.forwardMacs += b.parallel('conv2dForwardSparse', ranges.map(([n0, n1], t) =>
     [desc.ptr, x.ptr, w.ptr, bias === null ? 0 : bias.ptr, y.ptr, n0, n1, outL.idx.ptr, outL.count.ptr, inL.idx.ptr, inL.count.ptr, scratch[t] as number]));
