@@ -69,21 +69,18 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** A graph prepared for conversion: constants, producers, shapes (with the real batch size B). */
+/** A graph prepared for conversion: constants, producers and readers, shapes (batch included). */
 class Graph {
-  readonly nodes: Node[];
   readonly constants = new Map<string, Constant>();
   readonly producer = new Map<string, Node>();
   readonly consumers = new Map<string, Node[]>();
   readonly shapes = new Map<string, number[]>();
-  readonly opset: number;
-  readonly batch: number;
   private readonly forks = new Map<Node, string>();
 
-  constructor(nodes: Node[], initializers: readonly TensorProto[], opset: number, input: string, inputDims: number[]) {
-    this.nodes = nodes;
-    this.opset = opset;
-    this.batch = inputDims[0] as number;
+  private readonly size: number;
+
+  constructor(nodes: Node[], initializers: readonly TensorProto[], input: string, inputDims: number[]) {
+    this.size = nodes.length;
     for (const t of initializers) this.constants.set(t.name ?? '', this.tensor(t));
     this.shapes.set(input, inputDims);
     for (const n of nodes) {
@@ -113,7 +110,11 @@ class Graph {
   /** The value behind Identity and Dropout nodes. */
   resolve(v: string): string {
     let cur = v;
-    for (let n = this.producer.get(cur); n !== undefined && ALIASES.has(n.op); n = this.producer.get(cur)) cur = n.inputs[0] as string;
+    let steps = 0;
+    for (let n = this.producer.get(cur); n !== undefined && ALIASES.has(n.op); n = this.producer.get(cur)) {
+      if (++steps > this.size) throw new ImportProblem(`the Identity or Dropout nodes behind ${v} form a cycle`);
+      cur = n.inputs[0] as string;
+    }
     return cur;
   }
 
@@ -742,7 +743,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
   const batch = (declared[0] ?? -1) > 0 ? (declared[0] as number) : 1;
   let g: Graph;
   try {
-    g = new Graph(nodes, graph.initializer ?? [], opset, input, [batch, ...chw]);
+    g = new Graph(nodes, graph.initializer ?? [], input, [batch, ...chw]);
   } catch (e) {
     if (e instanceof ImportProblem) throw new OnnxError(`${file}: ${e.message}`, [], e);
     throw e;

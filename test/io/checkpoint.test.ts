@@ -173,10 +173,10 @@ describe('checkpoints', () => {
 
     // The kill point is drawn from a seeded generator: a step, then a delay within the following step
     // (each step is paused to last at least PAUSE_MS, so the parent can react before the run ends).
-    const PAUSE_MS = 15;
+    const PAUSE_MS = 30;
     const pick = new TestRng(Number(process.env['PARSIMONY_CRASH_SEED'] ?? 20261125));
     const crashed = mkdtempSync(join(dir, 'crashed-'));
-    const killAt = pick.int(4, TOTAL_STEPS - 6);
+    const killAt = pick.int(4, TOTAL_STEPS - 12);
     const delayMs = pick.uniform(0, PAUSE_MS);
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, crashed], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PARSIMONY_STEP_PAUSE_MS: String(PAUSE_MS) },
@@ -185,9 +185,13 @@ describe('checkpoints', () => {
     let err = '';
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+    let armed = false;
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.includes(`step ${killAt}\n`)) setTimeout(() => child.kill('SIGKILL'), delayMs);
+      if (!armed && out.includes(`step ${killAt}\n`)) {
+        armed = true;
+        setTimeout(() => child.kill('SIGKILL'), delayMs);
+      }
     });
     const signal = await exited;
     assert.equal(signal, 'SIGKILL', `the child was not killed (stdout ${out}, stderr ${err})`);
