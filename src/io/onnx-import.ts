@@ -15,7 +15,7 @@ import { Gated, LKAM, type LkamPool, type SwitchKind } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { describeError, OnnxError } from './errors.js';
 import { copyInto } from './model-file.js';
-import { attribute, decodeModelProto, onnx, tensorValues, toNumber, valueDims, type NodeProto, type TensorProto } from './onnx-graph.js';
+import { attribute, decodeModelProto, tensorValues, toNumber, valueDims, type NodeProto, type TensorProto } from './onnx-graph.js';
 
 export const IMPORT_OPSETS = { min: 11, max: 17 } as const;
 
@@ -831,4 +831,3 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
   return { model, inputShape: [...chw], opset, input, output, switchOutputs };
 }
 
-export { onnx };
