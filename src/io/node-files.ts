@@ -1,10 +1,40 @@
 /** Node file access for the io layer: atomic replacement of files, model files by path. */
-import { closeSync, copyFileSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Module } from '../nn/module.js';
 import { decodeModel, encodeModel, type ModelMeta } from './model-file.js';
 
 let tempCounter = 0;
+
+function tempPrefix(path: string): string {
+  return `.${basename(path)}.tmp-`;
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes temporary files that writers of `path` killed mid-write left behind (their process is gone). */
+function removeStaleTemporaries(path: string): void {
+  const dir = dirname(path);
+  const prefix = tempPrefix(path);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
+    if (Number.isInteger(pid) && pid !== process.pid && !processIsAlive(pid)) rmSync(`${dir}/${name}`, { force: true });
+  }
+}
 
 function fsyncDirectory(dir: string): void {
   let fd: number | null = null;
@@ -40,10 +70,12 @@ export interface AtomicWriteOptions {
  * Replaces `path` with `bytes` so that a crash at any moment leaves either the old or the new file
  * complete: write a temporary file beside it, fsync it, rename it over `path`, fsync the directory.
  * With keepPrevious, the old file is first hard-linked to `<path>.prev`, so `path` never goes missing.
+ * Temporary files of earlier writers that died mid-write are removed.
  */
 export function writeFileAtomic(path: string, bytes: Uint8Array, options: AtomicWriteOptions = {}): void {
   const dir = dirname(path);
-  const tmp = `${dir}/.${basename(path)}.tmp-${process.pid}-${tempCounter++}`;
+  const tmp = `${dir}/${tempPrefix(path)}${process.pid}-${tempCounter++}`;
+  removeStaleTemporaries(path);
   try {
     writeAndSync(tmp, bytes);
     if (options.keepPrevious === true) {

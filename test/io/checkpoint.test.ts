@@ -209,6 +209,7 @@ describe('checkpoints', () => {
     // A checkpoint is written before its step is printed, so it may be one step ahead of the output.
     assert.ok(from > 0 && from <= lastStep + 1 && from % EVERY === 0, `resumed at step ${from}, the killed run had printed step ${lastStep}`);
     assert.deepEqual(readFileSync(join(crashed, 'final.safetensors')), reference, `killed at step ${killAt} (+${delayMs.toFixed(2)} ms), resumed at ${from}: the final weights differ`);
+    assert.deepEqual(readdirSync(crashed).filter((n) => n.includes('.tmp-')), [], 'a temporary file of the killed run was left behind');
 
     console.log(`# crash test: killed after step ${killAt} + ${delayMs.toFixed(2)} ms (last printed step ${lastStep}), resumed at step ${from} of ${TOTAL_STEPS}`);
     const controlRun = run(control, ['--forget-optimizer']);

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,6 +113,13 @@ describe('model files', () => {
     // A failed write leaves the old file and no temporary behind.
     assert.throws(() => writeFileAtomic(join(dir, 'missing-dir', 'x.safetensors'), new Uint8Array(4)), /ENOENT/);
     assert.deepEqual(readdirSync(dir).sort(), ['broken.safetensors', 'model.safetensors']);
+    // A temporary left by a writer that died mid-write goes at the next save; a live writer's stays.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(join(dir, `.model.safetensors.tmp-${dead}-0`), 'partial');
+    writeFileSync(join(dir, `.model.safetensors.tmp-${process.pid}-99`), 'in flight');
+    saveModel(path, b, META);
+    assert.deepEqual(readdirSync(dir).sort(), [`.model.safetensors.tmp-${process.pid}-99`, 'broken.safetensors', 'model.safetensors']);
+    rmSync(join(dir, `.model.safetensors.tmp-${process.pid}-99`));
   });
 
   test('a weight that is NaN or infinite is reported by tensor name and element', () => {
