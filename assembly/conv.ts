@@ -233,10 +233,16 @@ function correlate(desc: usize, transposed: bool, src: usize, w: usize, bias: us
         for (let pc = 0; pc < Kk; pc += kcStep) {
           const kc = min<i32>(kcStep, Kk - pc);
           const kp = koff + (<usize>pc << 2);
+          const ak = a + (<usize>pc * <usize>GEMM_MR << 2), ok = o + (<usize>p0 << 2);
+          const betaK: f32 = pc == 0 ? 0 : 1, biasK = pc == 0 ? b : 0;
+          if (sW == 1 && nr == GEMM_NR && load<i32>(seg) == 1) {
+            // 8 pixels in one run: the micro-kernel reads them in place.
+            gemmPanel(rows, nr, kc, ak, panelBytes, plane + (<usize>load<i32>(seg, 8) << 2), kp, ok, P, 1, betaK, biasK, tmp);
+            continue;
+          }
           if (sW == 1) packRuns(panel, plane, kp, kc, seg, nr, direct);
           else packPixels(panel, plane, kp, kc, seg, nr);
-          gemmPanel(rows, nr, kc, a + (<usize>pc * <usize>GEMM_MR << 2), panelBytes, panel, o + (<usize>p0 << 2), P,
-            1, pc == 0 ? 0 : 1, pc == 0 ? b : 0, tmp);
+          gemmPanel(rows, nr, kc, ak, panelBytes, panel, 0, ok, P, 1, betaK, biasK, tmp);
         }
       }
       a += <usize>(roundRows(rows) / GEMM_MR) * panelBytes;
@@ -366,7 +372,7 @@ export function conv2dBackwardInput(desc: usize, dy: usize, w: usize, dx: usize,
           for (let pc = 0; pc < Mg; pc += kcStep) {
             const kc = min<i32>(kcStep, Mg - pc);
             gemmPackB(kc, nr, dyg + ((<usize>pc * <usize>P + <usize>(jc + jr)) << 2), <usize>P << 2, 4, panel);
-            gemmPanel(R, nr, kc, a + (<usize>pc * <usize>GEMM_MR << 2), panelBytes, panel, dcol + (<usize>jr << 2), ncolMax,
+            gemmPanel(R, nr, kc, a + (<usize>pc * <usize>GEMM_MR << 2), panelBytes, panel, 0, dcol + (<usize>jr << 2), ncolMax,
               1, pc == 0 ? 0 : 1, 0, tmp);
           }
         }
@@ -461,7 +467,7 @@ export function conv2dBackwardWeight(desc: usize, x: usize, dy: usize, dw: usize
         for (let j0 = 0; j0 < Kg; j0 += GEMM_NR) {
           const nr = min<i32>(GEMM_NR, Kg - j0);
           packGather(panel, plane, pbase, kc, koff + (<usize>j0 << 2), nr);
-          gemmPanel(rows, nr, kc, ap, pb, panel, dwg + (<usize>j0 << 2), Kg, 1, bBlock, 0, tmp);
+          gemmPanel(rows, nr, kc, ap, pb, panel, 0, dwg + (<usize>j0 << 2), Kg, 1, bBlock, 0, tmp);
         }
         first = false;
       }

@@ -82,14 +82,20 @@ function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias:
   v128.store(tmp + (<usize>i * <usize>GEMM_NR << 2), r1, 16);
 }
 
-/** C[4x8] tile from a 4-row A panel and an 8-column B panel of depth kc. */
-function micro4x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+/**
+ * The 4 x 8 tile of C from the first 4 rows of an A panel (MR floats per k) and 8 columns of B:
+ * a packed panel (NR floats per k) or, when inPlace, rows found at b + koff[k] floats.
+ */
+@inline function tile4x8(kc: i32, a: usize, b: usize, koff: usize, inPlace: bool, c: usize, ldc: i32,
+  alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  const end = a + (<usize>kc << 4);
+  const end = a + <usize>kc * <usize>GEMM_MR * 4;
   while (a < end) {
-    const b0 = v128.load(b);
-    const b1 = v128.load(b, 16);
+    let bk = b;
+    if (inPlace) bk = b + (<usize>load<i32>(koff) << 2);
+    const b0 = v128.load(bk);
+    const b1 = v128.load(bk, 16);
     let av = v128.load32_splat(a);
     c00 = madd(av, b0, c00);
     c01 = madd(av, b1, c01);
@@ -102,8 +108,9 @@ function micro4x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, b
     av = v128.load32_splat(a, 12);
     c30 = madd(av, b0, c30);
     c31 = madd(av, b1, c31);
-    a += 16;
-    b += 32;
+    a += <usize>GEMM_MR * 4;
+    if (inPlace) koff += 4;
+    else b += 32;
   }
   const ldcB = <usize>ldc << 2;
   if (mr == 4 && nr == 8) {
@@ -120,15 +127,18 @@ function micro4x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, b
   finishEdge(tmp, c, ldc, alpha, beta, bias, mr, nr);
 }
 
-/** C[6x8] tile from a 6-row A panel and an 8-column B panel of depth kc. */
-function micro6x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+/** The 6 x 8 tile, as tile4x8. */
+@inline function tile6x8(kc: i32, a: usize, b: usize, koff: usize, inPlace: bool, c: usize, ldc: i32,
+  alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
   const end = a + <usize>kc * 24;
   while (a < end) {
-    const b0 = v128.load(b);
-    const b1 = v128.load(b, 16);
+    let bk = b;
+    if (inPlace) bk = b + (<usize>load<i32>(koff) << 2);
+    const b0 = v128.load(bk);
+    const b1 = v128.load(bk, 16);
     let av = v128.load32_splat(a);
     c00 = madd(av, b0, c00);
     c01 = madd(av, b1, c01);
@@ -148,7 +158,8 @@ function micro6x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, b
     c50 = madd(av, b0, c50);
     c51 = madd(av, b1, c51);
     a += 24;
-    b += 32;
+    if (inPlace) koff += 4;
+    else b += 32;
   }
   const ldcB = <usize>ldc << 2;
   if (mr == 6 && nr == 8) {
@@ -169,21 +180,47 @@ function micro6x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, b
   finishEdge(tmp, c, ldc, alpha, beta, bias, mr, nr);
 }
 
+function micro4x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+  tile4x8(kc, a, b, 0, false, c, ldc, alpha, beta, bias, mr, nr, tmp);
+}
+function micro4x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+  tile4x8(kc, a, b, koff, true, c, ldc, alpha, beta, bias, mr, nr, tmp);
+}
+function micro6x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+  tile6x8(kc, a, b, 0, false, c, ldc, alpha, beta, bias, mr, nr, tmp);
+}
+function micro6x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+  tile6x8(kc, a, b, koff, true, c, ldc, alpha, beta, bias, mr, nr, tmp);
+}
+
+/** One register tile: the 6-row kernel when the build has it and more than 4 rows remain, else the 4-row one. */
+@inline function tile(mr: i32, nr: i32, kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32,
+  alpha: f32, beta: f32, bias: usize, tmp: usize): void {
+  if (GEMM_MR == 6 && mr > 4) {
+    if (koff != 0) micro6x8InPlace(kc, a, b, koff, c, ldc, alpha, beta, bias, mr, nr, tmp);
+    else micro6x8(kc, a, b, c, ldc, alpha, beta, bias, mr, nr, tmp);
+  } else {
+    if (koff != 0) micro4x8InPlace(kc, a, b, koff, c, ldc, alpha, beta, bias, mr, nr, tmp);
+    else micro4x8(kc, a, b, c, ldc, alpha, beta, bias, mr, nr, tmp);
+  }
+}
+
 /**
- * C[mc x nr] = alpha * A * Bpanel + bias + beta * C for one B panel (kc x NR) against the A panels
- * of mc rows, panelBytes apart. bias (0 for none) holds one float per row; beta = 0 never reads C.
+ * C[mc x nr] = alpha * A * B + bias + beta * C for 8 columns of B against the A panels of mc rows,
+ * panelBytes apart. B is a packed panel (kc x NR) when koff = 0; otherwise row k of B is the 8 floats
+ * at b + koff[k] floats (then nr must be 8 and all those floats readable). bias (0 for none) holds one
+ * float per row; beta = 0 never reads C.
  */
-@global function gemmPanel(mc: i32, nr: i32, kc: i32, a: usize, panelBytes: usize, b: usize, c: usize, ldc: i32,
+@global function gemmPanel(mc: i32, nr: i32, kc: i32, a: usize, panelBytes: usize, b: usize, koff: usize, c: usize, ldc: i32,
   alpha: f32, beta: f32, bias: usize, tmp: usize): void {
   const rowStep = <usize>GEMM_MR * <usize>ldc << 2;
-  for (let i = 0; i < mc; i += GEMM_MR) {
-    const mr = min<i32>(GEMM_MR, mc - i);
-    const bi = bias != 0 ? bias + (<usize>i << 2) : 0;
-    if (GEMM_MR == 6) micro6x8(kc, a, b, c, ldc, alpha, beta, bi, mr, nr, tmp);
-    else micro4x8(kc, a, b, c, ldc, alpha, beta, bi, mr, nr, tmp);
+  let i = 0;
+  for (; i + GEMM_MR <= mc; i += GEMM_MR) {
+    tile(GEMM_MR, nr, kc, a, b, koff, c, ldc, alpha, beta, bias != 0 ? bias + (<usize>i << 2) : 0, tmp);
     a += panelBytes;
     c += rowStep;
   }
+  if (i < mc) tile(mc - i, nr, kc, a, b, koff, c, ldc, alpha, beta, bias != 0 ? bias + (<usize>i << 2) : 0, tmp);
 }
 
 /**
@@ -291,14 +328,24 @@ export function gemm(transA: i32, transB: i32, M: i32, N: i32, K: i32, alpha: f3
     for (let pc = 0; pc < K; pc += kcStep) {
       const kc = min<i32>(kcStep, K - pc);
       const betaBlock: f32 = pc == 0 ? beta : 1;
-      gemmPackB(kc, nc, b + <usize>pc * brs + <usize>jc * bcs, brs, bcs, bp);
       const panelBytes = gemmPanelBytesA(kc);
+      if (M <= GEMM_MC) {
+        // All of A fits one block: each B panel is packed just before use and stays in L1.
+        gemmPackA(M, kc, a + <usize>pc * acs, ars, acs, ap, panelBytes);
+        for (let j = 0; j < nc; j += GEMM_NR) {
+          const nr = min<i32>(GEMM_NR, nc - j);
+          gemmPackB(kc, nr, b + <usize>pc * brs + <usize>(jc + j) * bcs, brs, bcs, bp);
+          gemmPanel(M, nr, kc, ap, panelBytes, bp, 0, c + (<usize>(jc + j) << 2), ldc, alpha, betaBlock, 0, tmp);
+        }
+        continue;
+      }
+      gemmPackB(kc, nc, b + <usize>pc * brs + <usize>jc * bcs, brs, bcs, bp);
       for (let ic = 0; ic < M; ic += GEMM_MC) {
         const mc = min<i32>(GEMM_MC, M - ic);
         gemmPackA(mc, kc, a + <usize>ic * ars + <usize>pc * acs, ars, acs, ap, panelBytes);
         const cBlock = c + ((<usize>ic * <usize>ldc + <usize>jc) << 2);
         for (let j = 0; j < nc; j += GEMM_NR) {
-          gemmPanel(mc, min<i32>(GEMM_NR, nc - j), kc, ap, panelBytes, bp + (<usize>j * <usize>kc << 2),
+          gemmPanel(mc, min<i32>(GEMM_NR, nc - j), kc, ap, panelBytes, bp + (<usize>j * <usize>kc << 2), 0,
             cBlock + (<usize>j << 2), ldc, alpha, betaBlock, 0, tmp);
         }
       }
