@@ -7,6 +7,8 @@ import type { Module } from '../nn/module.js';
 import { fmnistVgg5, smallResNet } from '../nn/zoo.js';
 import { Adam, AdamW, SGD, cosine, constant, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../optim/index.js';
 import { fit, type EpochReport } from '../train/fit.js';
+import { addLKAMs, setGains, sparsityLoss, type LkamPool, type SwitchKind } from '../nn/lkam.js';
+import { measureParsimony, type ParsimonyReport } from '../train/parsimony.js';
 
 const MODELS: Record<string, () => Module> = {
   'fmnist-vgg5': () => fmnistVgg5(),
@@ -41,9 +43,22 @@ interface TrainFlags {
   threads?: number;
   seed: number;
   json: boolean;
+  lkam: boolean;
+  sparsity: number;
+  sparsityWarmup: number;
+  gains: 'uniform' | 'macs';
+  bank: number;
+  pool: LkamPool;
+  grid: number;
+  switch: SwitchKind;
 }
 
-async function train(f: TrainFlags): Promise<EpochReport[]> {
+export interface TrainResult {
+  readonly epochs: EpochReport[];
+  readonly parsimony: ParsimonyReport[];
+}
+
+async function train(f: TrainFlags): Promise<TrainResult> {
   const make = MODELS[f.model];
   if (make === undefined) throw new Error(`--model: unknown model '${f.model}' (known: ${Object.keys(MODELS).join(', ')})`);
   const t0 = performance.now();
@@ -51,7 +66,11 @@ async function train(f: TrainFlags): Promise<EpochReport[]> {
   const loadSeconds = (performance.now() - t0) / 1000;
   const engine = await init(f.threads === undefined ? {} : { threads: f.threads });
   manualSeed(f.seed);
-  const model = make();
+  let model = make();
+  if (f.lkam) {
+    model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch });
+    setGains(model, f.gains, [1, ...data.train.shape]);
+  }
   const params = model.parameters();
   const opt: Optimizer = f.optimizer === 'sgd' ? new SGD(params, { lr: f.lr, momentum: 0.9, nesterov: true, weightDecay: 5e-4 })
     : f.optimizer === 'adamw' ? new AdamW(params, { lr: f.lr }) : new Adam(params, { lr: f.lr });
@@ -67,20 +86,29 @@ async function train(f: TrainFlags): Promise<EpochReport[]> {
     console.log(`  data: ${data.train.length} train / ${data.test.length} test images (${f.data}), loaded in ${loadSeconds.toFixed(2)} s`);
     console.log(`  engine: ${engine.backend.name}, ${engine.backend.threads} thread(s); batch ${f.batch}, ${f.optimizer} lr ${f.lr}, ${f.schedule}, ${f.epochs} epoch(s)`);
   }
+  const parsimony: ParsimonyReport[] = [];
+  const sparsityAt = (step: number): number => f.sparsity * (f.sparsityWarmup > 0 ? Math.min(1, step / (f.sparsityWarmup * stepsPerEpoch)) : 1);
   try {
-    return fit(model, {
+    const epochs = fit(model, {
       epochs: f.epochs,
       optimizer: opt,
       stepsPerEpoch,
       schedule,
       trainBatches: (e) => trainLoader.epoch(e),
-      testBatches: () => testLoader.epoch(0),
+      ...(f.lkam ? {} : { testBatches: () => testLoader.epoch(0) }),
+      ...(f.lkam && f.sparsity > 0 ? { extraLoss: (m: Module) => sparsityLoss(m, sparsityAt(opt.stepCount)) } : {}),
       onEpoch: (r) => {
-        if (f.json) return;
-        const test = r.test === null ? '' : ` | test loss ${r.test.loss.toFixed(4)} acc ${(100 * r.test.accuracy).toFixed(2)}%`;
-        console.log(`  epoch ${r.epoch}/${f.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAccuracy).toFixed(2)}% | ${r.imagesPerSecond.toFixed(0)} images/s, ${r.seconds.toFixed(1)} s${test}`);
+        let test = r.test === null ? '' : ` | test loss ${r.test.loss.toFixed(4)} acc ${(100 * r.test.accuracy).toFixed(2)}%`;
+        if (f.lkam) {
+          const p = measureParsimony(model, testLoader.epoch(0), data.test.numClasses);
+          parsimony.push(p);
+          const on = p.layers.map((l) => `${(100 * l.meanOn).toFixed(0)}%`).join(' ');
+          test = ` | test acc ${(100 * p.accuracy).toFixed(2)}%, MACs ${(p.macs.mean / 1e6).toFixed(2)} M (${p.macs.reduction.toFixed(2)}x fewer), kernels on ${on}`;
+        }
+        if (!f.json) console.log(`  epoch ${r.epoch}/${f.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAccuracy).toFixed(2)}% | ${r.imagesPerSecond.toFixed(0)} images/s, ${r.seconds.toFixed(1)} s${test}`);
       },
     });
+    return { epochs, parsimony };
   } finally {
     trainLoader.close();
     testLoader.close();
@@ -88,8 +116,16 @@ async function train(f: TrainFlags): Promise<EpochReport[]> {
   }
 }
 
-function trainOptions(cmd: Command, defaults: { epochs: number; data: string }): Command {
-  return cmd
+/** Typed arrays print as plain lists. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  return ArrayBuffer.isView(value) ? Array.from(value as unknown as ArrayLike<number>) : value;
+}
+
+function trainOptions(cmd: Command, defaults: { epochs: number; data: string; lkam: boolean }): Command {
+  const c = defaults.lkam
+    ? cmd.option('--no-lkam', 'train the dense network, without LKAMs')
+    : cmd.option('--lkam', 'add LKAMs between consecutive convs and train them with the sparsity term', false);
+  return c
     .addOption(new Option('--model <name>', 'network to train').choices(Object.keys(MODELS)).default('fmnist-vgg5'))
     .option('--data <where>', "'builtin' (the 6,000/1,000 subset in the repo), 'full' (Debian's dataset-fashion-mnist), or a folder of IDX files", defaults.data)
     .option('--epochs <n>', 'epochs', positiveInt('--epochs'), defaults.epochs)
@@ -100,7 +136,14 @@ function trainOptions(cmd: Command, defaults: { epochs: number; data: string }):
     .option('--warmup <steps>', 'linear warm-up steps', (v) => Number(v), 0)
     .option('--threads <n>', 'threads (default: available cores)', positiveInt('--threads'))
     .option('--seed <n>', 'seed for initialisation and data order', (v) => Number(v), 0)
-    .option('--json', 'print the per-epoch reports as JSON', false);
+    .option('--json', 'print the per-epoch reports as JSON', false)
+    .option('--sparsity <w>', 'weight of the sparsity term (with --lkam)', (v) => Number(v), 1)
+    .option('--sparsity-warmup <epochs>', 'epochs over which the sparsity weight rises linearly from 0', (v) => Number(v), 1)
+    .addOption(new Option('--gains <kind>', 'per-gate gains: uniform, or proportional to each kernel\'s multiply-adds').choices(['uniform', 'macs']).default('macs'))
+    .option('--bank <k>', '1x1 convolutions in each LKAM', positiveInt('--bank'), 4)
+    .addOption(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'))
+    .option('--grid <g>', 'LKAM pooling grid (1 = global)', positiveInt('--grid'), 1)
+    .addOption(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'));
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -109,19 +152,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--debug', 'print stack traces on errors', false)
     .exitOverride();
   let exitCode = 0;
-  trainOptions(program.command('train').description('train a network on Fashion-MNIST'), { epochs: 3, data: 'builtin' })
+  trainOptions(program.command('train').description('train a network on Fashion-MNIST'), { epochs: 3, data: 'builtin', lkam: false })
     .action(async (f: TrainFlags) => {
-      const reports = await train(f);
-      if (f.json) console.log(JSON.stringify(reports, null, 2));
+      const result = await train(f);
+      if (f.json) console.log(JSON.stringify(result, jsonReplacer, 2));
     });
-  trainOptions(program.command('demo').description('train fmnist-vgg5 briefly on the built-in subset and report accuracy and speed'), { epochs: 2, data: 'builtin' })
+  trainOptions(program.command('demo').description('train fmnist-vgg5 briefly on the built-in subset and report accuracy and speed'), { epochs: 3, data: 'builtin', lkam: true })
     .action(async (f: TrainFlags) => {
-      const reports = await train(f);
-      const last = reports[reports.length - 1];
-      if (last !== undefined && last.test !== null && !f.json) {
-        console.log(`demo: test accuracy ${(100 * last.test.accuracy).toFixed(2)}% after ${reports.length} epoch(s), ${last.imagesPerSecond.toFixed(0)} training images/s`);
+      const result = await train(f);
+      const last = result.epochs[result.epochs.length - 1];
+      const lastP = result.parsimony[result.parsimony.length - 1];
+      if (last !== undefined && !f.json) {
+        const acc = lastP?.accuracy ?? last.test?.accuracy ?? 0;
+        const macs = lastP === undefined ? '' : `, ${lastP.macs.reduction.toFixed(2)}x fewer multiply-adds than dense`;
+        console.log(`demo: test accuracy ${(100 * acc).toFixed(2)}% after ${result.epochs.length} epoch(s)${macs}, ${last.imagesPerSecond.toFixed(0)} training images/s`);
       }
-      if (f.json) console.log(JSON.stringify(reports, null, 2));
+      if (f.json) console.log(JSON.stringify(result, jsonReplacer, 2));
     });
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -241,6 +241,40 @@ export function gates(model: Module): Gated[] {
 }
 
 /**
+ * Sets each gate's gain: `uniform` gives every gate 1; `macs` makes a gate's gain proportional to the
+ * multiply-adds one of its kernels costs (its block's MACs / its kernels), normalised to mean 1, so
+ * that the sparsity term counts compute rather than kernels.
+ */
+export function setGains(model: Module, kind: 'uniform' | 'macs', inputShape: Shape): void {
+  const gs = gates(model);
+  if (kind === 'uniform') {
+    for (const g of gs) g.gain = 1;
+    return;
+  }
+  const perKernel = new Map<Gated, number>();
+  const walk = (m: Module, shape: Shape): Shape => {
+    if (m instanceof Gated) {
+      perKernel.set(m, m.block.macs([1, ...shape.slice(1)], false) / m.lkam.switches);
+      return m.outputShape(shape);
+    }
+    if (m instanceof Sequential) {
+      let s = shape;
+      for (const l of m.layers) s = walk(l, s);
+      return s;
+    }
+    if (m instanceof Residual) {
+      walk(m.body, shape);
+      return m.outputShape(shape);
+    }
+    return m.outputShape(shape);
+  };
+  walk(model, [1, ...inputShape.slice(inputShape.length - 3)]);
+  const values = gs.map((g) => perKernel.get(g) ?? 0);
+  const mean = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  gs.forEach((g, i) => { g.gain = mean > 0 ? (values[i] as number) / mean : 1; });
+}
+
+/**
  * The sparsity term: Σ over gates of gain_i / (2 m_i) · Σ switch values, averaged over the batch
  * (m_i switches per image). Reads the switches of the last forward.
  */

@@ -16,6 +16,7 @@ import { batchNorm, type BatchNormState } from './batchnorm.js';
 import { conv2d, conv2dGeometry, type Conv2dOptions } from './conv.js';
 import { channelScale } from './elementwise.js';
 import { expectFloat, expectRank, overRanges } from './dispatch.js';
+import { macMeter } from './meter.js';
 
 /** Multiply-adds done by sparse convolutions since the counter was last reset, as the kernels report them. */
 export const sparseCounters = { forwardMacs: 0, backwardInputMacs: 0, backwardWeightMacs: 0 };
@@ -72,6 +73,10 @@ export function conv2dSparse(x: Tensor, w: Tensor, bias: Tensor | null, inSet: C
   sparseCounters.forwardMacs += b.parallel('conv2dForwardSparse', ranges.map(([n0, n1], t) =>
     [desc.ptr, x.ptr, w.ptr, bias === null ? 0 : bias.ptr, y.ptr, n0, n1, outL.idx.ptr, outL.count.ptr, inL.idx.ptr, inL.count.ptr, scratch[t] as number]));
   y.channels = outSet;
+  if (macMeter.running) {
+    const taps = g.KH * g.KW * g.OH * g.OW;
+    for (let n = 0; n < g.N; n++) macMeter.add(n, (outSet.counts[n] as number) * (ins.counts[n] as number) * taps);
+  }
   if (e.tracks(x, w, bias)) {
     y.requiresGrad = true;
     e.record({

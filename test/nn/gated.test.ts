@@ -1,0 +1,109 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
+import * as ops from '../../src/ops/index.js';
+import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, manualSeed, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
+import { addLKAMs, gates, type GateMode } from '../../src/nn/lkam.js';
+import type { Module } from '../../src/nn/module.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { TestRng } from '../util/rng.js';
+import { assertClose, close, loose, maxAbs } from '../util/tolerance.js';
+
+function net(): Module {
+  manualSeed(21);
+  return addLKAMs(new Sequential([
+    new Conv2d({ inChannels: 1, outChannels: 6, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(6), new ReLU(),
+    new Conv2d({ inChannels: 6, outChannels: 8, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(8), new ReLU(),
+    new MaxPool2d(2),
+    new Conv2d({ inChannels: 8, outChannels: 10, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(10), new ReLU(),
+    new GlobalAvgPool(),
+    new Linear({ inFeatures: 10, outFeatures: 4 }),
+  ]));
+}
+
+/** Spreads the switch biases over [-0.6, 1.2] so that, per image, some kernels are off, some saturated on. */
+function spreadSwitches(m: Module): void {
+  const rng = new TestRng(77);
+  for (const g of gates(m)) {
+    const b = g.lkam.fc.bias!.f32();
+    for (let i = 0; i < b.length; i++) b[i] = rng.uniform(-0.6, 1.2);
+    const w = g.lkam.fc.weight.f32();
+    for (let i = 0; i < w.length; i++) w[i] = rng.uniform(-0.3, 0.3);
+  }
+}
+
+interface Pass { out: Float32Array; loss: number; grads: Map<string, Float32Array>; macs: Float64Array; sparseForward: number }
+
+function pass(m: Module, mode: GateMode, x: Float32Array, y: Int32Array, training: boolean): Pass {
+  const e = engine();
+  for (const g of gates(m)) g.mode = mode;
+  m.train(training);
+  for (const p of m.parameters()) p.grad = null;
+  ops.resetSparseCounters();
+  const N = y.length;
+  const xt = e.tensor(x, [N, 1, 8, 8]);
+  const yt = e.tensor(y, [N], 'int32');
+  ops.macMeter.start(N);
+  const logits: Tensor = m.forward(xt);
+  const macs = ops.macMeter.stop();
+  const loss = ops.softmaxCrossEntropy(logits, yt);
+  const out = logits.f32().slice();
+  const l = loss.item();
+  if (training) e.backward(loss);
+  const grads = new Map<string, Float32Array>();
+  for (const [n, p] of m.namedParameters()) if (p.grad !== null) grads.set(n, p.grad.f32().slice());
+  const sparseForward = ops.sparseCounters.forwardMacs;
+  e.endStep();
+  return { out, loss: l, grads, macs, sparseForward };
+}
+
+for (const kind of ['reference', 'wasm'] as const) {
+  describe(`gated training step, skip vs masked (${kind})`, () => {
+    before(async () => {
+      setEngine(await Engine.create({ kind, threads: 2 }));
+    });
+
+    test('same outputs, loss and parameter gradients; the skipped multiply-adds were not done', () => {
+      const m = net();
+      spreadSwitches(m);
+      const rng = new TestRng(5);
+      const N = 6;
+      const x = Float32Array.from({ length: N * 64 }, () => rng.uniform(-1, 1));
+      const y = Int32Array.from({ length: N }, (_, i) => i % 4);
+      const masked = pass(m, 'masked', x, y, true);
+      const skip = pass(m, 'skip', x, y, true);
+      assertClose(skip.out, masked.out, close, 'logits');
+      assert.ok(Math.abs(skip.loss - masked.loss) < 1e-5);
+      assert.equal(skip.grads.size, masked.grads.size);
+      for (const [name, g] of masked.grads) {
+        assertClose(skip.grads.get(name)!, g, loose, `gradient of ${name}`, maxAbs(g));
+      }
+      // Work: switch sets of this batch say how many (active out, active in) pairs each gated conv had.
+      let expected = 0;
+      const sets = gates(m).map((g) => g.lastOn!);
+      assert.ok(sets.every((s) => s.total < s.N * s.C && s.total > 0), 'the switches should be partly off');
+      // Gate 0 reads conv 0 (all 6 channels on); gate 1 reads gate 0's output through the max pool.
+      const geo = [{ taps: 9, P: 64, inSet: null as null | typeof sets[0] }, { taps: 9, P: 16, inSet: sets[0]! }];
+      for (let n = 0; n < N; n++) {
+        expected += sets[0]!.counts[n]! * 6 * geo[0]!.taps * geo[0]!.P;
+        expected += sets[1]!.counts[n]! * geo[1]!.inSet!.counts[n]! * geo[1]!.taps * geo[1]!.P;
+      }
+      assert.equal(skip.sparseForward, expected, 'forward multiply-adds done by the sparse kernels');
+      assert.equal(masked.sparseForward, 0);
+      const skipMean = skip.macs.reduce((a, b) => a + b, 0) / N;
+      const maskedMean = masked.macs.reduce((a, b) => a + b, 0) / N;
+      assert.ok(skipMean < maskedMean, `effective MACs ${skipMean} should be below dense ${maskedMean}`);
+    });
+
+    test('eval mode: skip and masked agree', () => {
+      const m = net();
+      spreadSwitches(m);
+      const rng = new TestRng(8);
+      const x = Float32Array.from({ length: 3 * 64 }, () => rng.uniform(-1, 1));
+      const y = Int32Array.from([0, 1, 2]);
+      const masked = pass(m, 'masked', x, y, false);
+      const skip = pass(m, 'skip', x, y, false);
+      assertClose(skip.out, masked.out, close, 'eval logits');
+    });
+  });
+}
