@@ -3,9 +3,9 @@
  * and 32, and the GEMM of its im2col form (M=64, N=1024, K=576), on Parsimony (each SIMD build,
  * 1 and 2 threads), onnxruntime-node (CPU, 1 and 2 intra-op threads) and tfjs-wasm (SIMD, 1 thread).
  *
- * Every engine's output is checked against the reference (Parsimony's first configuration) before
- * it is timed. Engines run one after another, each closed before the next starts, so that no idle
- * thread pool competes for the cores.
+ * Every configuration's output is checked against the reference (Parsimony's first configuration)
+ * before it is timed. Configurations run one after another, each closed before the next starts so
+ * that no idle thread pool competes for the cores, in rounds of alternating order.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
