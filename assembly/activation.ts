@@ -1,5 +1,7 @@
 // Kernels of this family; see src/backend/kernels.ts for the contract.
 
+import { expf4 } from './vmath';
+
 // f32x4.max and f32.max both propagate NaN and order -0 below +0.
 export function relu(x: usize, y: usize, n: i32): void {
   const zero = f32x4.splat(0);
@@ -57,32 +59,6 @@ export function leakyReluBackward(x: usize, dy: usize, dx: usize, n: i32, alpha:
     const g = load<f32>(dy + o);
     store<f32>(dx + o, load<f32>(x + o) > 0 ? g : g * alpha);
   }
-}
-
-/**
- * e^x in four lanes: Cephes expf (reduction by ln 2 split in two, degree-6 polynomial), about 2 ulp;
- * 2^n is applied as two factors so that results from 3e38 down into the subnormals stay correct.
- * Below -103.97 gives 0, above 88.7228 gives +Infinity, NaN stays NaN.
- */
-@inline function expf4(x: v128): v128 {
-  const xc = f32x4.max(f32x4.min(x, f32x4.splat(88.72283905206835)), f32x4.splat(-103.97207708399179));
-  const fx = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
-  let r = f32x4.sub(xc, f32x4.mul(fx, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
-  const n = i32x4.trunc_sat_f32x4_s(fx);
-  const n1 = i32x4.shr_s(n, 1);
-  const bias = i32x4.splat(127);
-  const y = f32x4.mul(f32x4.mul(p, i32x4.shl(i32x4.add(n1, bias), 23)), i32x4.shl(i32x4.add(i32x4.sub(n, n1), bias), 23));
-  const under = f32x4.lt(x, f32x4.splat(-103.97207708399179));
-  const over = f32x4.gt(x, f32x4.splat(88.72283905206835));
-  return v128.bitselect(f32x4.splat(Infinity), v128.andnot(y, under), over);
 }
 
 /** Sigmoid from e = exp(-|x|), which never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below. */

@@ -1,14 +1,6 @@
 // Kernels of this family; see src/backend/kernels.ts for the contract.
 
-// The relaxed build fuses; the plain SIMD build rounds the product first.
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(f32x4.mul(a, b), c);
-}
-
-@inline function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
+import { hsum, madd } from './vmath';
 
 /** Sum of len floats at p: four float32 lanes, then the scalar tail. */
 @inline function rowSum(p: usize, len: i32): f32 {

@@ -3,10 +3,7 @@
 // Operation order follows PyTorch's single-tensor optimizers, one float32 rounding per operation
 // (the relaxed build fuses the multiply-adds).
 
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(f32x4.mul(a, b), c);
-}
+import { madd } from './vmath';
 
 // buf may be 0 when momentum = 0. The gradient is read, never written.
 export function sgdStep(p: usize, g: usize, buf: usize, n: i32, lr: f32, momentum: f32, dampening: f32,

@@ -4,6 +4,8 @@
 // row-major window order wins ties. A window wholly in padding gives -Infinity and argmax -1 (max)
 // or 0 (average). countIncludePad = 1 divides by KH * KW; 0 divides by the in-image element count.
 
+import { rowArgmax } from './vmath';
+
 @inline function descField(desc: usize, i: i32): i32 {
   return load<i32>(desc + (<usize>i << 2));
 }
@@ -218,49 +220,12 @@ export function globalAvgPoolBackward(dy: usize, dx: usize, planes: i32, HW: i32
   }
 }
 
-/** Whether (a, ia) beats (b, ib) under the maximum rule. */
-@inline function beats(a: f32, ia: i32, b: f32, ib: i32): bool {
-  if (a != a) return b == b || ia < ib;
-  if (b != b) return false;
-  return a > b || (a == b && ia < ib);
-}
-
 // HW = 0 gives -Infinity and argmax -1.
 export function globalMaxPoolForward(x: usize, y: usize, argmax: usize, planes: i32, HW: i32): void {
-  const four = i32x4.splat(4);
   for (let p = 0; p < planes; p++) {
     const xp = x + (<usize>p * <usize>HW << 2);
-    let best: f32 = -Infinity;
-    let idx = HW > 0 ? 0 : -1;
-    let i = 0;
-    if (HW >= 4) {
-      let bv = f32x4.splat(-Infinity);
-      let iv = i32x4(0, 1, 2, 3);
-      let cur = iv;
-      for (; i + 4 <= HW; i += 4) {
-        const v = v128.load(xp + (<usize>i << 2));
-        const m = v128.or(f32x4.gt(v, bv), v128.and(f32x4.ne(v, v), f32x4.eq(bv, bv)));
-        bv = v128.bitselect(v, bv, m);
-        iv = v128.bitselect(cur, iv, m);
-        cur = i32x4.add(cur, four);
-      }
-      best = f32x4.extract_lane(bv, 0);
-      idx = i32x4.extract_lane(iv, 0);
-      const b1 = f32x4.extract_lane(bv, 1), i1 = i32x4.extract_lane(iv, 1);
-      if (beats(b1, i1, best, idx)) { best = b1; idx = i1; }
-      const b2 = f32x4.extract_lane(bv, 2), i2 = i32x4.extract_lane(iv, 2);
-      if (beats(b2, i2, best, idx)) { best = b2; idx = i2; }
-      const b3 = f32x4.extract_lane(bv, 3), i3 = i32x4.extract_lane(iv, 3);
-      if (beats(b3, i3, best, idx)) { best = b3; idx = i3; }
-    }
-    for (; i < HW; i++) {
-      const v = load<f32>(xp + (<usize>i << 2));
-      if (v > best || (v != v && best == best)) {
-        best = v;
-        idx = i;
-      }
-    }
-    store<f32>(y + (<usize>p << 2), best);
+    const idx = rowArgmax(xp, HW);
+    store<f32>(y + (<usize>p << 2), idx >= 0 ? load<f32>(xp + (<usize>idx << 2)) : -Infinity);
     store<i32>(argmax + (<usize>p << 2), idx);
   }
 }
