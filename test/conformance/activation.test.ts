@@ -2,69 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Kernels } from '../../src/backend/kernels.js';
-import { kernelHarness } from '../util/kernel-harness.js';
+import { h, variants, everyKernelSet, buf, prefill, read, uniform, conform, always, seed, shift, numericGradient } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
 import { assertClose, close, exact, loose, type Tolerance } from '../util/tolerance.js';
 
-const h = await kernelHarness();
-const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
-const SENTINEL = 12345.5;
-const GUARD = 8;
-
-/** n float32 values placed `shift` floats past a 64-byte boundary, with GUARD sentinel cells each side. */
-interface Buf { readonly ptr: number; readonly n: number; readonly base: number }
-function buf(n: number, shift = 0): Buf {
-  const base = h.arena.alloc((n + 2 * GUARD + 4) * 4);
-  return { ptr: base + (GUARD + shift) * 4, n, base };
-}
-function prefill(b: Buf, data?: ArrayLike<number>): void {
-  h.mem.f32.fill(SENTINEL, b.base >>> 2, (b.base >>> 2) + b.n + 2 * GUARD + 4);
-  if (data !== undefined) h.mem.f32.set(data, b.ptr >>> 2);
-}
-function read(b: Buf): Float32Array {
-  return h.mem.f32.slice(b.ptr >>> 2, (b.ptr >>> 2) + b.n);
-}
-function assertGuards(b: Buf, label: string): void {
-  const v = h.mem.f32;
-  for (let i = b.base >>> 2; i < (b.base >>> 2) + b.n + 2 * GUARD + 4; i++) {
-    if (i >= b.ptr >>> 2 && i < (b.ptr >>> 2) + b.n) continue;
-    if (v[i] !== SENTINEL) assert.fail(`${label}: wrote outside its output, ${i - (b.ptr >>> 2)} floats from its start`);
-  }
-}
-function uniform(rng: TestRng, n: number, lo = -1, hi = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.uniform(lo, hi);
-  return a;
-}
-
-/**
- * Runs `call` on the reference and on every WASM build from the same inputs, with outputs pre-filled
- * with a sentinel, and compares every buffer (inputs too: some are updated in place) and the return value.
- */
-function conform(label: string, inputs: ReadonlyArray<readonly [Buf, ArrayLike<number>]>, outputs: readonly Buf[],
-  call: (k: Kernels) => number | void, tol: (variant: string) => Tolerance, scale = 0): void {
-  const run = (k: Kernels, name: string): { outs: Float32Array[]; ret: number | void } => {
-    for (const b of outputs) prefill(b);
-    for (const [b, data] of inputs) prefill(b, data);
-    const ret = call(k);
-    const all = [...outputs, ...inputs.map(([b]) => b)];
-    for (const b of all) assertGuards(b, `${label} ${name}`);
-    return { outs: all.map(read), ret };
-  };
-  const expected = run(h.reference, 'reference');
-  for (const { name, k } of variants) {
-    const got = run(k, name);
-    got.outs.forEach((o, i) => assertClose(o, expected.outs[i]!, tol(name), `${label} ${name} buffer ${i}`, scale));
-    if (typeof expected.ret === 'number') assertClose([got.ret as number], [expected.ret], tol(name), `${label} ${name} result`, scale);
-  }
-}
-const always = (t: Tolerance) => (): Tolerance => t;
-/** Exact in the plain SIMD build; the relaxed build may fuse a multiply-add. */
-const exactUnlessFused = (v: string): Tolerance => (v === 'relaxed' ? close : exact);
-
 const len = fc.integer({ min: 0, max: 37 });
-const shift = fc.integer({ min: 0, max: 3 });
-const seed = fc.integer({ min: 0, max: 0x7fffffff });
 const runs = { seed: 42, numRuns: 150 };
 const SPECIAL = [NaN, Infinity, -Infinity, -0, 0, 100, -100, 1e-30];
 
@@ -128,7 +70,7 @@ test('activation forwards on special values', () => {
     clamp: [NaN, HI, LO, -0, 0, 1, -1, HI, LO],
   };
   for (const act of activations) {
-    for (const { name, k } of [{ name: 'reference', k: h.reference }, ...variants]) {
+    for (const { name, k } of everyKernelSet) {
       prefill(x, xv);
       prefill(y);
       act.forward(k, x.ptr, y.ptr, xv.length);
@@ -136,27 +78,6 @@ test('activation forwards on special values', () => {
     }
   }
 });
-
-/**
- * Central differences of L(x) = sum of w[i] * forward(x)[i], evaluated in float64 from the float32 outputs
- * of the reference forward; returns the numeric gradient, with `skip` positions copied from `analytic`.
- */
-function numericGradient(forward: (x: Float32Array) => Float32Array, xv: Float32Array, w: Float32Array, eps: number,
-  analytic: Float32Array, skip: (i: number) => boolean): Float64Array {
-  const objective = (v: Float32Array): number => forward(v).reduce((s, y, i) => s + w[i]! * y, 0);
-  const g = new Float64Array(xv.length);
-  for (let i = 0; i < xv.length; i++) {
-    if (skip(i)) {
-      g[i] = analytic[i]!;
-      continue;
-    }
-    const plus = xv.slice(), minus = xv.slice();
-    plus[i] = xv[i]! + eps;
-    minus[i] = xv[i]! - eps;
-    g[i] = (objective(plus) - objective(minus)) / (plus[i]! - minus[i]!);
-  }
-  return g;
-}
 
 /** The analytic gradient of the reference backward (or of `backward` when given) next to central differences. */
 function gradientCheck(act: Activation, s: number, n: number, backward = act.backward): void {
@@ -177,7 +98,7 @@ function gradientCheck(act: Activation, s: number, n: number, backward = act.bac
   const analytic = read(dx);
   const nearKink = (i: number): boolean => act.kinks.some((k) => Math.abs(xv[i]! - k) < 2 * eps);
   assert.ok(yv.length === n);
-  assertClose(analytic, numericGradient(forward, xv, w, eps, analytic, nearKink), loose, `${act.name}Backward against central differences`);
+  assertClose(analytic, numericGradient(forward, xv, w, eps, { at: nearKink, analytic }), loose, `${act.name}Backward against central differences`);
 }
 
 test('reference backwards match central differences of the reference forwards', () => {

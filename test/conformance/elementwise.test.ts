@@ -3,69 +3,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Kernels } from '../../src/backend/kernels.js';
 import { dropoutUniform } from '../../src/backend/reference/elementwise.js';
-import { kernelHarness } from '../util/kernel-harness.js';
+import { h, variants, everyKernelSet, buf, prefill, read, uniform, conform, always, exactUnlessFused, seed, shift, centralDifference, weightedSum } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
-import { assertClose, close, exact, loose, type Tolerance } from '../util/tolerance.js';
-
-const h = await kernelHarness();
-const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
-const SENTINEL = 12345.5;
-const GUARD = 8;
-
-/** n float32 values placed `shift` floats past a 64-byte boundary, with GUARD sentinel cells each side. */
-interface Buf { readonly ptr: number; readonly n: number; readonly base: number }
-function buf(n: number, shift = 0): Buf {
-  const base = h.arena.alloc((n + 2 * GUARD + 4) * 4);
-  return { ptr: base + (GUARD + shift) * 4, n, base };
-}
-function prefill(b: Buf, data?: ArrayLike<number>): void {
-  h.mem.f32.fill(SENTINEL, b.base >>> 2, (b.base >>> 2) + b.n + 2 * GUARD + 4);
-  if (data !== undefined) h.mem.f32.set(data, b.ptr >>> 2);
-}
-function read(b: Buf): Float32Array {
-  return h.mem.f32.slice(b.ptr >>> 2, (b.ptr >>> 2) + b.n);
-}
-function assertGuards(b: Buf, label: string): void {
-  const v = h.mem.f32;
-  for (let i = b.base >>> 2; i < (b.base >>> 2) + b.n + 2 * GUARD + 4; i++) {
-    if (i >= b.ptr >>> 2 && i < (b.ptr >>> 2) + b.n) continue;
-    if (v[i] !== SENTINEL) assert.fail(`${label}: wrote outside its output, ${i - (b.ptr >>> 2)} floats from its start`);
-  }
-}
-function uniform(rng: TestRng, n: number, lo = -1, hi = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.uniform(lo, hi);
-  return a;
-}
-
-/**
- * Runs `call` on the reference and on every WASM build from the same inputs, with outputs pre-filled
- * with a sentinel, and compares every buffer (inputs too: some are updated in place) and the return value.
- */
-function conform(label: string, inputs: ReadonlyArray<readonly [Buf, ArrayLike<number>]>, outputs: readonly Buf[],
-  call: (k: Kernels) => number | void, tol: (variant: string) => Tolerance, scale = 0): void {
-  const run = (k: Kernels, name: string): { outs: Float32Array[]; ret: number | void } => {
-    for (const b of outputs) prefill(b);
-    for (const [b, data] of inputs) prefill(b, data);
-    const ret = call(k);
-    const all = [...outputs, ...inputs.map(([b]) => b)];
-    for (const b of all) assertGuards(b, `${label} ${name}`);
-    return { outs: all.map(read), ret };
-  };
-  const expected = run(h.reference, 'reference');
-  for (const { name, k } of variants) {
-    const got = run(k, name);
-    got.outs.forEach((o, i) => assertClose(o, expected.outs[i]!, tol(name), `${label} ${name} buffer ${i}`, scale));
-    if (typeof expected.ret === 'number') assertClose([got.ret as number], [expected.ret], tol(name), `${label} ${name} result`, scale);
-  }
-}
-const always = (t: Tolerance) => (): Tolerance => t;
-/** Exact in the plain SIMD build; the relaxed build may fuse a multiply-add. */
-const exactUnlessFused = (v: string): Tolerance => (v === 'relaxed' ? close : exact);
+import { assertClose, close, exact, loose } from '../util/tolerance.js';
 
 const len = fc.integer({ min: 0, max: 37 });
-const shift = fc.integer({ min: 0, max: 3 });
-const seed = fc.integer({ min: 0, max: 0x7fffffff });
 const runs = { seed: 42, numRuns: 150 };
 
 test('add, sub, mul: n in 0..37 at unaligned offsets, exact', () => {
@@ -103,7 +45,7 @@ test('fill, copy, scale, axpy: n in 0..37 at unaligned offsets', () => {
     conform(`copy n=${n}`, [[x, xv]], [y], (k) => k.copy(x.ptr, y.ptr, n), always(exact));
     conform(`scale n=${n}`, [[x, xv]], [y], (k) => k.scale(x.ptr, y.ptr, n, alpha), always(exact));
     conform(`axpy n=${n}`, [[x, xv], [y, yv]], [], (k) => k.axpy(n, alpha, x.ptr, y.ptr), exactUnlessFused);
-    for (const { name, k } of [{ name: 'reference', k: h.reference }, ...variants]) {
+    for (const { name, k } of everyKernelSet) {
       prefill(x, xv);
       prefill(y, yv);
       k.axpy(n, alpha, x.ptr, y.ptr);
@@ -145,7 +87,7 @@ test('addBias adds bias[c] to every element of channel c', () => {
   h.arena.reset();
   const [N, C, HW] = [2, 3, 5];
   const y = buf(N * C * HW, 1), bias = buf(C, 2);
-  for (const { name, k } of [{ name: 'reference', k: h.reference }, ...variants]) {
+  for (const { name, k } of everyKernelSet) {
     prefill(y, new Float32Array(N * C * HW).fill(1));
     prefill(bias, [10, 20, 30]);
     k.addBias(y.ptr, bias.ptr, N, C, HW);
@@ -210,7 +152,7 @@ test('sum and sumSquares accumulate in float64: 2^24 + 1001 ones is exact', () =
   const data = new Float32Array(n).fill(1);
   data[0] = 2 ** 24;
   const x = buf(n, 1);
-  for (const { name, k } of [{ name: 'reference', k: h.reference }, ...variants]) {
+  for (const { name, k } of everyKernelSet) {
     prefill(x, data);
     assert.equal(k.sum(x.ptr, n), 2 ** 24 + 1001, `sum ${name}`);
     assert.equal(k.sumSquares(x.ptr, n), 2 ** 48 + 1001, `sumSquares ${name}`);
@@ -287,21 +229,15 @@ function channelScaleGradientCheck(N: number, C: number, HW: number, seedValue: 
     prefill(x, xs);
     prefill(gate, ss);
     h.reference.channelScale(x.ptr, gate.ptr, y.ptr, N, C, HW);
-    return read(y).reduce((acc, v, i) => acc + w[i]! * v, 0);
-  };
-  const central = (vec: Float32Array, i: number, at: (v: Float32Array) => number): number => {
-    const plus = vec.slice(), minus = vec.slice();
-    plus[i] = vec[i]! + 1e-2;
-    minus[i] = vec[i]! - 1e-2;
-    return (at(plus) - at(minus)) / (plus[i]! - minus[i]!);
+    return weightedSum(read(y), w);
   };
   prefill(x, xv);
   prefill(gate, sv);
   prefill(dy, w);
   backward(x.ptr, gate.ptr, dy.ptr, dx.ptr, ds.ptr, N, C, HW);
   const label = `x=[${N},${C},${HW}]`;
-  assertClose(read(dx), Float64Array.from(xv, (_, i) => central(xv, i, (v) => objective(v, sv))), loose, `channelScaleBackward dx ${label} against central differences`);
-  assertClose(read(ds), Float64Array.from(sv, (_, i) => central(sv, i, (v) => objective(xv, v))), loose, `channelScaleBackward ds ${label} against central differences`);
+  assertClose(read(dx), Float64Array.from(xv, (_, i) => centralDifference(xv, i, 1e-2, (v) => objective(v, sv))), loose, `channelScaleBackward dx ${label} against central differences`);
+  assertClose(read(ds), Float64Array.from(sv, (_, i) => centralDifference(sv, i, 1e-2, (v) => objective(xv, v))), loose, `channelScaleBackward ds ${label} against central differences`);
 }
 
 test('reference channelScaleBackward matches central differences of the reference channelScale', () => {

@@ -2,70 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Kernels } from '../../src/backend/kernels.js';
-import { kernelHarness } from '../util/kernel-harness.js';
+import { h, everyKernelSet, buf, prefill, read, uniform, conform, exactUnlessFused, seed, shift } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
-import { assertClose, close, exact, type Tolerance } from '../util/tolerance.js';
+import { assertClose, close } from '../util/tolerance.js';
 
-const h = await kernelHarness();
-const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
-const SENTINEL = 12345.5;
-const GUARD = 8;
-
-/** n float32 values placed `shift` floats past a 64-byte boundary, with GUARD sentinel cells each side. */
-interface Buf { readonly ptr: number; readonly n: number; readonly base: number }
-function buf(n: number, shift = 0): Buf {
-  const base = h.arena.alloc((n + 2 * GUARD + 4) * 4);
-  return { ptr: base + (GUARD + shift) * 4, n, base };
-}
-function prefill(b: Buf, data?: ArrayLike<number>): void {
-  h.mem.f32.fill(SENTINEL, b.base >>> 2, (b.base >>> 2) + b.n + 2 * GUARD + 4);
-  if (data !== undefined) h.mem.f32.set(data, b.ptr >>> 2);
-}
-function read(b: Buf): Float32Array {
-  return h.mem.f32.slice(b.ptr >>> 2, (b.ptr >>> 2) + b.n);
-}
-function assertGuards(b: Buf, label: string): void {
-  const v = h.mem.f32;
-  for (let i = b.base >>> 2; i < (b.base >>> 2) + b.n + 2 * GUARD + 4; i++) {
-    if (i >= b.ptr >>> 2 && i < (b.ptr >>> 2) + b.n) continue;
-    if (v[i] !== SENTINEL) assert.fail(`${label}: wrote outside its output, ${i - (b.ptr >>> 2)} floats from its start`);
-  }
-}
-function uniform(rng: TestRng, n: number, lo = -1, hi = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.uniform(lo, hi);
-  return a;
-}
-
-/**
- * Runs `call` on the reference and on every WASM build from the same inputs, with outputs pre-filled
- * with a sentinel, and compares every buffer (inputs too: some are updated in place) and the return value.
- */
-function conform(label: string, inputs: ReadonlyArray<readonly [Buf, ArrayLike<number>]>, outputs: readonly Buf[],
-  call: (k: Kernels) => number | void, tol: (variant: string) => Tolerance, scale = 0): void {
-  const run = (k: Kernels, name: string): { outs: Float32Array[]; ret: number | void } => {
-    for (const b of outputs) prefill(b);
-    for (const [b, data] of inputs) prefill(b, data);
-    const ret = call(k);
-    const all = [...outputs, ...inputs.map(([b]) => b)];
-    for (const b of all) assertGuards(b, `${label} ${name}`);
-    return { outs: all.map((b) => read(b)), ret };
-  };
-  const expected = run(h.reference, 'reference');
-  for (const { name, k } of variants) {
-    const got = run(k, name);
-    got.outs.forEach((o, i) => assertClose(o, expected.outs[i]!, tol(name), `${label} ${name} buffer ${i}`, scale));
-    if (typeof expected.ret === 'number') assertClose([got.ret as number], [expected.ret], tol(name), `${label} ${name} result`, scale);
-  }
-}
-const always = (t: Tolerance) => (): Tolerance => t;
-/** Exact in the plain SIMD build; the relaxed build may fuse a multiply-add. */
-const exactUnlessFused = (v: string): Tolerance => (v === 'relaxed' ? close : exact);
-
-const seed = fc.integer({ min: 0, max: 0x7fffffff });
-const shift = fc.integer({ min: 0, max: 3 });
 const len = fc.oneof(fc.integer({ min: 0, max: 37 }), fc.integer({ min: 38, max: 500 }));
-const everyKernelSet = (): ReadonlyArray<{ readonly name: string; readonly k: Kernels }> => [{ name: 'reference', k: h.reference }, ...variants];
 
 const sgdOptions = fc.record({
   lr: fc.constantFrom(0.1, 0.01), momentum: fc.constantFrom(0, 0.9), dampening: fc.constantFrom(0, 0.1),
@@ -115,7 +56,7 @@ function trajectory(k: Kernels, p0: number, grads: readonly number[], step: (k: 
 }
 
 test('sgdStep by hand: p = 1, g = 0.5, lr = 0.1, momentum 0.9', () => {
-  for (const { name, k } of everyKernelSet()) {
+  for (const { name, k } of everyKernelSet) {
     const b = buf(1);
     const plain = (nesterov: number) => (kk: Kernels, p: number, g: number, t: number) => kk.sgdStep(p, g, b.ptr, 1, 0.1, 0.9, 0, 0, nesterov, t === 1 ? 1 : 0);
     // buf = 0.5, p = 1 - 0.05; then buf = 0.9 * 0.5 + 0.5 = 0.95, p = 0.95 - 0.095.
@@ -130,7 +71,7 @@ test('sgdStep by hand: p = 1, g = 0.5, lr = 0.1, momentum 0.9', () => {
 });
 
 test('adamStep by hand: the first step moves p by lr against the gradient sign; AdamW also shrinks p by lr * weightDecay', () => {
-  for (const { name, k } of everyKernelSet()) {
+  for (const { name, k } of everyKernelSet) {
     const m = buf(1), v = buf(1);
     const adam = (wd: number, decoupled: number) => (kk: Kernels, p: number, g: number, t: number) => {
       if (t === 1) {
@@ -187,7 +128,7 @@ test('five steps of every kernel set against PyTorch update formulas in float64'
     const grads = Array.from({ length: 5 }, () => Array.from({ length: n }, () => rng.uniform(-1, 1)));
     const sgdExpected = sgdFormula(p0.slice(), grads, so);
     const adamExpected = adamFormula(p0.slice(), grads, ao);
-    for (const { name, k } of everyKernelSet()) {
+    for (const { name, k } of everyKernelSet) {
       h.arena.reset();
       const p = buf(n, 1), g = buf(n, 2), b = buf(n, 3), m = buf(n), v = buf(n, 1);
       prefill(p, p0);
@@ -212,7 +153,7 @@ test('sgdStep with momentum 0 and no buffer leaves memory near address 0 alone',
   h.arena.reset();
   const p = buf(9, 1), g = buf(9, 2);
   const low = h.mem.f32.slice(0, 64);
-  for (const { name, k } of everyKernelSet()) {
+  for (const { name, k } of everyKernelSet) {
     prefill(p, new Float32Array(9).fill(1));
     prefill(g, new Float32Array(9).fill(2));
     k.sgdStep(p.ptr, g.ptr, 0, 9, 0.25, 0, 0, 0, 0, 1);

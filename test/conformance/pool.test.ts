@@ -2,71 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { convOutSize, writePoolDesc, type Kernels, type PoolGeometry } from '../../src/backend/kernels.js';
-import { kernelHarness } from '../util/kernel-harness.js';
+import { h, everyKernelSet, SENTINEL, buf, prefill, read, readInt, uniform, conform, always, seed, shift, numericGradient, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
-import { assertClose, close, exact, loose, type Tolerance } from '../util/tolerance.js';
-
-const h = await kernelHarness();
-const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
-const SENTINEL = 12345.5;
-const GUARD = 8;
-
-/** n float32 values placed `shift` floats past a 64-byte boundary, with GUARD sentinel cells each side. */
-interface Buf { readonly ptr: number; readonly n: number; readonly base: number; readonly int: boolean }
-function buf(n: number, shift = 0, int = false): Buf {
-  const base = h.arena.alloc((n + 2 * GUARD + 4) * 4);
-  return { ptr: base + (GUARD + shift) * 4, n, base, int };
-}
-function prefill(b: Buf, data?: ArrayLike<number>): void {
-  h.mem.f32.fill(SENTINEL, b.base >>> 2, (b.base >>> 2) + b.n + 2 * GUARD + 4);
-  if (data !== undefined) (b.int ? h.mem.i32 : h.mem.f32).set(data, b.ptr >>> 2);
-}
-function read(b: Buf): Float32Array {
-  return h.mem.f32.slice(b.ptr >>> 2, (b.ptr >>> 2) + b.n);
-}
-function readInt(b: Buf): Int32Array {
-  return h.mem.i32.slice(b.ptr >>> 2, (b.ptr >>> 2) + b.n);
-}
-function assertGuards(b: Buf, label: string): void {
-  const v = h.mem.f32;
-  for (let i = b.base >>> 2; i < (b.base >>> 2) + b.n + 2 * GUARD + 4; i++) {
-    if (i >= b.ptr >>> 2 && i < (b.ptr >>> 2) + b.n) continue;
-    if (v[i] !== SENTINEL) assert.fail(`${label}: wrote outside its output, ${i - (b.ptr >>> 2)} floats from its start`);
-  }
-}
-function uniform(rng: TestRng, n: number, lo = -1, hi = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.uniform(lo, hi);
-  return a;
-}
-
-/**
- * Runs `call` on the reference and on every WASM build from the same inputs, with outputs pre-filled
- * with a sentinel, and compares every buffer (inputs too: some are updated in place) and the return value.
- */
-function conform(label: string, inputs: ReadonlyArray<readonly [Buf, ArrayLike<number>]>, outputs: readonly Buf[],
-  call: (k: Kernels) => number | void, tol: (variant: string) => Tolerance, scale = 0): void {
-  const run = (k: Kernels, name: string): { outs: Array<Float32Array | Int32Array>; ret: number | void } => {
-    for (const b of outputs) prefill(b);
-    for (const [b, data] of inputs) prefill(b, data);
-    const ret = call(k);
-    const all = [...outputs, ...inputs.map(([b]) => b)];
-    for (const b of all) assertGuards(b, `${label} ${name}`);
-    return { outs: all.map((b) => (b.int ? readInt(b) : read(b))), ret };
-  };
-  const expected = run(h.reference, 'reference');
-  for (const { name, k } of variants) {
-    const got = run(k, name);
-    got.outs.forEach((o, i) => assertClose(o, expected.outs[i]!, o instanceof Int32Array ? exact : tol(name), `${label} ${name} buffer ${i}`, scale));
-    if (typeof expected.ret === 'number') assertClose([got.ret as number], [expected.ret], tol(name), `${label} ${name} result`, scale);
-  }
-}
-const always = (t: Tolerance) => (): Tolerance => t;
-/** Exact in the plain SIMD build; the relaxed build may fuse a multiply-add. */
-const exactUnlessFused = (v: string): Tolerance => (v === 'relaxed' ? close : exact);
-
-const seed = fc.integer({ min: 0, max: 0x7fffffff });
-const shift = fc.integer({ min: 0, max: 3 });
+import { assertClose, close, exact, loose } from '../util/tolerance.js';
 
 /** Random pooling geometry: odd sizes, strides 1..3, padding up to the window size (so some windows lie wholly in padding). */
 const geometry = fc.record({
@@ -147,7 +85,6 @@ const onePlane = (H: number, W: number, K: number, stride: number, pad: number, 
   N: 1, C: 1, H, W, KH: K, KW: K, strideH: stride, strideW: stride, padTop: pad, padLeft: pad, countIncludePad,
   OH: convOutSize(H, K, stride, pad, pad, 1), OW: convOutSize(W, K, stride, pad, pad, 1),
 });
-const everyKernelSet = (): ReadonlyArray<{ readonly name: string; readonly k: Kernels }> => [{ name: 'reference', k: h.reference }, ...variants];
 
 test('max pooling ties: the first maximum in row-major window order wins; NaN beats numbers, the first NaN wins', () => {
   h.arena.reset();
@@ -158,7 +95,7 @@ test('max pooling ties: the first maximum in row-major window order wins; NaN be
   xv[15] = NaN; // row 1, column 3: window (0, 1), after...
   xv[2] = NaN; // ...row 0, column 2, which comes first in that window
   const x = buf(48, 1), y = buf(g.OH * g.OW, 2), arg = buf(g.OH * g.OW, 3, true);
-  for (const { name, k } of everyKernelSet()) {
+  for (const { name, k } of everyKernelSet) {
     prefill(x, xv);
     prefill(y);
     prefill(arg);
@@ -175,7 +112,7 @@ test('windows wholly in padding: max gives -Infinity and argmax -1, average give
   assert.equal(g.OH, 3);
   const d = desc(g);
   const x = buf(4, 1), y = buf(9, 2), arg = buf(9, 0, true), dx = buf(4, 3), dy = buf(9, 1);
-  for (const { name, k } of everyKernelSet()) {
+  for (const { name, k } of everyKernelSet) {
     prefill(x, [1, 2, 3, 4]);
     prefill(arg);
     k.maxPool2dForward(d, x.ptr, y.ptr, arg.ptr, 0, 1);
@@ -197,7 +134,7 @@ test('countIncludePad: 3x3 pad 1 over ones gives 4/9 in a corner with padding co
     const g = onePlane(5, 6, 3, 1, 1, include);
     const d = desc(g);
     const x = buf(30, 2), y = buf(30, 1);
-    for (const { name, k } of everyKernelSet()) {
+    for (const { name, k } of everyKernelSet) {
       prefill(x, new Float32Array(30).fill(1));
       k.avgPool2dForward(d, x.ptr, y.ptr, 0, 1);
       const v = read(y);
@@ -239,7 +176,7 @@ test('global max pool: the first maximum wins across SIMD lanes, NaN beats numbe
   ];
   for (const [data, best, at] of cases) {
     const x = buf(data.length, 1), y = buf(1), arg = buf(1, 0, true);
-    for (const { name, k } of everyKernelSet()) {
+    for (const { name, k } of everyKernelSet) {
       prefill(x, data);
       k.globalMaxPoolForward(x.ptr, y.ptr, arg.ptr, 1, data.length);
       assert.ok(Object.is(read(y)[0], Math.fround(best)), `max of [${data}] ${name}: ${read(y)[0]}`);
@@ -247,27 +184,6 @@ test('global max pool: the first maximum wins across SIMD lanes, NaN beats numbe
     }
   }
 });
-
-/**
- * Central differences of L(x) = sum of w[i] * forward(x)[i], evaluated in float64 from the float32 outputs
- * of a reference forward; `skip` positions take the analytic value.
- */
-function numericGradient(forward: (x: Float32Array) => Float32Array, xv: Float32Array, w: ArrayLike<number>, eps: number,
-  analytic: Float32Array, skip: (i: number) => boolean = () => false): Float64Array {
-  const objective = (v: Float32Array): number => forward(v).reduce((s, y, i) => s + (Number.isFinite(y) ? w[i]! * y : 0), 0);
-  const g = new Float64Array(xv.length);
-  for (let i = 0; i < xv.length; i++) {
-    if (skip(i)) {
-      g[i] = analytic[i]!;
-      continue;
-    }
-    const plus = xv.slice(), minus = xv.slice();
-    plus[i] = xv[i]! + eps;
-    minus[i] = xv[i]! - eps;
-    g[i] = (objective(plus) - objective(minus)) / (plus[i]! - minus[i]!);
-  }
-  return g;
-}
 
 /** Distinct values at least 0.05 apart, so that a perturbation of 1e-2 never changes which element is the maximum. */
 function distinctInput(rng: TestRng, n: number): Float32Array {
@@ -298,7 +214,7 @@ function poolGradientCheck(g: PoolGeometry, s: number, kind: 'max' | 'avg'): voi
   if (kind === 'max') h.reference.maxPool2dBackward(d, dy.ptr, arg.ptr, dx.ptr, 0, g.N);
   else h.reference.avgPool2dBackward(d, dy.ptr, dx.ptr, 0, g.N);
   const analytic = read(dx);
-  assertClose(analytic, numericGradient(forward, xv, w, 1e-2, analytic), loose, `${kind}Pool2dBackward ${describe(g)} against central differences`);
+  assertClose(analytic, numericGradient(forward, xv, w, 1e-2), loose, `${kind}Pool2dBackward ${describe(g)} against central differences`);
 }
 
 test('reference pooling backwards match central differences of the reference forwards', () => {
@@ -323,7 +239,7 @@ test('reference pooling backwards match central differences of the reference for
       if (kind === 'max') h.reference.globalMaxPoolBackward(dy.ptr, arg.ptr, dx.ptr, planes, HW);
       else h.reference.globalAvgPoolBackward(dy.ptr, dx.ptr, planes, HW);
       const analytic = read(dx);
-      assertClose(analytic, numericGradient(forward, xv, w, 1e-2, analytic), loose, `global${kind === 'max' ? 'Max' : 'Avg'}PoolBackward against central differences`);
+      assertClose(analytic, numericGradient(forward, xv, w, 1e-2), loose, `global${kind === 'max' ? 'Max' : 'Avg'}PoolBackward against central differences`);
     }
   }), { seed: 42, numRuns: 20 });
 });
