@@ -3,15 +3,7 @@
 // Each row x[n, c, 0..HW) is reduced in float32 lanes; rows are summed in float64. A channel with
 // N * HW = 0 gets mean 0, variance 0, dgamma 0 and dbeta 0.
 
-// The relaxed build fuses; the plain SIMD build rounds the product first.
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(f32x4.mul(a, b), c);
-}
-
-@inline function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
+import { hsum, madd } from './vmath';
 
 @inline function rowAddr(base: usize, n: i32, c: i32, C: i32, HW: i32): usize {
   return base + ((<usize>n * <usize>C + <usize>c) * <usize>HW << 2);
@@ -134,45 +126,67 @@ export function batchNormApply(x: usize, y: usize, N: i32, C: i32, HW: i32, c0: 
   }
 }
 
-// dx = k * (count * dy - dbeta - xhat * dgamma) with k = gamma * invstd / count, expanded as
-// dx = gamma * invstd * dy - k * dbeta - k * dgamma * invstd * (x - mean).
+/**
+ * The training-mode backward of channel c whose statistics were taken over `count` elements, at which
+ * alone dy is nonzero: dbeta = sum of dy, dgamma = sum of dy * xhat, and
+ * dx = k * (count * dy - dbeta - xhat * dgamma) with k = gamma * invstd / count, expanded as
+ * dx = gamma * invstd * dy - k * dbeta - k * dgamma * invstd * (x - mean). count = 0 writes no dx.
+ */
+@inline function backwardChannel(x: usize, dy: usize, dx: usize, N: i32, C: i32, HW: i32, c: i32, count: f64,
+  mean: usize, invstd: usize, gamma: usize, dgamma: usize, dbeta: usize): void {
+  const m = load<f32>(mean + (<usize>c << 2));
+  const is = load<f32>(invstd + (<usize>c << 2));
+  let sdy: f64 = 0;
+  let sdyx: f64 = 0;
+  for (let n = 0; n < N; n++) {
+    const row = rowAddr(dy, n, c, C, HW);
+    sdy += <f64>rowSumShifted(row, HW, 0);
+    sdyx += <f64>rowDotShifted(row, rowAddr(x, n, c, C, HW), HW, m);
+  }
+  const db = <f32>sdy;
+  const dg = <f32>(sdyx * <f64>is);
+  store<f32>(dbeta + (<usize>c << 2), db);
+  store<f32>(dgamma + (<usize>c << 2), dg);
+  if (count == 0) return;
+  const g64 = <f64>load<f32>(gamma + (<usize>c << 2)) * <f64>is;
+  const k = g64 / count;
+  const a = <f32>g64;
+  const b = <f32>(-k * <f64>db);
+  const e = <f32>(-k * <f64>dg * <f64>is);
+  const av = f32x4.splat(a), bv = f32x4.splat(b), ev = f32x4.splat(e), mv = f32x4.splat(m);
+  for (let n = 0; n < N; n++) {
+    const xr = rowAddr(x, n, c, C, HW);
+    const dyr = rowAddr(dy, n, c, C, HW);
+    const dxr = rowAddr(dx, n, c, C, HW);
+    let i = 0;
+    for (; i + 4 <= HW; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(dxr + o, madd(ev, f32x4.sub(v128.load(xr + o), mv), madd(av, v128.load(dyr + o), bv)));
+    }
+    for (; i < HW; i++) {
+      const o = <usize>i << 2;
+      store<f32>(dxr + o, e * (load<f32>(xr + o) - m) + (a * load<f32>(dyr + o) + b));
+    }
+  }
+}
+
 export function batchNormBackward(x: usize, dy: usize, dx: usize, N: i32, C: i32, HW: i32, c0: i32, c1: i32,
   mean: usize, invstd: usize, gamma: usize, dgamma: usize, dbeta: usize): void {
   const count = <f64>N * <f64>HW;
+  for (let c = c0; c < c1; c++) backwardChannel(x, dy, dx, N, C, HW, c, count, mean, invstd, gamma, dgamma, dbeta);
+}
+
+// A channel with counts[c] = 0 reads nothing: mean, invstd and gamma may hold anything there.
+export function batchNormBackwardMasked(x: usize, dy: usize, dx: usize, N: i32, C: i32, HW: i32, c0: i32, c1: i32,
+  mean: usize, invstd: usize, gamma: usize, counts: usize, dgamma: usize, dbeta: usize): void {
   for (let c = c0; c < c1; c++) {
-    const m = load<f32>(mean + (<usize>c << 2));
-    const is = load<f32>(invstd + (<usize>c << 2));
-    let sdy: f64 = 0;
-    let sdyx: f64 = 0;
-    for (let n = 0; n < N; n++) {
-      const row = rowAddr(dy, n, c, C, HW);
-      sdy += <f64>rowSumShifted(row, HW, 0);
-      sdyx += <f64>rowDotShifted(row, rowAddr(x, n, c, C, HW), HW, m);
+    const count = <f64>load<f32>(counts + (<usize>c << 2));
+    if (count != 0) {
+      backwardChannel(x, dy, dx, N, C, HW, c, count, mean, invstd, gamma, dgamma, dbeta);
+      continue;
     }
-    const db = <f32>sdy;
-    const dg = <f32>(sdyx * <f64>is);
-    store<f32>(dbeta + (<usize>c << 2), db);
-    store<f32>(dgamma + (<usize>c << 2), dg);
-    if (count == 0) continue;
-    const g64 = <f64>load<f32>(gamma + (<usize>c << 2)) * <f64>is;
-    const k = g64 / count;
-    const a = <f32>g64;
-    const b = <f32>(-k * <f64>db);
-    const e = <f32>(-k * <f64>dg * <f64>is);
-    const av = f32x4.splat(a), bv = f32x4.splat(b), ev = f32x4.splat(e), mv = f32x4.splat(m);
-    for (let n = 0; n < N; n++) {
-      const xr = rowAddr(x, n, c, C, HW);
-      const dyr = rowAddr(dy, n, c, C, HW);
-      const dxr = rowAddr(dx, n, c, C, HW);
-      let i = 0;
-      for (; i + 4 <= HW; i += 4) {
-        const o = <usize>i << 2;
-        v128.store(dxr + o, madd(ev, f32x4.sub(v128.load(xr + o), mv), madd(av, v128.load(dyr + o), bv)));
-      }
-      for (; i < HW; i++) {
-        const o = <usize>i << 2;
-        store<f32>(dxr + o, e * (load<f32>(xr + o) - m) + (a * load<f32>(dyr + o) + b));
-      }
-    }
+    store<f32>(dbeta + (<usize>c << 2), 0);
+    store<f32>(dgamma + (<usize>c << 2), 0);
+    if (HW > 0) for (let n = 0; n < N; n++) memory.fill(rowAddr(dx, n, c, C, HW), 0, <usize>HW << 2);
   }
 }
