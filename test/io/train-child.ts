@@ -3,8 +3,9 @@
  *
  *   node --import tsx test/io/train-child.ts <dir> [--forget-optimizer]
  *
- * Synthetic 1x8x8 images, shuffled and flipped by a seeded DataLoader, per-step input noise from a
- * seeded generator, SGD with momentum and weight decay on a cosine schedule over the global step,
+ * A small CNN whose second conv is gated by an LKAM (trained with the sparsity term), on synthetic
+ * 1x8x8 images shuffled and flipped by a seeded DataLoader, per-step input noise from a seeded
+ * generator, SGD with momentum and weight decay on a cosine schedule over the global step,
  * a checkpoint every EVERY steps; `<dir>/final.safetensors` at the end. If `<dir>/run.ckpt` (or its
  * .prev) exists the run resumes from it. `--forget-optimizer` resumes but then drops the optimizer's
  * state: the control that shows the test can tell a faithful resume from an unfaithful one.
@@ -19,6 +20,7 @@ import { resume, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { saveModel } from '../../src/io/node-files.js';
 import { Rng } from '../../src/nn/init.js';
 import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, manualSeed, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
+import { addLKAMs, sparsityLoss } from '../../src/nn/lkam.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { cosine } from '../../src/optim/schedule.js';
 import { trainStep } from '../../src/train/fit.js';
@@ -36,16 +38,17 @@ const say = (line: string): void => {
 
 await useEngine();
 manualSeed(42);
-const model = new Sequential([
+const model = addLKAMs(new Sequential([
   new Conv2d({ inChannels: 1, outChannels: 4, kernel: 3, padding: 1, bias: false }),
   new BatchNorm2d(4),
   new ReLU(),
   new MaxPool2d(2),
-  new Conv2d({ inChannels: 4, outChannels: 6, kernel: 3, padding: 1 }),
+  new Conv2d({ inChannels: 4, outChannels: 6, kernel: 3, padding: 1, bias: false }),
+  new BatchNorm2d(6),
   new ReLU(),
   new GlobalAvgPool(),
   new Linear({ inFeatures: 6, outFeatures: 3 }),
-]);
+]), { bank: 2 });
 
 const data = new Rng(7);
 const labels = Int32Array.from({ length: SAMPLES }, (_, i) => i % 3);
@@ -73,7 +76,7 @@ for (let epoch = resumed?.epoch ?? 0; epoch < EPOCHS; epoch++) {
     for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) + 0.05 * (noise.next() - 0.5);
     if (pauseMs > 0) Atomics.wait(pause, 0, 0, pauseMs);
     optimizer.lr = BASE_LR * schedule(step);
-    trainStep(model, optimizer, { x, y: b.y, shape: b.shape });
+    trainStep(model, optimizer, { x, y: b.y, shape: b.shape }, (m) => sparsityLoss(m, 0.5));
     step++;
     if (step % EVERY === 0) saveCheckpoint(ckpt, { model, optimizer, loader, rngs: { noise }, epoch, step });
     say(`step ${step}`);
