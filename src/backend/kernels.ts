@@ -88,7 +88,8 @@ export interface Kernels {
    * batchNormBackward for statistics taken over part of each channel: counts[c] (float32) is the
    * number of elements that took part, and dy is zero at every element that did not. dgamma and dbeta
    * are the plain sums; dx = gamma * invstd * (dy - (dbeta + xhat * dgamma) / counts[c]); a channel
-   * with counts[c] = 0 gets dx = 0, dgamma = dbeta = 0.
+   * with counts[c] = 0 gets dx = 0, dgamma = dbeta = 0. dx at elements that did not take part is not
+   * their gradient (that is 0): callers must discard those planes.
    */
   batchNormBackwardMasked(x: number, dy: number, dx: number, N: number, C: number, HW: number, c0: number, c1: number,
     mean: number, invstd: number, gamma: number, counts: number, dgamma: number, dbeta: number): void;
