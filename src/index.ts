@@ -16,3 +16,7 @@ export { fmnistVgg5, convBnRelu, basicBlock, smallResNet } from './nn/zoo.js';
 export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup, type Schedule } from './optim/index.js';
 export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochReport, type EvalResult } from './train/fit.js';
 export { LKAM, Gated, addLKAMs, gates, sparsityLoss, type LkamConfig, type AddLkamOptions, type SwitchKind, type LkamPool } from './nn/lkam.js';
+export { measureParsimony, denseMacs, type ParsimonyReport, type LayerActivity, type MacStats } from './train/parsimony.js';
+export { setGains, type GateMode } from './nn/lkam.js';
+export * from './io/index.js';
+export * from './data/index.js';

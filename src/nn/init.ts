@@ -61,14 +61,15 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /** The four state words, then the cached second normal of a Box-Muller pair (or nothing). */
   getState(): number[] {
-    return [...this.s];
+    return this.spare === null ? [...this.s] : [...this.s, this.spare];
   }
 
   setState(state: readonly number[]): void {
-    if (state.length !== 4) throw new RangeError(`Rng.setState: expected 4 words, got ${state.length}`);
-    this.s = Uint32Array.from(state);
-    this.spare = null;
+    if (state.length !== 4 && state.length !== 5) throw new RangeError(`Rng.setState: expected 4 words and an optional cached normal, got ${state.length} values`);
+    this.s = Uint32Array.from(state.slice(0, 4));
+    this.spare = state.length === 5 ? (state[4] as number) : null;
   }
 }
 

@@ -273,7 +273,8 @@ registerModule('Flatten', () => new Flatten());
 export class Dropout extends Stateless {
   readonly type = 'Dropout';
   readonly p: number;
-  private readonly rng: Rng;
+  /** Draws each forward's mask seed; save its state to resume a run bit-exactly. */
+  readonly rng: Rng;
   constructor(p: number, seed = 0) {
     super();
     if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p ${p} should be in [0, 1)`);

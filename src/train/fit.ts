@@ -115,15 +115,21 @@ export interface FitOptions {
   readonly schedule?: Schedule;
   readonly testBatches?: () => Iterable<Batch>;
   readonly extraLoss?: (model: Module) => Tensor | null;
-  readonly onStep?: (step: number, r: StepResult) => void;
+  /** After each optimizer step: the global step count (1-based) and the epoch (0-based). */
+  readonly onStep?: (step: number, r: StepResult, epoch: number) => void;
   readonly onEpoch?: (r: EpochReport) => void;
+  /** Resuming: the epoch to start in (0-based; trainBatches must continue mid-epoch) and the global steps already taken. */
+  readonly startEpoch?: number;
+  readonly startStep?: number;
+  /** The rate the schedule multiplies; default the optimizer's lr when fit starts (pass it when resuming). */
+  readonly baseLr?: number;
 }
 
 export function fit(model: Module, o: FitOptions): EpochReport[] {
-  const baseLr = o.optimizer.lr;
+  const baseLr = o.baseLr ?? o.optimizer.lr;
   const reports: EpochReport[] = [];
-  let step = 0;
-  for (let epoch = 0; epoch < o.epochs; epoch++) {
+  let step = o.startStep ?? 0;
+  for (let epoch = o.startEpoch ?? 0; epoch < o.epochs; epoch++) {
     const t0 = performance.now();
     let loss = 0;
     let correct = 0;
@@ -135,7 +141,7 @@ export function fit(model: Module, o: FitOptions): EpochReport[] {
       correct += r.correct;
       count += r.count;
       step++;
-      o.onStep?.(step, r);
+      o.onStep?.(step, r, epoch);
     }
     const seconds = (performance.now() - t0) / 1000;
     const test = o.testBatches !== undefined ? evaluate(model, o.testBatches()) : null;
