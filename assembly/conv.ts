@@ -383,33 +383,69 @@ export function conv2dBackwardInput(desc: usize, dy: usize, w: usize, dx: usize,
   }
 }
 
-/** B panel (kc x NR) of the im2col transpose: row t holds col[j0 + j][pixel t] = plane[pbase[t] + koff[j]]. */
-function packGather(bp: usize, plane: usize, pbase: usize, kc: i32, koff: usize, nr: i32): void {
-  if (nr == GEMM_NR) {
-    const o0 = plane + (<usize>load<i32>(koff) << 2), o1 = plane + (<usize>load<i32>(koff, 4) << 2);
-    const o2 = plane + (<usize>load<i32>(koff, 8) << 2), o3 = plane + (<usize>load<i32>(koff, 12) << 2);
-    const o4 = plane + (<usize>load<i32>(koff, 16) << 2), o5 = plane + (<usize>load<i32>(koff, 20) << 2);
-    const o6 = plane + (<usize>load<i32>(koff, 24) << 2), o7 = plane + (<usize>load<i32>(koff, 28) << 2);
-    for (let t = 0; t < kc; t++) {
-      const b = <usize>load<i32>(pbase + (<usize>t << 2)) << 2;
-      store<f32>(bp, load<f32>(o0 + b));
-      store<f32>(bp, load<f32>(o1 + b), 4);
-      store<f32>(bp, load<f32>(o2 + b), 8);
-      store<f32>(bp, load<f32>(o3 + b), 12);
-      store<f32>(bp, load<f32>(o4 + b), 16);
-      store<f32>(bp, load<f32>(o5 + b), 20);
-      store<f32>(bp, load<f32>(o6 + b), 24);
-      store<f32>(bp, load<f32>(o7 + b), 28);
-      bp += 32;
+/** Rows t..t+3 of a B panel (8 floats each) from 4 consecutive pixels of the 8 taps at o0..o7 + q. */
+@inline function transposeQuad(d: usize, q: usize, o0: usize, o1: usize, o2: usize, o3: usize, o4: usize, o5: usize, o6: usize, o7: usize): void {
+  const v0 = v128.load(o0 + q), v1 = v128.load(o1 + q), v2 = v128.load(o2 + q), v3 = v128.load(o3 + q);
+  const a = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), b = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
+  const c = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7), e = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(a, b, 0, 1, 4, 5));
+  v128.store(d, v128.shuffle<f32>(a, b, 2, 3, 6, 7), 32);
+  v128.store(d, v128.shuffle<f32>(c, e, 0, 1, 4, 5), 64);
+  v128.store(d, v128.shuffle<f32>(c, e, 2, 3, 6, 7), 96);
+  const w0 = v128.load(o4 + q), w1 = v128.load(o5 + q), w2 = v128.load(o6 + q), w3 = v128.load(o7 + q);
+  const f = v128.shuffle<f32>(w0, w1, 0, 4, 1, 5), g = v128.shuffle<f32>(w2, w3, 0, 4, 1, 5);
+  const h = v128.shuffle<f32>(w0, w1, 2, 6, 3, 7), k = v128.shuffle<f32>(w2, w3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(f, g, 0, 1, 4, 5), 16);
+  v128.store(d, v128.shuffle<f32>(f, g, 2, 3, 6, 7), 48);
+  v128.store(d, v128.shuffle<f32>(h, k, 0, 1, 4, 5), 80);
+  v128.store(d, v128.shuffle<f32>(h, k, 2, 3, 6, 7), 112);
+}
+
+/**
+ * B panel (kc x NR) of the im2col transpose: row t holds col[j][pixel p0 + t] for the nr taps at
+ * koff[0..nr) (zeros past nr), pixels following output rows (OW wide, stride sH x sW, row pitch Wp).
+ * Runs of 4 pixels in a row, stride 1 across, go through 4 x 4 transposes.
+ */
+function packGather(bp: usize, plane: usize, koff: usize, nr: i32, p0: i32, kc: i32, OW: i32, sH: i32, sW: i32, Wp: i32): void {
+  const full = nr == GEMM_NR;
+  const o0 = plane + (<usize>load<i32>(koff) << 2);
+  const o1 = full ? plane + (<usize>load<i32>(koff, 4) << 2) : 0, o2 = full ? plane + (<usize>load<i32>(koff, 8) << 2) : 0;
+  const o3 = full ? plane + (<usize>load<i32>(koff, 12) << 2) : 0, o4 = full ? plane + (<usize>load<i32>(koff, 16) << 2) : 0;
+  const o5 = full ? plane + (<usize>load<i32>(koff, 20) << 2) : 0, o6 = full ? plane + (<usize>load<i32>(koff, 24) << 2) : 0;
+  const o7 = full ? plane + (<usize>load<i32>(koff, 28) << 2) : 0;
+  let d = bp;
+  let p = p0;
+  const end = p0 + kc;
+  while (p < end) {
+    const oh = p / OW, ow = p - oh * OW;
+    const run = min<i32>(OW - ow, end - p);
+    const base = <usize>(oh * sH * Wp + ow * sW) << 2;
+    let i = 0;
+    if (full && sW == 1) {
+      for (; i + 4 <= run; i += 4) {
+        transposeQuad(d, base + (<usize>i << 2), o0, o1, o2, o3, o4, o5, o6, o7);
+        d += 128;
+      }
     }
-    return;
-  }
-  for (let t = 0; t < kc; t++) {
-    const b = plane + (<usize>load<i32>(pbase + (<usize>t << 2)) << 2);
-    for (let j = 0; j < GEMM_NR; j++) {
-      store<f32>(bp + (<usize>j << 2), j < nr ? load<f32>(b + (<usize>load<i32>(koff + (<usize>j << 2)) << 2)) : 0);
+    for (; i < run; i++) {
+      const q = base + (<usize>(i * sW) << 2);
+      if (full) {
+        store<f32>(d, load<f32>(o0 + q));
+        store<f32>(d, load<f32>(o1 + q), 4);
+        store<f32>(d, load<f32>(o2 + q), 8);
+        store<f32>(d, load<f32>(o3 + q), 12);
+        store<f32>(d, load<f32>(o4 + q), 16);
+        store<f32>(d, load<f32>(o5 + q), 20);
+        store<f32>(d, load<f32>(o6 + q), 24);
+        store<f32>(d, load<f32>(o7 + q), 28);
+      } else {
+        for (let j = 0; j < GEMM_NR; j++) {
+          store<f32>(d + (<usize>j << 2), j < nr ? load<f32>(plane + (<usize>load<i32>(koff + (<usize>j << 2)) << 2) + q) : 0);
+        }
+      }
+      d += 32;
     }
-    bp += 32;
+    p += run;
   }
 }
 
@@ -433,8 +469,7 @@ export function conv2dBackwardWeight(desc: usize, x: usize, dy: usize, dw: usize
 
   const ap = scratch;
   const koff = ap + region(<usize>roundRows(Mg) * <usize>kcStep);
-  const pbase = koff + region(Kg);
-  const xpad = pbase + region(GEMM_KC);
+  const xpad = koff + region(Kg);
   const panel = xpad + region(<usize>Cg * <usize>Hp * <usize>Wp + SLACK);
   const tmp = panel + region(<usize>GEMM_KC * GEMM_NR + SLACK);
   tapOffsets(koff, Cg, KH, KW, dH, dW, direct ? H : Hp, direct ? W : Wp);
@@ -458,15 +493,10 @@ export function conv2dBackwardWeight(desc: usize, x: usize, dy: usize, dw: usize
         const kc = min<i32>(kcStep, P - pc);
         const pb = gemmPanelBytesA(kc);
         gemmPackA(rows, kc, dyg + (<usize>pc << 2), <usize>P << 2, 4, ap, pb);
-        for (let t = 0; t < kc; t++) {
-          const p = pc + t;
-          const oh = p / OW;
-          store<i32>(pbase + (<usize>t << 2), oh * sH * pitch + (p - oh * OW) * sW);
-        }
         const bBlock: f32 = first ? beta : 1;
         for (let j0 = 0; j0 < Kg; j0 += GEMM_NR) {
           const nr = min<i32>(GEMM_NR, Kg - j0);
-          packGather(panel, plane, pbase, kc, koff + (<usize>j0 << 2), nr);
+          packGather(panel, plane, koff + (<usize>j0 << 2), nr, pc, kc, OW, sH, sW, pitch);
           gemmPanel(rows, nr, kc, ap, pb, panel, 0, dwg + (<usize>j0 << 2), Kg, 1, bBlock, 0, tmp);
         }
         first = false;

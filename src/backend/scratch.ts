@@ -51,7 +51,7 @@ export function convScratchBytes(g: ConvGeometry): number {
   } else {
     backwardInput = region(g.groups * (Kg + TILE_ROWS_SLACK) * Mg) + region(KC * NR + SLACK) + region(Kg * dcolWidth(Kg, P)) + region(TILE);
   }
-  const backwardWeight = region((Mg + TILE_ROWS_SLACK) * KC) + region(Kg) + region(KC) + region(Cg * Hp * Wp + SLACK)
+  const backwardWeight = region((Mg + TILE_ROWS_SLACK) * KC) + region(Kg) + region(Cg * Hp * Wp + SLACK)
     + region(KC * NR + SLACK) + region(TILE);
   return 4 * Math.max(forward, backwardInput, backwardWeight);
 }
