@@ -13,21 +13,17 @@ const TILE_ROWS_SLACK = 7;
 const SLACK = 16;
 /** Integers of the pixel-segment table of one B panel. */
 const SEGMENTS = 64;
-/** Floats of the dcol block of the strided backward-input (its width shrinks as its height grows). */
+/**
+ * Floats of the dcol block of the strided backward-input: R rows by a width of at most 512, at least 8,
+ * that shrinks as R grows. The bound grows with R, so that a geometry with fewer channels never needs more.
+ */
 const DCOL_BUDGET = 65536;
-const DCOL_MAX_WIDTH = 512;
 
 /** Each region starts on a 64-byte boundary. */
 const region = (floats: number): number => Math.ceil(floats / 16) * 16;
 
 export function gemmScratchBytes(): number {
   return 4 * (region(MC * KC) + region(KC * NC) + region(TILE));
-}
-
-/** The width of the dcol block of the strided backward-input for R rows of dcol and P output pixels. */
-function dcolWidth(R: number, P: number): number {
-  const w = Math.min(DCOL_MAX_WIDTH, Math.max(NR, Math.floor(DCOL_BUDGET / R / NR) * NR));
-  return Math.min(w, Math.ceil(P / NR) * NR);
 }
 
 /** Bytes of the correlation core (forward, and the stride-1 backward-input) with Cs source channels, Mo outputs and padded planes Hp x Wp per group. */
@@ -40,7 +36,6 @@ export function convScratchBytes(g: ConvGeometry): number {
   const Cg = g.C / g.groups, Mg = g.M / g.groups;
   const taps = g.KH * g.KW;
   const Kg = Cg * taps;
-  const P = g.OH * g.OW;
   const Hp = (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1;
   const Wp = (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1;
   const forward = correlationFloats(g.groups, Mg, Kg, Cg, Hp, Wp);
@@ -49,7 +44,7 @@ export function convScratchBytes(g: ConvGeometry): number {
     const Hq = g.H + g.dilationH * (g.KH - 1), Wq = g.W + g.dilationW * (g.KW - 1);
     backwardInput = correlationFloats(g.groups, Cg, Mg * taps, Mg, Hq, Wq);
   } else {
-    backwardInput = region(g.groups * (Kg + TILE_ROWS_SLACK) * Mg) + region(KC * NR + SLACK) + region(Kg * dcolWidth(Kg, P)) + region(TILE);
+    backwardInput = region(g.groups * (Kg + TILE_ROWS_SLACK) * Mg) + region(KC * NR + SLACK) + region(Math.max(DCOL_BUDGET, Kg * NR)) + region(TILE);
   }
   const backwardWeight = region((Mg + TILE_ROWS_SLACK) * KC) + region(Kg) + region(Cg * Hp * Wp + SLACK)
     + region(KC * NR + SLACK) + region(TILE);
