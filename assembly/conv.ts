@@ -265,9 +265,9 @@ function pixelCorners(pix: usize, p0: i32, nr: i32, OWo: i32, sH: i32, sW: i32, 
  */
 function packFlippedTransposed(w: usize, g: i32, c: i32, rows: i32, Cg: i32, Mg: i32, KH: i32, KW: i32, ap: usize, panelBytes: usize): void {
   const taps = KH * KW;
-  for (let i0 = 0; i0 < rows; i0 += GEMM_MR) {
-    const mr = min<i32>(GEMM_MR, rows - i0);
-    let d = ap + <usize>(i0 / GEMM_MR) * panelBytes;
+  for (let i0 = 0, p = 0; i0 < rows; p++) {
+    const mr = gemmPanelRows(rows, i0);
+    let d = ap + <usize>p * panelBytes;
     for (let m = 0; m < Mg; m++) {
       const wm = w + ((<usize>(g * Mg + m) * <usize>Cg + <usize>(c + i0)) * <usize>taps << 2);
       for (let t = taps - 1; t >= 0; t--) {
@@ -277,6 +277,7 @@ function packFlippedTransposed(w: usize, g: i32, c: i32, rows: i32, Cg: i32, Mg:
         d += <usize>GEMM_MR << 2;
       }
     }
+    i0 += mr;
   }
 }
 

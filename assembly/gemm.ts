@@ -32,6 +32,17 @@ const GEMM_NC: i32 = 1024;
   return (K + blocks - 1) / blocks;
 }
 
+/**
+ * Rows in the A panel that starts at row i of an mc-row block: MR, fewer in the last panel; and when
+ * MR = 6 and the block ends in 6 + 2 rows, those 8 rows go to two panels of 4 (two 4 x 8 tiles beat a
+ * 6 x 8 tile plus a 4 x 8 tile computing 2 rows). The panel count stays ceil(mc / MR).
+ */
+@global @inline function gemmPanelRows(mc: i32, i: i32): i32 {
+  const left = mc - i;
+  if (GEMM_MR == 6 && mc % 6 == 2 && (left == 8 || left == 4)) return 4;
+  return min<i32>(GEMM_MR, left);
+}
+
 /** Bytes of an MR-row panel of depth kc. */
 @global @inline function gemmPanelBytesA(kc: i32): usize {
   return <usize>kc * <usize>GEMM_MR << 2;
@@ -212,14 +223,13 @@ function micro6x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc
  */
 @global function gemmPanel(mc: i32, nr: i32, kc: i32, a: usize, panelBytes: usize, b: usize, koff: usize, c: usize, ldc: i32,
   alpha: f32, beta: f32, bias: usize, tmp: usize): void {
-  const rowStep = <usize>GEMM_MR * <usize>ldc << 2;
-  let i = 0;
-  for (; i + GEMM_MR <= mc; i += GEMM_MR) {
-    tile(GEMM_MR, nr, kc, a, b, koff, c, ldc, alpha, beta, bias != 0 ? bias + (<usize>i << 2) : 0, tmp);
+  for (let i = 0; i < mc;) {
+    const mr = gemmPanelRows(mc, i);
+    tile(mr, nr, kc, a, b, koff, c, ldc, alpha, beta, bias != 0 ? bias + (<usize>i << 2) : 0, tmp);
     a += panelBytes;
-    c += rowStep;
+    c += <usize>mr * <usize>ldc << 2;
+    i += mr;
   }
-  if (i < mc) tile(mc - i, nr, kc, a, b, koff, c, ldc, alpha, beta, bias != 0 ? bias + (<usize>i << 2) : 0, tmp);
 }
 
 /**
@@ -227,10 +237,11 @@ function micro6x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc
  * panelBytes apart, zero-padding the rows past mc in the last panel.
  */
 @global function gemmPackA(mc: i32, kc: i32, a: usize, rs: usize, cs: usize, ap: usize, panelBytes: usize): void {
-  for (let i0 = 0; i0 < mc; i0 += GEMM_MR) {
-    const mr = min<i32>(GEMM_MR, mc - i0);
-    const dst = ap + <usize>(i0 / GEMM_MR) * panelBytes;
+  let dst = ap;
+  for (let i0 = 0; i0 < mc; dst += panelBytes) {
+    const mr = gemmPanelRows(mc, i0);
     const src = a + <usize>i0 * rs;
+    i0 += mr;
     if (cs == 4) {
       for (let ii = 0; ii < mr; ii++) {
         const s = src + <usize>ii * rs;
