@@ -247,6 +247,13 @@ test('conv kernels: calls split by images or by channels write exactly what one 
   }
 });
 
+test('convScratchBytes never shrinks as channels grow (sparse.ts sizes scratch from the full geometry and calls on fewer channels)', () => {
+  fc.assert(fc.property(randomGeometry, fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), (g, dc, dm) => {
+    const wider = { ...g, C: g.C + dc * g.groups, M: g.M + dm * g.groups };
+    assert.ok(convScratchBytes(g) <= convScratchBytes(wider), `${describe(g)} needs more than ${describe(wider)}`);
+  }), { seed: 23, numRuns: 2000 });
+});
+
 /** ⟨a, b⟩ in float64. */
 function dot(a: ArrayLike<number>, b: ArrayLike<number>): { value: number; magnitude: number } {
   let value = 0, magnitude = 0;
