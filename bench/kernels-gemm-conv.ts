@@ -11,14 +11,18 @@
 import { convOutSize, writeConvDesc, type ConvGeometry, type Kernels } from '../src/backend/kernels.js';
 import { createReferenceKernels } from '../src/backend/reference/index.js';
 import { convScratchBytes, gemmScratchBytes } from '../src/backend/scratch.js';
-import { compileKernels, type SimdVariant } from '../src/backend/wasm/loader.js';
+import { compileKernels, instantiateKernels, type SimdVariant } from '../src/backend/wasm/loader.js';
 import { Arena, LinearMemory } from '../src/tensor/memory.js';
-import { BenchRng, environment, parseArgs, printTable, spreadText, time, verifyOutputs, type Cell } from './harness.js';
+import { BenchRng, environment, parseArgs, printTable, round, spreadText, time, verifyOutputs, writeResults, type Cell } from './harness.js';
 
 type ConvKernel = 'conv2dForward' | 'conv2dBackwardInput' | 'conv2dBackwardWeight';
 
 interface GemmCase { readonly kind: 'gemm'; readonly label: string; readonly M: number; readonly N: number; readonly K: number; readonly transA: number; readonly transB: number }
-interface ConvCase { readonly kind: 'conv'; readonly label: string; readonly g: ConvGeometry; readonly kernel: ConvKernel }
+interface ConvCase {
+  readonly kind: 'conv'; readonly label: string; readonly g: ConvGeometry; readonly kernel: ConvKernel;
+  /** The channel range of the call as a fraction [lo, hi) of its channels (as a thread of a channel split gets); whole when absent. */
+  readonly part?: readonly [number, number];
+}
 type Case = GemmCase | ConvCase;
 
 function geometry(N: number, C: number, H: number, M: number, k: number, pad: number, stride = 1): ConvGeometry {
@@ -39,14 +43,24 @@ const CASES: readonly Case[] = [
   { kind: 'gemm', label: 'gemm 64x1024x576 TT', M: 64, N: 1024, K: 576, transA: 1, transB: 1 },
   ...convCases('conv64 N=1', geometry(1, 64, 32, 64, 3, 1)),
   ...convCases('conv64 N=32', geometry(32, 64, 32, 64, 3, 1)),
+  ...convCases('conv64 N=1 second half of the channels', geometry(1, 64, 32, 64, 3, 1)).map((c): ConvCase => ({ ...c, part: [0.5, 1] })),
   ...VGG5.flatMap(([C, H, M], i) => convCases(`vgg5.conv${i + 1} ${C}->${M} ${H}x${H} N=${VGG5_BATCH}`, geometry(VGG5_BATCH, C, H, M, 3, 1),
     i === 0 ? KERNELS.filter(([k]) => k !== 'conv2dBackwardInput') : KERNELS)),
 ];
 
+/** The channel range [c0, c1) of a conv case's call, of the output channels (input channels for the backward-input). */
+function channels(c: ConvCase): [number, number] {
+  const all = c.kernel === 'conv2dBackwardInput' ? c.g.C : c.g.M;
+  const [lo, hi] = c.part ?? [0, 1];
+  return [Math.round(lo * all), Math.round(hi * all)];
+}
+
 function macs(c: Case): number {
   if (c.kind === 'gemm') return c.M * c.N * c.K;
   const g = c.g;
-  return g.N * g.M * (g.C / g.groups) * g.KH * g.KW * g.OH * g.OW;
+  const [c0, c1] = channels(c);
+  const share = (c1 - c0) / (c.kernel === 'conv2dBackwardInput' ? g.C : g.M);
+  return g.N * g.M * (g.C / g.groups) * g.KH * g.KW * g.OH * g.OW * share;
 }
 
 const args = parseArgs(process.argv.slice(2));
@@ -94,10 +108,11 @@ function prepare(c: Case): Prepared {
   const w = floats(wSize, -bound, bound);
   const y = floats(ySize);
   const scratch = arena.alloc(convScratchBytes(g));
+  const [c0, c1] = channels(c);
   const call = (k: Kernels, n1: number): void => {
-    if (c.kernel === 'conv2dForward') k.conv2dForward(desc, x, w, 0, y, 0, n1, 0, g.M, scratch);
-    else if (c.kernel === 'conv2dBackwardInput') k.conv2dBackwardInput(desc, y, w, x, 0, n1, 0, g.C, scratch);
-    else k.conv2dBackwardWeight(desc, x, y, w, 0, n1, 0, g.M, 0, scratch);
+    if (c.kernel === 'conv2dForward') k.conv2dForward(desc, x, w, 0, y, 0, n1, c0, c1, scratch);
+    else if (c.kernel === 'conv2dBackwardInput') k.conv2dBackwardInput(desc, y, w, x, 0, n1, c0, c1, scratch);
+    else k.conv2dBackwardWeight(desc, x, y, w, 0, n1, c0, c1, 0, scratch);
   };
   const out = c.kernel === 'conv2dForward' ? [y, g.M * g.OH * g.OW] : c.kernel === 'conv2dBackwardInput' ? [x, g.C * g.H * g.W] : [w, wSize];
   return {
@@ -111,26 +126,31 @@ function prepare(c: Case): Prepared {
 
 const variants: { variant: SimdVariant; kernels: Kernels }[] = [];
 for (const v of ['simd', 'relaxed'] as const) {
-  const compiled = await compileKernels(v);
-  const instance = new WebAssembly.Instance(compiled.module, { env: { memory: mem.memory } });
-  variants.push({ variant: v, kernels: instance.exports as unknown as Kernels });
+  variants.push({ variant: v, kernels: instantiateKernels(await compileKernels(v), mem.memory) });
 }
 
-console.log(JSON.stringify(environment(options, [], { threads: 1, variants: variants.map((v) => v.variant) })));
+const env = environment(options, [], { threads: 1, variants: variants.map((v) => v.variant), command: process.argv.slice(1).join(' ') });
 const rows: Cell[][] = [];
+const results: unknown[] = [];
 for (const c of cases) {
   const p = prepare(c);
   const expected = p.check(reference);
   const row: Cell[] = [c.label, macs(c) / 1e6];
+  const gflops: number[] = [];
   for (const { variant, kernels } of variants) {
     verifyOutputs(`${c.label} ${variant}`, p.check(kernels), expected, 'reference');
     const t = await time(() => p.run(kernels), options);
-    row.push(t.median, (2 * macs(c)) / (t.median * 1e6), spreadText(t));
+    const rate = (2 * macs(c)) / (t.median * 1e6);
+    gflops.push(rate);
+    row.push(t.median, rate, spreadText(t));
+    results.push({ case: c.label, variant, macs: macs(c), median_ms: round(t.median), p10_ms: round(t.p10), p90_ms: round(t.p90), gflops: round(rate, 2) });
   }
+  row.push(gflops.length === 2 ? gflops[1]! / gflops[0]! : null);
   rows.push(row);
   console.log(row.join('  '));
   arena.reset();
 }
-printTable(`GEMM and conv kernels, one thread, median of ${options.reps} after ${options.warmup} warm-up`, [
-  'case', 'MMACs', ...variants.flatMap(({ variant }) => [`${variant} ms`, `${variant} GFLOP/s`, `${variant} p10/p90`]),
+printTable(`GEMM and conv kernels, one thread, median of ${options.reps} after ${options.warmup} warm-up (GFLOP/s = 2 MACs / median)`, [
+  'case', 'MMACs', ...variants.flatMap(({ variant }) => [`${variant} ms`, `${variant} GFLOP/s`, `${variant} p10/p90`]), 'relaxed/simd',
 ], rows);
+console.log(`\nwrote ${writeResults('kernels-gemm-conv', { environment: env, results })}`);
