@@ -8,3 +8,4 @@ export * from './loss';
 export * from './elementwise';
 export * from './optim';
 export * from './sparse';
+export * from './infer';

@@ -155,6 +155,41 @@ export interface Kernels {
   /** mask[i] = 0 with probability p, else 1/(1-p), from a counter-based hash of (seed, i); y = x * mask. */
   dropoutForward(x: number, y: number, mask: number, n: number, p: number, seed: number): void;
 
+  // ---- Inference over compact values (assembly/infer.ts) ----
+  // A channel list of C channels holds, for image n at byte list + 4 n (C + 1), an int32 count and
+  // then that many ascending channel ids. A compact value of C channels [N, C, H, W] holds, for image
+  // n, the planes of the listed channels first, in list order; planes past the count are never read.
+  /**
+   * Compact conv (groups 1): for image n, y's planes [0, yCount) are, for each listed output m,
+   * max(conv(x's listed planes, w[m, listed inputs]) + bias[m], lo) * gate[n * M + m] (bias and gate
+   * 0 for none). `part` of `parts` computes one contiguous share of each image's listed outputs (the
+   * shares cover them once; how they are cut depends on the build). wPacked (0 for none) holds
+   * conv2dInferPack's arrangement of w, read for images whose lists are complete. macs (0 for none):
+   * float64 macs[n] = multiply-adds done for image n, OH*OW*KH*KW per (output, input) pair; returns their sum.
+   * scratch: conv2dInferScratchBytes (src/infer/scratch.ts).
+   */
+  conv2dInfer(desc: number, x: number, xList: number, w: number, wPacked: number, bias: number, lo: number, gate: number,
+    y: number, yList: number, n0: number, n1: number, part: number, parts: number, macs: number, scratch: number): number;
+  /** w [M, C, KH, KW] arranged for conv2dInfer into wPacked ((M + 7) * C * KH * KW floats). */
+  conv2dInferPack(desc: number, w: number, wPacked: number): void;
+  /**
+   * LKAM switches for images [n0,n1): pre[m] = Σ_f fcW[m, f] feat[n, f] (float32, f ascending) + fcB[m];
+   * s = rule & 1 ? sigmoid(pre) : clamp(pre, 0, 1); on when rule & 2 ? s >= threshold : s > threshold.
+   * budget < 1 keeps, of the on switches, the floor(budget * M * C / inCount[n]) largest (ties: lower
+   * index), inCount from inList (C channels; 0 means all). gate[n, m] = s if kept else 0; outList gets
+   * the kept switches. macs[n] (float64, 0 for none) = F * M; returns their sum. scratch: 12 M + 192 bytes.
+   */
+  lkamSwitches(feat: number, F: number, fcW: number, fcB: number, M: number, rule: number, threshold: number, budget: number,
+    inList: number, C: number, gate: number, outList: number, macs: number, n0: number, n1: number, scratch: number): number;
+  /** Max (kind 0) or average (kind 1) pooling of each image's listed planes; y is compact with x's list. */
+  pool2dInfer(desc: number, x: number, xList: number, y: number, kind: number, n0: number, n1: number): void;
+  /** y[n, c] (dense [N, C]) = max (kind 0) or mean (kind 1) of c's plane, 0 for unlisted c. */
+  globalPoolInfer(x: number, xList: number, C: number, HW: number, kind: number, y: number, n0: number, n1: number): void;
+  /** y (dense [N, C, HW], not overlapping x) = x's listed planes at their channels, zeros elsewhere. */
+  scatterChannels(x: number, xList: number, C: number, HW: number, y: number, n0: number, n1: number): void;
+  /** y (dense) = max(a + b, lo), each compact operand read as zeros at its unlisted channels. */
+  addChannels(a: number, aList: number, b: number, bList: number, C: number, HW: number, lo: number, y: number, n0: number, n1: number): void;
+
   // ---- Optimizers (assembly/optim.ts), over n parameters ----
   /** PyTorch semantics; firstStep = 1 initialises the momentum buffer with the gradient. */
   sgdStep(p: number, g: number, buf: number, n: number, lr: number, momentum: number, dampening: number,
@@ -180,5 +215,6 @@ const KERNEL_SET: Record<KernelName, 0> = {
   fill: 0, copy: 0, add: 0, sub: 0, mul: 0, scale: 0, axpy: 0, addBias: 0, channelSum: 0, channelScale: 0,
   channelScaleBackward: 0, sum: 0, sumSquares: 0, countNonFinite: 0, dropoutForward: 0,
   sgdStep: 0, adamStep: 0,
+  conv2dInfer: 0, conv2dInferPack: 0, lkamSwitches: 0, pool2dInfer: 0, globalPoolInfer: 0, scatterChannels: 0, addChannels: 0,
 };
 export const KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNEL_SET) as KernelName[];

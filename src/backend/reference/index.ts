@@ -9,6 +9,7 @@ import { lossReference } from './loss.js';
 import { elementwiseReference } from './elementwise.js';
 import { optimReference } from './optim.js';
 import { sparseReference } from './sparse.js';
+import { inferReference } from './infer.js';
 
 /** The plain-TypeScript twin of every WASM kernel: slow, obvious, and the oracle of the conformance tests. */
 export function createReferenceKernels(mem: LinearMemory): Kernels {
@@ -22,5 +23,6 @@ export function createReferenceKernels(mem: LinearMemory): Kernels {
     ...elementwiseReference(mem),
     ...optimReference(mem),
     ...sparseReference(mem),
+    ...inferReference(mem),
   };
 }

@@ -1,0 +1,584 @@
+// Inference kernels over compact activations; see src/backend/kernels.ts for the contract.
+//
+// A compact value of C channels holds, for image n, the planes of the channels its list names, first
+// and in list order (list + n*(C+1)*4: count, then ascending ids). conv2dInfer reads only the listed
+// input planes and computes only the listed outputs, bias, lower clamp (ReLU) and switch values fused
+// into its epilogue. Per image it packs the weight block (listed outputs x listed inputs x taps) into
+// MR-row panels, or takes the panels conv2dInferPack made when both lists are complete; the input is
+// read in place from zero-padded copies of the listed planes, 8 output pixels of one row at a time.
+
+import { expf4, madd } from './vmath';
+
+const F_C = 1, F_H = 2, F_W = 3, F_M = 4, F_KH = 5, F_KW = 6, F_SH = 7, F_SW = 8;
+const F_PT = 9, F_PL = 10, F_DH = 11, F_DW = 12, F_OH = 14, F_OW = 15;
+const P_C = 1, P_H = 2, P_W = 3, P_KH = 4, P_KW = 5, P_SH = 6, P_SW = 7, P_PT = 8, P_PL = 9, P_OH = 10, P_OW = 11, P_INCLUDE_PAD = 12;
+
+/** Floats readable past the padded planes and the B panel: a row's last 8-pixel read may run 7 past. */
+const SLACK: i32 = 16;
+
+@inline function field(desc: usize, i: i32): i32 {
+  return load<i32>(desc + (<usize>i << 2));
+}
+
+/** Bytes of a scratch region of n floats or ints, so that the next one starts on 64 bytes. */
+@inline function region(n: usize): usize {
+  return ((n << 2) + 63) & ~(<usize>63);
+}
+
+@inline function listCount(list: usize, n: i32, C: i32): i32 {
+  return load<i32>(list + ((<usize>n * <usize>(C + 1)) << 2));
+}
+
+@inline function listIds(list: usize, n: i32, C: i32): usize {
+  return list + ((<usize>n * <usize>(C + 1) + 1) << 2);
+}
+
+@inline function zeroFloats(d: usize, n: i32): void {
+  for (let i = 0; i < n; i++) store<f32>(d + (<usize>i << 2), 0);
+}
+
+@inline function copyFloats(d: usize, s: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(d + (<usize>i << 2), v128.load(s + (<usize>i << 2)));
+  for (; i < n; i++) store<f32>(d + (<usize>i << 2), load<f32>(s + (<usize>i << 2)));
+}
+
+// ---- conv2dInfer ----
+
+/** Lanes [0, nr) of the 8 floats v0:v1 to p. */
+function storePartial(p: usize, v0: v128, v1: v128, nr: i32): void {
+  if (nr >= 4) {
+    v128.store(p, v0);
+    if (nr > 4) store<f32>(p, f32x4.extract_lane(v1, 0), 16);
+    if (nr > 5) store<f32>(p, f32x4.extract_lane(v1, 1), 20);
+    if (nr > 6) store<f32>(p, f32x4.extract_lane(v1, 2), 24);
+    return;
+  }
+  store<f32>(p, f32x4.extract_lane(v0, 0));
+  if (nr > 1) store<f32>(p, f32x4.extract_lane(v0, 1), 4);
+  if (nr > 2) store<f32>(p, f32x4.extract_lane(v0, 2), 8);
+}
+
+/** max(acc + bias, lo) * gate for one row of a tile, stored to p (nr lanes). */
+@inline function finish(p: usize, v0: v128, v1: v128, rb: usize, rg: usize, lv: v128, nr: i32): void {
+  const bv = v128.load32_splat(rb);
+  const gv = v128.load32_splat(rg);
+  v0 = f32x4.mul(f32x4.max(f32x4.add(v0, bv), lv), gv);
+  v1 = f32x4.mul(f32x4.max(f32x4.add(v1, bv), lv), gv);
+  if (nr == 8) {
+    v128.store(p, v0);
+    v128.store(p, v1, 16);
+  } else {
+    storePartial(p, v0, v1, nr);
+  }
+}
+
+/**
+ * Rows [0, mr) (mr <= 6) of a 6 x 8 tile: acc[r][l] = Σ_k a[k*MR + r] * b[koff[k] + l] over K, then
+ * the epilogue with rowBias/rowGate (rb, rg), stored to c + r*ldc bytes.
+ */
+function tile6(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lo: f32, mr: i32, nr: i32): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+  const end = a + <usize>K * 24;
+  let kp = koff;
+  while (a < end) {
+    const bk = b + (<usize>load<i32>(kp) << 2);
+    const b0 = v128.load(bk);
+    const b1 = v128.load(bk, 16);
+    let av = v128.load32_splat(a);
+    c00 = madd(av, b0, c00);
+    c01 = madd(av, b1, c01);
+    av = v128.load32_splat(a, 4);
+    c10 = madd(av, b0, c10);
+    c11 = madd(av, b1, c11);
+    av = v128.load32_splat(a, 8);
+    c20 = madd(av, b0, c20);
+    c21 = madd(av, b1, c21);
+    av = v128.load32_splat(a, 12);
+    c30 = madd(av, b0, c30);
+    c31 = madd(av, b1, c31);
+    av = v128.load32_splat(a, 16);
+    c40 = madd(av, b0, c40);
+    c41 = madd(av, b1, c41);
+    av = v128.load32_splat(a, 20);
+    c50 = madd(av, b0, c50);
+    c51 = madd(av, b1, c51);
+    a += 24;
+    kp += 4;
+  }
+  const lv = f32x4.splat(lo);
+  finish(c, c00, c01, rb, rg, lv, nr);
+  if (mr > 1) finish(c + ldc, c10, c11, rb + 4, rg + 4, lv, nr);
+  if (mr > 2) finish(c + 2 * ldc, c20, c21, rb + 8, rg + 8, lv, nr);
+  if (mr > 3) finish(c + 3 * ldc, c30, c31, rb + 12, rg + 12, lv, nr);
+  if (mr > 4) finish(c + 4 * ldc, c40, c41, rb + 16, rg + 16, lv, nr);
+  if (mr > 5) finish(c + 5 * ldc, c50, c51, rb + 20, rg + 20, lv, nr);
+}
+
+/** Rows [0, mr) (mr <= 4) of a 4 x 8 tile from the first 4 rows of an MR-row panel. */
+function tile4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lo: f32, mr: i32, nr: i32): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  const step = <usize>GEMM_MR << 2;
+  const end = a + <usize>K * step;
+  let kp = koff;
+  while (a < end) {
+    const bk = b + (<usize>load<i32>(kp) << 2);
+    const b0 = v128.load(bk);
+    const b1 = v128.load(bk, 16);
+    let av = v128.load32_splat(a);
+    c00 = madd(av, b0, c00);
+    c01 = madd(av, b1, c01);
+    av = v128.load32_splat(a, 4);
+    c10 = madd(av, b0, c10);
+    c11 = madd(av, b1, c11);
+    av = v128.load32_splat(a, 8);
+    c20 = madd(av, b0, c20);
+    c21 = madd(av, b1, c21);
+    av = v128.load32_splat(a, 12);
+    c30 = madd(av, b0, c30);
+    c31 = madd(av, b1, c31);
+    a += step;
+    kp += 4;
+  }
+  const lv = f32x4.splat(lo);
+  finish(c, c00, c01, rb, rg, lv, nr);
+  if (mr > 1) finish(c + ldc, c10, c11, rb + 4, rg + 4, lv, nr);
+  if (mr > 2) finish(c + 2 * ldc, c20, c21, rb + 8, rg + 8, lv, nr);
+  if (mr > 3) finish(c + 3 * ldc, c30, c31, rb + 12, rg + 12, lv, nr);
+}
+
+/** One 8-pixel panel against `rows` output rows in tiles of MR: a holds their panels, K deep. */
+function runTiles(rows: i32, K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lo: f32, nr: i32): void {
+  const panelBytes = <usize>K * <usize>GEMM_MR << 2;
+  for (let i = 0; i < rows; i += GEMM_MR) {
+    const mr = min<i32>(GEMM_MR, rows - i);
+    if (GEMM_MR == 6 && mr > 4) tile6(K, a, b, koff, c, ldc, rb, rg, lo, mr, nr);
+    else tile4(K, a, b, koff, c, ldc, rb, rg, lo, mr, nr);
+    a += panelBytes;
+    c += <usize>GEMM_MR * ldc;
+    rb += <usize>GEMM_MR << 2;
+    rg += <usize>GEMM_MR << 2;
+  }
+}
+
+/**
+ * Panels of MR rows (k-major, MR floats per k, zero rows past `rows`) of the block
+ * A[i][(j, t)] = w[outs[i]][ins[j]][t], K = nIn * taps deep.
+ */
+function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, ins: usize, nIn: i32, dst: usize): void {
+  const K = nIn * taps;
+  const step = <usize>GEMM_MR << 2;
+  for (let i0 = 0; i0 < rows; i0 += GEMM_MR) {
+    const panel = dst + <usize>(i0 / GEMM_MR) * <usize>K * step;
+    for (let r = 0; r < GEMM_MR; r++) {
+      let d = panel + (<usize>r << 2);
+      if (i0 + r >= rows) {
+        for (let k = 0; k < K; k++) {
+          store<f32>(d, 0);
+          d += step;
+        }
+        continue;
+      }
+      const row = w + ((<usize>load<i32>(outs + (<usize>(i0 + r) << 2)) * <usize>C * <usize>taps) << 2);
+      for (let j = 0; j < nIn; j++) {
+        const s = row + ((<usize>load<i32>(ins + (<usize>j << 2)) * <usize>taps) << 2);
+        for (let t = 0; t < taps; t++) {
+          store<f32>(d, load<f32>(s + (<usize>t << 2)));
+          d += step;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * dst[j] (Hp x Wp) = plane j of src (H x W) shifted by (pT, pL), zeros around, for j < planes:
+ * every cell of dst is written.
+ */
+function padCopy(src: usize, planes: i32, H: i32, W: i32, pT: i32, pL: i32, dst: usize, Hp: i32, Wp: i32): void {
+  const j0 = min<i32>(Wp, max<i32>(0, pL)), j1 = max<i32>(j0, min<i32>(Wp, pL + W));
+  for (let j = 0; j < planes; j++) {
+    const s = src + ((<usize>j * <usize>H * <usize>W) << 2);
+    let d = dst + ((<usize>j * <usize>Hp * <usize>Wp) << 2);
+    for (let i = 0; i < Hp; i++) {
+      const si = i - pT;
+      if (si < 0 || si >= H) {
+        zeroFloats(d, Wp);
+      } else {
+        zeroFloats(d, j0);
+        copyFloats(d + (<usize>j0 << 2), s + ((<usize>si * <usize>W + <usize>(j0 - pL)) << 2), j1 - j0);
+        zeroFloats(d + (<usize>j1 << 2), Wp - j1);
+      }
+      d += <usize>Wp << 2;
+    }
+  }
+}
+
+/** B panel (K x 8) of pixels base + l*stride floats (l < nr, zeros past) at each koff[k]. */
+function packPanel(panel: usize, base: usize, koff: usize, K: i32, stride: i32, nr: i32): void {
+  let d = panel;
+  for (let k = 0; k < K; k++) {
+    const o = base + (<usize>load<i32>(koff + (<usize>k << 2)) << 2);
+    for (let l = 0; l < 8; l++) store<f32>(d + (<usize>l << 2), l < nr ? load<f32>(o + (<usize>(l * stride) << 2)) : 0);
+    d += 32;
+  }
+}
+
+export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPacked: usize, bias: usize, lo: f32, gate: usize,
+  y: usize, yList: usize, n0: i32, n1: i32, part: i32, parts: i32, macs: usize, scratch: usize): f64 {
+  const C = field(desc, F_C), H = field(desc, F_H), W = field(desc, F_W), M = field(desc, F_M);
+  const KH = field(desc, F_KH), KW = field(desc, F_KW), sH = field(desc, F_SH), sW = field(desc, F_SW);
+  const pT = field(desc, F_PT), pL = field(desc, F_PL), dH = field(desc, F_DH), dW = field(desc, F_DW);
+  const OH = field(desc, F_OH), OW = field(desc, F_OW);
+  const taps = KH * KW, P = OH * OW, HW = H * W, Kfull = C * taps;
+  const flat = taps == 1 && sH == 1 && sW == 1 && pT == 0 && pL == 0 && OH == H && OW == W;
+  const Hp = (OH - 1) * sH + dH * (KH - 1) + 1, Wp = (OW - 1) * sW + dW * (KW - 1) + 1;
+  const planeP = flat ? HW : Hp * Wp;
+
+  const koff = scratch;
+  const kid = koff + region(<usize>Kfull);
+  const rowBias = kid + region(<usize>Kfull);
+  const rowGate = rowBias + region(<usize>(M + 8));
+  const apack = rowGate + region(<usize>(M + 8));
+  const xpad = apack + region(<usize>(M + 7) * <usize>Kfull);
+  const panel = xpad + region(flat ? 0 : <usize>C * <usize>Hp * <usize>Wp + SLACK);
+  for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
+  const ldc = <usize>P << 2;
+
+  let total: f64 = 0;
+  for (let n = n0; n < n1; n++) {
+    const nIn = listCount(xList, n, C), nOut = listCount(yList, n, M);
+    const ins = listIds(xList, n, C), outs = listIds(yList, n, M);
+    const tiles = (nOut + GEMM_MR - 1) / GEMM_MR;
+    const t0 = tiles * part / parts, t1 = tiles * (part + 1) / parts;
+    const i0 = t0 * GEMM_MR, i1 = min<i32>(nOut, t1 * GEMM_MR);
+    const rows = i1 - i0;
+    let done: f64 = 0;
+    if (rows > 0) {
+      for (let i = 0; i < rows; i++) {
+        const m = load<i32>(outs + (<usize>(i0 + i) << 2));
+        store<f32>(rowBias + (<usize>i << 2), bias != 0 ? load<f32>(bias + (<usize>m << 2)) : 0);
+        store<f32>(rowGate + (<usize>i << 2), gate != 0 ? load<f32>(gate + ((<usize>n * <usize>M + <usize>m) << 2)) : 1);
+      }
+      const yOut = y + ((<usize>n * <usize>M + <usize>i0) * <usize>P << 2);
+      if (nIn == 0) {
+        // No input: each output is its bias, clamped and gated.
+        for (let i = 0; i < rows; i++) {
+          const v = max<f32>(load<f32>(rowBias + (<usize>i << 2)), lo) * load<f32>(rowGate + (<usize>i << 2));
+          const d = yOut + <usize>i * ldc;
+          for (let p = 0; p < P; p++) store<f32>(d + (<usize>p << 2), v);
+        }
+      } else {
+        const K = nIn * taps;
+        let a = apack;
+        if (wPacked != 0 && nIn == C && nOut == M) a = wPacked + ((<usize>t0 * <usize>Kfull * <usize>GEMM_MR) << 2);
+        else packWeights(w, C, taps, outs + (<usize>i0 << 2), rows, ins, nIn, apack);
+        const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
+        if (flat) {
+          for (let j = 0; j < nIn; j++) store<i32>(koff + (<usize>j << 2), j * HW);
+          for (let p0 = 0; p0 < P; p0 += 8) {
+            const nr = min<i32>(8, P - p0);
+            if (nr == 8) {
+              runTiles(rows, K, a, xImage + (<usize>p0 << 2), koff, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, lo, 8);
+            } else {
+              // The last pixels: their 8-float reads would pass the image's planes.
+              packPanel(panel, xImage + (<usize>p0 << 2), koff, K, 1, nr);
+              runTiles(rows, K, a, panel, kid, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, lo, nr);
+            }
+          }
+        } else {
+          padCopy(xImage, nIn, H, W, pT, pL, xpad, Hp, Wp);
+          let k = 0;
+          for (let j = 0; j < nIn; j++) {
+            for (let kh = 0; kh < KH; kh++) {
+              for (let kw = 0; kw < KW; kw++) {
+                store<i32>(koff + (<usize>k << 2), j * planeP + kh * dH * Wp + kw * dW);
+                k++;
+              }
+            }
+          }
+          for (let oh = 0; oh < OH; oh++) {
+            for (let ow0 = 0; ow0 < OW; ow0 += 8) {
+              const nr = min<i32>(8, OW - ow0);
+              const corner = xpad + ((<usize>(oh * sH) * <usize>Wp + <usize>(ow0 * sW)) << 2);
+              const c = yOut + ((<usize>(oh * OW + ow0)) << 2);
+              if (sW == 1) {
+                runTiles(rows, K, a, corner, koff, c, ldc, rowBias, rowGate, lo, nr);
+              } else {
+                packPanel(panel, corner, koff, K, sW, nr);
+                runTiles(rows, K, a, panel, kid, c, ldc, rowBias, rowGate, lo, nr);
+              }
+            }
+          }
+        }
+        done = <f64>rows * <f64>nIn * <f64>taps * <f64>P;
+      }
+    }
+    if (macs != 0) store<f64>(macs + (<usize>n << 3), done);
+    total += done;
+  }
+  return total;
+}
+
+export function conv2dInferPack(desc: usize, w: usize, wPacked: usize): void {
+  const C = field(desc, F_C), M = field(desc, F_M);
+  const taps = field(desc, F_KH) * field(desc, F_KW);
+  const K = C * taps;
+  const step = <usize>GEMM_MR << 2;
+  const rowsPadded = (M + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+  for (let i = 0; i < rowsPadded; i++) {
+    let d = wPacked + <usize>(i / GEMM_MR) * <usize>K * step + (<usize>(i % GEMM_MR) << 2);
+    const row = w + ((<usize>i * <usize>K) << 2);
+    for (let k = 0; k < K; k++) {
+      store<f32>(d, i < M ? load<f32>(row + (<usize>k << 2)) : 0);
+      d += step;
+    }
+  }
+}
+
+// ---- LKAM switches ----
+
+/** The sigmoid of the training graph's kernel (assembly/activation.ts) in one lane. */
+@inline function sigmoid1(x: f32): f32 {
+  const v = f32x4.splat(x);
+  const e = expf4(f32x4.neg(f32x4.abs(v)));
+  const pos = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), e));
+  return f32x4.extract_lane(v128.bitselect(pos, f32x4.mul(e, pos), f32x4.ge(v, f32x4.splat(0))), 0);
+}
+
+/** Whether switch a ranks before switch b: larger value first, then lower index. */
+@inline function ranksBefore(g: usize, a: i32, b: i32): bool {
+  const va = load<f32>(g + (<usize>a << 2)), vb = load<f32>(g + (<usize>b << 2));
+  return va > vb || (va == vb && a < b);
+}
+
+/** Sorts the n ints at idx by ranksBefore (bottom-up merge sort through tmp); returns where the result is. */
+function sortByRank(g: usize, idx: usize, tmp: usize, n: i32): usize {
+  let src = idx, dst = tmp;
+  for (let width = 1; width < n; width <<= 1) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = min<i32>(lo + width, n), hi = min<i32>(lo + 2 * width, n);
+      let i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) {
+        const a = load<i32>(src + (<usize>i << 2)), b = load<i32>(src + (<usize>j << 2));
+        if (ranksBefore(g, b, a)) {
+          store<i32>(dst + (<usize>k << 2), b);
+          j++;
+        } else {
+          store<i32>(dst + (<usize>k << 2), a);
+          i++;
+        }
+        k++;
+      }
+      while (i < mid) store<i32>(dst + (<usize>(k++) << 2), load<i32>(src + (<usize>(i++) << 2)));
+      while (j < hi) store<i32>(dst + (<usize>(k++) << 2), load<i32>(src + (<usize>(j++) << 2)));
+    }
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  return src;
+}
+
+export function lkamSwitches(feat: usize, F: i32, fcW: usize, fcB: usize, M: i32, rule: i32, threshold: f32, budget: f64,
+  inList: usize, C: i32, gate: usize, outList: usize, macs: usize, n0: i32, n1: i32, scratch: usize): f64 {
+  const sigmoid = (rule & 1) != 0, inclusive = (rule & 2) != 0;
+  const idx = scratch, tmp = idx + region(<usize>M), flags = tmp + region(<usize>M);
+  let total: f64 = 0;
+  for (let n = n0; n < n1; n++) {
+    const fv = feat + ((<usize>n * <usize>F) << 2);
+    const g = gate + ((<usize>n * <usize>M) << 2);
+    const ids = listIds(outList, n, M);
+    let on = 0;
+    for (let m = 0; m < M; m++) {
+      const wr = fcW + ((<usize>m * <usize>F) << 2);
+      let acc: f32 = 0;
+      for (let f = 0; f < F; f++) acc += load<f32>(wr + (<usize>f << 2)) * load<f32>(fv + (<usize>f << 2));
+      const pre = acc + (fcB != 0 ? load<f32>(fcB + (<usize>m << 2)) : 0);
+      const s: f32 = sigmoid ? sigmoid1(pre) : min<f32>(max<f32>(pre, 0), 1);
+      const isOn = inclusive ? s >= threshold : s > threshold;
+      store<f32>(g + (<usize>m << 2), isOn ? s : 0);
+      if (isOn) store<i32>(idx + (<usize>(on++) << 2), m);
+    }
+    let limit = M;
+    if (budget < 1 && on > 0) {
+      const nIn = inList != 0 ? listCount(inList, n, C) : C;
+      if (nIn > 0) {
+        const q = Math.floor(max<f64>(budget, 0) * <f64>M * <f64>C / <f64>nIn);
+        if (q < <f64>M) limit = <i32>q;
+      }
+    }
+    if (on > limit) {
+      const ranked = sortByRank(g, idx, tmp, on);
+      for (let m = 0; m < M; m++) store<i32>(flags + (<usize>m << 2), 0);
+      for (let i = 0; i < limit; i++) store<i32>(flags + (<usize>load<i32>(ranked + (<usize>i << 2)) << 2), 1);
+      let kept = 0;
+      for (let m = 0; m < M; m++) {
+        if (load<i32>(flags + (<usize>m << 2)) != 0) store<i32>(ids + (<usize>(kept++) << 2), m);
+        else store<f32>(g + (<usize>m << 2), 0);
+      }
+      on = kept;
+    } else {
+      for (let i = 0; i < on; i++) store<i32>(ids + (<usize>i << 2), load<i32>(idx + (<usize>i << 2)));
+    }
+    store<i32>(outList + ((<usize>n * <usize>(M + 1)) << 2), on);
+    const done = <f64>F * <f64>M;
+    if (macs != 0) store<f64>(macs + (<usize>n << 3), done);
+    total += done;
+  }
+  return total;
+}
+
+// ---- pooling and channel moves over compact values ----
+
+/** Whether v replaces best: NaN beats any number, the first maximum wins ties (as maxPool2dForward). */
+@inline function beatsMax(v: f32, best: f32): bool {
+  return v > best || (v != v && best == best);
+}
+
+export function pool2dInfer(desc: usize, x: usize, xList: usize, y: usize, kind: i32, n0: i32, n1: i32): void {
+  const C = field(desc, P_C), H = field(desc, P_H), W = field(desc, P_W), KH = field(desc, P_KH), KW = field(desc, P_KW);
+  const sH = field(desc, P_SH), sW = field(desc, P_SW), pT = field(desc, P_PT), pL = field(desc, P_PL);
+  const OH = field(desc, P_OH), OW = field(desc, P_OW), includePad = field(desc, P_INCLUDE_PAD) != 0;
+  const isMax = kind == 0;
+  const fast2x2 = isMax && KH == 2 && KW == 2 && sH == 2 && sW == 2 && pT == 0 && pL == 0;
+  for (let n = n0; n < n1; n++) {
+    const planes = listCount(xList, n, C);
+    for (let j = 0; j < planes; j++) {
+      const xp = x + ((<usize>(n * C + j) * <usize>H * <usize>W) << 2);
+      const yp = y + ((<usize>(n * C + j) * <usize>OH * <usize>OW) << 2);
+      if (fast2x2) {
+        for (let oh = 0; oh < OH; oh++) {
+          const r0 = xp + ((<usize>(2 * oh) * <usize>W) << 2), r1 = r0 + (<usize>W << 2);
+          const yr = yp + ((<usize>oh * <usize>OW) << 2);
+          for (let ow = 0; ow < OW; ow++) {
+            const o = <usize>(2 * ow) << 2;
+            let best = load<f32>(r0 + o);
+            let v = load<f32>(r0 + o, 4);
+            if (beatsMax(v, best)) best = v;
+            v = load<f32>(r1 + o);
+            if (beatsMax(v, best)) best = v;
+            v = load<f32>(r1 + o, 4);
+            if (beatsMax(v, best)) best = v;
+            store<f32>(yr + (<usize>ow << 2), best);
+          }
+        }
+        continue;
+      }
+      for (let oh = 0; oh < OH; oh++) {
+        const h0 = oh * sH - pT;
+        const hs = max<i32>(h0, 0), he = min<i32>(h0 + KH, H);
+        for (let ow = 0; ow < OW; ow++) {
+          const w0 = ow * sW - pL;
+          const ws = max<i32>(w0, 0), we = min<i32>(w0 + KW, W);
+          let v: f32;
+          if (isMax) {
+            v = -Infinity;
+            for (let h = hs; h < he; h++) {
+              for (let w = ws; w < we; w++) {
+                const e = load<f32>(xp + ((<usize>h * <usize>W + <usize>w) << 2));
+                if (beatsMax(e, v)) v = e;
+              }
+            }
+          } else {
+            let s: f32 = 0;
+            for (let h = hs; h < he; h++) for (let w = ws; w < we; w++) s += load<f32>(xp + ((<usize>h * <usize>W + <usize>w) << 2));
+            const count = includePad ? KH * KW : max<i32>(he - hs, 0) * max<i32>(we - ws, 0);
+            v = count > 0 ? s / <f32>count : 0;
+          }
+          store<f32>(yp + ((<usize>oh * <usize>OW + <usize>ow) << 2), v);
+        }
+      }
+    }
+  }
+}
+
+export function globalPoolInfer(x: usize, xList: usize, C: i32, HW: i32, kind: i32, y: usize, n0: i32, n1: i32): void {
+  for (let n = n0; n < n1; n++) {
+    const yv = y + ((<usize>n * <usize>C) << 2);
+    for (let c = 0; c < C; c++) store<f32>(yv + (<usize>c << 2), 0);
+    const count = listCount(xList, n, C), ids = listIds(xList, n, C);
+    for (let j = 0; j < count; j++) {
+      const xp = x + ((<usize>(n * C + j) * <usize>HW) << 2);
+      let v: f32;
+      if (kind == 0) {
+        v = -Infinity;
+        for (let i = 0; i < HW; i++) {
+          const e = load<f32>(xp + (<usize>i << 2));
+          if (beatsMax(e, v)) v = e;
+        }
+      } else {
+        let acc = f32x4.splat(0);
+        let i = 0;
+        for (; i + 4 <= HW; i += 4) acc = f32x4.add(acc, v128.load(xp + (<usize>i << 2)));
+        let s: f32 = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+        for (; i < HW; i++) s += load<f32>(xp + (<usize>i << 2));
+        v = HW > 0 ? s / <f32>HW : 0;
+      }
+      store<f32>(yv + (<usize>load<i32>(ids + (<usize>j << 2)) << 2), v);
+    }
+  }
+}
+
+export function scatterChannels(x: usize, xList: usize, C: i32, HW: i32, y: usize, n0: i32, n1: i32): void {
+  const planeBytes = <usize>HW << 2;
+  for (let n = n0; n < n1; n++) {
+    const count = listCount(xList, n, C), ids = listIds(xList, n, C);
+    const xi = x + <usize>n * <usize>C * planeBytes, yi = y + <usize>n * <usize>C * planeBytes;
+    let j = 0;
+    for (let c = 0; c < C; c++) {
+      const d = yi + <usize>c * planeBytes;
+      if (j < count && load<i32>(ids + (<usize>j << 2)) == c) {
+        copyFloats(d, xi + <usize>j * planeBytes, HW);
+        j++;
+      } else {
+        zeroFloats(d, HW);
+      }
+    }
+  }
+}
+
+export function addChannels(a: usize, aList: usize, b: usize, bList: usize, C: i32, HW: i32, lo: f32, y: usize, n0: i32, n1: i32): void {
+  const planeBytes = <usize>HW << 2;
+  const lv = f32x4.splat(lo);
+  for (let n = n0; n < n1; n++) {
+    const ac = listCount(aList, n, C), ai = listIds(aList, n, C);
+    const bc = listCount(bList, n, C), bi = listIds(bList, n, C);
+    const ab = a + <usize>n * <usize>C * planeBytes, bb = b + <usize>n * <usize>C * planeBytes;
+    const yi = y + <usize>n * <usize>C * planeBytes;
+    let ja = 0, jb = 0;
+    for (let c = 0; c < C; c++) {
+      let pa: usize = 0, pb: usize = 0;
+      if (ja < ac && load<i32>(ai + (<usize>ja << 2)) == c) pa = ab + <usize>(ja++) * planeBytes;
+      if (jb < bc && load<i32>(bi + (<usize>jb << 2)) == c) pb = bb + <usize>(jb++) * planeBytes;
+      const d = yi + <usize>c * planeBytes;
+      let i = 0;
+      if (pa != 0 && pb != 0) {
+        for (; i + 4 <= HW; i += 4) {
+          const o = <usize>i << 2;
+          v128.store(d + o, f32x4.max(f32x4.add(v128.load(pa + o), v128.load(pb + o)), lv));
+        }
+        for (; i < HW; i++) {
+          const o = <usize>i << 2;
+          store<f32>(d + o, max<f32>(load<f32>(pa + o) + load<f32>(pb + o), lo));
+        }
+      } else if (pa != 0 || pb != 0) {
+        const s = pa != 0 ? pa : pb;
+        for (; i + 4 <= HW; i += 4) {
+          const o = <usize>i << 2;
+          v128.store(d + o, f32x4.max(v128.load(s + o), lv));
+        }
+        for (; i < HW; i++) {
+          const o = <usize>i << 2;
+          store<f32>(d + o, max<f32>(load<f32>(s + o), lo));
+        }
+      } else {
+        const z = max<f32>(0, lo);
+        for (; i < HW; i++) store<f32>(d + (<usize>i << 2), z);
+      }
+    }
+  }
+}

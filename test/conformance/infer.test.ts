@@ -1,0 +1,201 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { convOutSize, writeConvDesc, writePoolDesc, type ConvGeometry, type Kernels, type PoolGeometry } from '../../src/backend/kernels.js';
+import { conv2dInferScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
+import { h, everyKernelSet, buf, prefill, read, readInt, uniform, conform, always, seed, shift, type Buf } from '../util/conformance.js';
+import { TestRng } from '../util/rng.js';
+import { close, exact } from '../util/tolerance.js';
+
+/** A random channel set per image: each channel on with probability pOn (pOn 1 gives complete lists). */
+function randomSets(rng: TestRng, N: number, C: number, pOn: number): number[][] {
+  return Array.from({ length: N }, () => Array.from({ length: C }, (_, c) => c).filter(() => rng.next() < pOn));
+}
+
+/** Channel lists as the kernels read them: per image, count then ids, C + 1 ints. */
+function listData(sets: number[][], C: number): Int32Array {
+  const out = new Int32Array(sets.length * (C + 1)).fill(-7);
+  sets.forEach((s, n) => {
+    out[n * (C + 1)] = s.length;
+    s.forEach((c, i) => { out[n * (C + 1) + 1 + i] = c; });
+  });
+  return out;
+}
+
+/** A compact value: image n's first |sets[n]| planes random, the unlisted ones NaN (a kernel that reads them spoils its output). */
+function compactData(rng: TestRng, sets: number[][], C: number, HW: number): Float32Array {
+  const out = new Float32Array(sets.length * C * HW).fill(NaN);
+  sets.forEach((s, n) => {
+    for (let i = 0; i < s.length * HW; i++) out[n * C * HW + i] = rng.uniform(-1, 1);
+  });
+  return out;
+}
+
+const convCase = fc.record({
+  N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 11 }), M: fc.integer({ min: 1, max: 15 }),
+  H: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 10, max: 19 })), W: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 10, max: 30 })),
+  KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 3 }), stride: fc.integer({ min: 1, max: 2 }), strideW: fc.integer({ min: 1, max: 3 }),
+  pad: fc.integer({ min: 0, max: 2 }), padW: fc.integer({ min: 0, max: 2 }), dil: fc.integer({ min: 1, max: 2 }),
+  pIn: fc.constantFrom(0, 0.3, 0.7, 1), pOut: fc.constantFrom(0, 0.4, 1), parts: fc.integer({ min: 1, max: 3 }),
+  bias: fc.boolean(), relu: fc.boolean(), gate: fc.boolean(), packed: fc.boolean(),
+}).filter((r) => convOutSize(r.H, r.KH, r.stride, r.pad, r.pad, r.dil) >= 1 && convOutSize(r.W, r.KW, r.strideW, r.padW, r.padW, r.dil) >= 1);
+
+function convGeometry(r: { N: number; C: number; M: number; H: number; W: number; KH: number; KW: number; stride: number; strideW: number; pad: number; padW: number; dil: number }): ConvGeometry {
+  return {
+    N: r.N, C: r.C, H: r.H, W: r.W, M: r.M, KH: r.KH, KW: r.KW, strideH: r.stride, strideW: r.strideW, padTop: r.pad, padLeft: r.padW,
+    dilationH: r.dil, dilationW: r.dil, groups: 1,
+    OH: convOutSize(r.H, r.KH, r.stride, r.pad, r.pad, r.dil), OW: convOutSize(r.W, r.KW, r.strideW, r.padW, r.padW, r.dil),
+  };
+}
+
+const describeConv = (g: ConvGeometry): string =>
+  `x=[${g.N},${g.C},${g.H},${g.W}] w=[${g.M},${g.C},${g.KH},${g.KW}] s=${g.strideH},${g.strideW} p=${g.padTop},${g.padLeft} d=${g.dilationH}`;
+
+test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/gate, packed weights; close, MACs exact', () => {
+  fc.assert(fc.property(convCase, seed, shift, (r, s, sy) => {
+    h.arena.reset();
+    const g = convGeometry(r);
+    const rng = new TestRng(s);
+    const HW = g.H * g.W, P = g.OH * g.OW, taps = g.KH * g.KW;
+    const ins = randomSets(rng, g.N, g.C, r.pIn);
+    const outs = randomSets(rng, g.N, g.M, r.pOut);
+    const desc = h.arena.alloc(64);
+    writeConvDesc(h.mem.i32, desc, g);
+    const x = buf(g.N * g.C * HW), xList = buf(g.N * (g.C + 1), 0, true), yList = buf(g.N * (g.M + 1), 0, true);
+    const w = buf(g.M * g.C * taps), bias = buf(g.M), gate = buf(g.N * g.M);
+    const y = buf(g.N * g.M * P, sy), macs = buf(2 * g.N * r.parts, 0, true);
+    const packed = h.arena.alloc(packedWeightFloats(g) * 4);
+    const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+    const lo = r.relu ? 0 : -Infinity;
+    const label = `conv2dInfer ${describeConv(g)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}`;
+    const call = (k: Kernels): number => {
+      if (r.packed) k.conv2dInferPack(desc, w.ptr, packed);
+      let total = 0;
+      for (let p = 0; p < r.parts; p++) {
+        total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, r.packed ? packed : 0, r.bias ? bias.ptr : 0, lo, r.gate ? gate.ptr : 0,
+          y.ptr, yList.ptr, 0, g.N, p, r.parts, macs.ptr + p * g.N * 8, scratch);
+      }
+      return total;
+    };
+    conform(label, [[x, compactData(rng, ins, g.C, HW)], [xList, listData(ins, g.C)], [yList, listData(outs, g.M)], [w, uniform(rng, w.n)],
+      [bias, uniform(rng, g.M)], [gate, uniform(rng, g.N * g.M, 0, 1)]], [y], call, always(close), 4);
+    // Each build cuts the parts its own way; every build's per-image counts must add up to the active pairs.
+    for (const { name, k } of everyKernelSet) {
+      prefill(y);
+      prefill(macs);
+      const total = call(k);
+      const perImage = new Float64Array(h.mem.memory.buffer, macs.ptr, g.N * r.parts);
+      let expected = 0;
+      for (let n = 0; n < g.N; n++) {
+        const pairs = (outs[n] as number[]).length * (ins[n] as number[]).length * taps * P;
+        let sum = 0;
+        for (let p = 0; p < r.parts; p++) sum += perImage[p * g.N + n] as number;
+        assert.equal(sum, pairs, `${label} ${name}: multiply-adds of image ${n}`);
+        expected += pairs;
+      }
+      assert.equal(total, expected, `${label} ${name}: multiply-adds returned`);
+    }
+  }), { seed: 7, numRuns: 300 });
+});
+
+test('conv2dInfer: a 3x3 conv over 28x28 with 32 of 32 inputs and 11 of 32 outputs, the fmnist case; close', () => {
+  h.arena.reset();
+  const g = convGeometry({ N: 2, C: 32, M: 32, H: 28, W: 28, KH: 3, KW: 3, stride: 1, strideW: 1, pad: 1, padW: 1, dil: 1 });
+  const rng = new TestRng(3);
+  const ins = randomSets(rng, 2, 32, 1);
+  const outs = randomSets(rng, 2, 32, 0.35);
+  const desc = h.arena.alloc(64);
+  writeConvDesc(h.mem.i32, desc, g);
+  const x = buf(2 * 32 * 784), xList = buf(2 * 33, 0, true), yList = buf(2 * 33, 0, true), w = buf(32 * 32 * 9), bias = buf(32), y = buf(2 * 32 * 784);
+  const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+  conform('conv2dInfer fmnist', [[x, compactData(rng, ins, 32, 784)], [xList, listData(ins, 32)], [yList, listData(outs, 32)], [w, uniform(rng, w.n, -0.1, 0.1)], [bias, uniform(rng, 32)]],
+    [y], (k) => k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, 0, bias.ptr, 0, 0, y.ptr, yList.ptr, 0, 2, 0, 1, 0, scratch), always(close), 4);
+});
+
+const switchCase = fc.record({
+  N: fc.integer({ min: 1, max: 4 }), F: fc.integer({ min: 1, max: 20 }), M: fc.integer({ min: 1, max: 40 }), C: fc.integer({ min: 1, max: 12 }),
+  rule: fc.integer({ min: 0, max: 3 }), threshold: fc.constantFrom(0, 0.1, 0.5, 0.73), budget: fc.constantFrom(1, 0.9, 0.5, 0.25, 0.05, 0),
+  pIn: fc.constantFrom(0.2, 0.6, 1), bias: fc.boolean(), inList: fc.boolean(), coarse: fc.boolean(),
+});
+
+test('lkamSwitches: hard and sigmoid, strict and inclusive thresholds, MAC budgets with ties; gate close, lists exact', () => {
+  fc.assert(fc.property(switchCase, seed, (r, s) => {
+    h.arena.reset();
+    const rng = new TestRng(s);
+    const ins = randomSets(rng, r.N, r.C, r.pIn);
+    const feat = buf(r.N * r.F), fcW = buf(r.M * r.F), fcB = buf(r.M), inList = buf(r.N * (r.C + 1), 0, true);
+    const gate = buf(r.N * r.M), outList = buf(r.N * (r.M + 1), 0, true), macs = buf(2 * r.N, 0, true);
+    const scratch = h.arena.alloc(lkamSwitchesScratchBytes(r.M));
+    // Coarse weights make many pre-activations equal, and hard switches saturate at 0 and 1: ties for the budget.
+    const weights = r.coarse ? Float32Array.from({ length: r.M * r.F }, () => rng.int(-2, 2) * 0.25) : uniform(rng, r.M * r.F, -0.5, 0.5);
+    const label = `lkamSwitches N=${r.N} F=${r.F} M=${r.M} C=${r.C} rule=${r.rule} threshold=${r.threshold} budget=${r.budget}`;
+    conform(label, [[feat, uniform(rng, feat.n, 0, 2)], [fcW, weights], [fcB, uniform(rng, r.M, -1, 1.5)], [inList, listData(ins, r.C)]], [gate, outList, macs],
+      (k) => k.lkamSwitches(feat.ptr, r.F, fcW.ptr, r.bias ? fcB.ptr : 0, r.M, r.rule, r.threshold, r.budget, r.inList ? inList.ptr : 0, r.C,
+        gate.ptr, outList.ptr, macs.ptr, 0, r.N, scratch), always(close));
+    const lists = readInt(outList);
+    const gates = read(gate);
+    for (let n = 0; n < r.N; n++) {
+      const count = lists[n * (r.M + 1)] as number;
+      const kept = Array.from(lists.subarray(n * (r.M + 1) + 1, n * (r.M + 1) + 1 + count));
+      assert.ok(kept.every((m, i) => i === 0 || m > (kept[i - 1] as number)), `${label}: list of image ${n} ascending`);
+      if (r.budget < 1) {
+        const nIn = r.inList ? (ins[n] as number[]).length : r.C;
+        if (nIn > 0) assert.ok(count <= Math.floor((r.budget * r.M * r.C) / nIn), `${label}: image ${n} keeps ${count} switches, over its budget`);
+      }
+      for (let m = 0; m < r.M; m++) if (!kept.includes(m)) assert.equal(gates[n * r.M + m], 0, `${label}: switch ${m} of image ${n} is off but gates`);
+    }
+  }), { seed: 11, numRuns: 400 });
+});
+
+const poolCase = fc.record({
+  N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 5 }), H: fc.integer({ min: 1, max: 13 }), W: fc.integer({ min: 1, max: 13 }),
+  KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 3 }), strideH: fc.integer({ min: 1, max: 3 }), strideW: fc.integer({ min: 1, max: 3 }),
+  padTop: fc.integer({ min: 0, max: 1 }), padLeft: fc.integer({ min: 0, max: 1 }), countIncludePad: fc.integer({ min: 0, max: 1 }),
+  kind: fc.integer({ min: 0, max: 1 }), pOn: fc.constantFrom(0, 0.5, 1), twoByTwo: fc.boolean(),
+}).map((r) => (r.twoByTwo ? { ...r, KH: 2, KW: 2, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, H: Math.max(2, r.H), W: Math.max(2, r.W) } : r))
+  .map((r) => ({ ...r, padTop: Math.min(r.padTop, Math.floor(r.KH / 2)), padLeft: Math.min(r.padLeft, Math.floor(r.KW / 2)) }))
+  .filter((r) => convOutSize(r.H, r.KH, r.strideH, r.padTop, r.padTop, 1) >= 1 && convOutSize(r.W, r.KW, r.strideW, r.padLeft, r.padLeft, 1) >= 1);
+
+test('pool2dInfer: max and average over listed planes only, 2x2 fast path and general windows; exact', () => {
+  fc.assert(fc.property(poolCase, seed, (r, s) => {
+    h.arena.reset();
+    const rng = new TestRng(s);
+    const g: PoolGeometry = {
+      N: r.N, C: r.C, H: r.H, W: r.W, KH: r.KH, KW: r.KW, strideH: r.strideH, strideW: r.strideW, padTop: r.padTop, padLeft: r.padLeft,
+      OH: convOutSize(r.H, r.KH, r.strideH, r.padTop, r.padTop, 1), OW: convOutSize(r.W, r.KW, r.strideW, r.padLeft, r.padLeft, 1), countIncludePad: r.countIncludePad,
+    };
+    const sets = randomSets(rng, r.N, r.C, r.pOn);
+    const desc = h.arena.alloc(64);
+    writePoolDesc(h.mem.i32, desc, g);
+    const x = buf(r.N * r.C * r.H * r.W), list = buf(r.N * (r.C + 1), 0, true), y = buf(r.N * r.C * g.OH * g.OW);
+    conform(`pool2dInfer kind=${r.kind} ${JSON.stringify(g)}`, [[x, compactData(rng, sets, r.C, r.H * r.W)], [list, listData(sets, r.C)]], [y],
+      (k) => k.pool2dInfer(desc, x.ptr, list.ptr, y.ptr, r.kind, 0, r.N), always(exact));
+  }), { seed: 5, numRuns: 300 });
+});
+
+const channelCase = fc.record({
+  N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 9 }), HW: fc.integer({ min: 1, max: 41 }),
+  pA: fc.constantFrom(0, 0.5, 1), pB: fc.constantFrom(0, 0.5, 1), relu: fc.boolean(), kind: fc.integer({ min: 0, max: 1 }),
+});
+
+function rangeOf(rng: TestRng, N: number): [number, number] {
+  const a = rng.int(0, N), b = rng.int(0, N);
+  return [Math.min(a, b), Math.max(a, b)];
+}
+
+test('globalPoolInfer, scatterChannels, addChannels: listed planes to dense values, image ranges', () => {
+  fc.assert(fc.property(channelCase, seed, (r, s) => {
+    h.arena.reset();
+    const rng = new TestRng(s);
+    const { N, C, HW } = r;
+    const a = randomSets(rng, N, C, r.pA), b = randomSets(rng, N, C, r.pB);
+    const [n0, n1] = rangeOf(rng, N);
+    const xa = buf(N * C * HW), la = buf(N * (C + 1), 0, true), xb = buf(N * C * HW), lb = buf(N * (C + 1), 0, true);
+    const pooled = buf(N * C), dense = buf(N * C * HW);
+    const inputs: Array<readonly [Buf, ArrayLike<number>]> = [[xa, compactData(rng, a, C, HW)], [la, listData(a, C)], [xb, compactData(rng, b, C, HW)], [lb, listData(b, C)]];
+    const label = `N=${N} C=${C} HW=${HW} n=[${n0},${n1})`;
+    conform(`globalPoolInfer kind=${r.kind} ${label}`, inputs, [pooled], (k) => k.globalPoolInfer(xa.ptr, la.ptr, C, HW, r.kind, pooled.ptr, n0, n1), always(close));
+    conform(`scatterChannels ${label}`, inputs, [dense], (k) => k.scatterChannels(xa.ptr, la.ptr, C, HW, dense.ptr, n0, n1), always(exact));
+    conform(`addChannels ${label}`, inputs, [dense], (k) => k.addChannels(xa.ptr, la.ptr, xb.ptr, lb.ptr, C, HW, r.relu ? 0 : -Infinity, dense.ptr, n0, n1), always(exact));
+  }), { seed: 9, numRuns: 300 });
+});
