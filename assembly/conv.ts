@@ -13,8 +13,16 @@ const F_PT = 9, F_PL = 10, F_DH = 11, F_DW = 12, F_G = 13, F_OH = 14, F_OW = 15;
 
 /** Floats the padded planes and the B panel keep past their end for whole-vector reads and writes. */
 const SLACK: i32 = 16;
-/** Integers of the pixel-segment table of one B panel. */
+/** Integers of the pixel-segment table of one B panel (count, up to 8 runs) and its 8 column addresses. */
 const SEGMENTS: i32 = 64;
+/**
+ * Images with fewer output pixels than BATCH_BELOW are correlated in batches of up to BATCH_PIXELS
+ * pixels, so that 8-pixel panels run on across images instead of ending half empty (49 pixels would
+ * fill 7 panels of 8 to 87.5%); the padded planes of a batch take at most XPAD_BUDGET floats.
+ */
+const BATCH_BELOW: i32 = 256;
+const BATCH_PIXELS: i32 = 512;
+const XPAD_BUDGET: i32 = 262144;
 /** Floats of the dcol block of the strided backward-input, and its widest width. */
 const DCOL_BUDGET: i32 = 65536;
 const DCOL_MAX_WIDTH: i32 = 512;
@@ -73,20 +81,32 @@ function tapOffsets(koff: usize, Cs: i32, KH: i32, KW: i32, dH: i32, dW: i32, Hp
   }
 }
 
+/** Images per batch of the correlation for P output pixels per image and padded planes of planeFloats (mirrored in src/backend/scratch.ts). */
+@inline function imagesPerBatch(P: i32, planeFloats: i32): i32 {
+  if (P >= BATCH_BELOW) return 1;
+  return max<i32>(1, min<i32>(BATCH_PIXELS / P, XPAD_BUDGET / planeFloats));
+}
+
+/** The offset in floats of pixel t of a batch (P pixels per image, imageFloats apart) from its planes' start. */
+@inline function pixelOffset(t: i32, P: i32, OWo: i32, sH: i32, sW: i32, Wp: i32, imageFloats: i32): i32 {
+  const i = t / P, p = t - i * P;
+  const oh = p / OWo;
+  return i * imageFloats + oh * sH * Wp + (p - oh * OWo) * sW;
+}
+
 /**
- * The runs of pixels [p0, p0 + nr) within output rows (stride 1 across): seg[0] = count, then (slot,
- * offset in floats of the run's first pixel). Runs that continue in memory merge.
+ * The runs of pixels [t0, t0 + nr) of a batch within output rows (stride 1 across): seg[0] = count, then
+ * (slot, offset in floats of the run's first pixel). Runs that continue in memory merge.
  */
-function pixelRuns(seg: usize, p0: i32, nr: i32, OWo: i32, sH: i32, Wp: i32): i32 {
+function pixelRuns(seg: usize, t0: i32, nr: i32, P: i32, OWo: i32, sH: i32, Wp: i32, imageFloats: i32): i32 {
   let n = 0;
   let j = 0;
   let lastSlot = 0, lastOff = 0;
   while (j < nr) {
-    const p = p0 + j;
-    const oh = p / OWo;
-    const ow = p - oh * OWo;
+    const t = t0 + j;
+    const ow = (t % P) % OWo;
     const len = min<i32>(OWo - ow, nr - j);
-    const off = oh * sH * Wp + ow;
+    const off = pixelOffset(t, P, OWo, sH, 1, Wp, imageFloats);
     if (n == 0 || off != lastOff + (j - lastSlot)) {
       const e = seg + (<usize>(1 + 2 * n) << 2);
       store<i32>(e, j);
@@ -115,11 +135,16 @@ function packRuns(bp: usize, plane: usize, koff: usize, kc: i32, seg: usize, nr:
     return;
   }
   if (exact) {
-    // One run of nr < NR pixels whose last reads end at the source's end: no whole-vector reads.
-    const s = plane + (<usize>load<i32>(seg, 8) << 2);
+    // Runs read no further than their own pixels: the source has no slack past its end.
     for (let k = 0; k < kc; k++) {
-      const o = s + (<usize>load<i32>(koff + (<usize>k << 2)) << 2);
-      for (let j = 0; j < GEMM_NR; j++) store<f32>(bp + (<usize>j << 2), j < nr ? load<f32>(o + (<usize>j << 2)) : 0);
+      const ko = <usize>load<i32>(koff + (<usize>k << 2)) << 2;
+      for (let r = 0; r < n; r++) {
+        const e = seg + (<usize>(1 + 2 * r) << 2);
+        const j0 = load<i32>(e), j1 = r + 1 < n ? load<i32>(e, 8) : nr;
+        const o = plane + (<usize>load<i32>(e, 4) << 2) + ko;
+        for (let j = j0; j < j1; j++) store<f32>(bp + (<usize>j << 2), load<f32>(o + (<usize>(j - j0) << 2)));
+      }
+      for (let j = nr; j < GEMM_NR; j++) store<f32>(bp + (<usize>j << 2), 0);
       bp += 32;
     }
     return;
@@ -189,10 +214,15 @@ function correlate(desc: usize, transposed: bool, src: usize, w: usize, bias: us
     const rows = min<i32>(hi, (g + 1) * Mo) - max<i32>(lo, g * Mo);
     aBytes += <usize>(roundRows(rows) / GEMM_MR) * panelBytes;
   }
+  const planeFloats = Cs * Hp * Wp;
+  const batch = min<i32>(n1 - n0, imagesPerBatch(P, planeFloats));
+  // Pixel offsets: in the padded planes of a batch, or in src itself (an image of Ctot planes).
+  const pitch = direct ? Ws : Wp;
+  const imageFloats = direct ? Ctot * Hs * Ws : planeFloats;
   const ap = scratch;
   const koff = ap + ((aBytes + 63) & ~(<usize>63));
   const xpad = koff + region(Kk);
-  const panel = xpad + region(<usize>Cs * <usize>Hp * <usize>Wp + SLACK);
+  const panel = xpad + region(<usize>batch * <usize>planeFloats + SLACK);
   const tmp = panel + region(<usize>GEMM_KC * GEMM_NR + SLACK);
   const seg = tmp + region(GEMM_TILE_FLOATS);
 
@@ -209,53 +239,60 @@ function correlate(desc: usize, transposed: bool, src: usize, w: usize, bias: us
   if (direct) tapOffsets(koff, Cs, KH, KW, dH, dW, Hs, Ws);
   else {
     tapOffsets(koff, Cs, KH, KW, dH, dW, Hp, Wp);
-    zeroFloats(xpad, Cs * Hp * Wp + SLACK);
+    zeroFloats(xpad, batch * planeFloats + SLACK);
   }
 
   const kcStep = gemmBlockDepth(Kk);
-  const outPlane = <usize>P << 2;
-  for (let n = n0; n < n1; n++) {
+  const cols = seg + 128;
+  for (let n = n0; n < n1; n += batch) {
+    const nb = min<i32>(batch, n1 - n);
+    const T = nb * P;
     a = ap;
     for (let g = g0; g < g1; g++) {
       const glo = max<i32>(lo, g * Mo), rows = min<i32>(hi, (g + 1) * Mo) - glo;
       const s = src + ((<usize>n * <usize>Ctot + <usize>(g * Cs)) * <usize>Hs * <usize>Ws << 2);
       let plane = s;
       if (!direct) {
-        padCopy(s, Cs, Hs, Ws, pT, pL, xpad, Hp, Wp);
+        for (let i = 0; i < nb; i++) {
+          padCopy(s + (<usize>i * <usize>Ctot * <usize>Hs * <usize>Ws << 2), Cs, Hs, Ws, pT, pL, xpad + (<usize>i * <usize>imageFloats << 2), Hp, Wp);
+        }
         plane = xpad;
       }
-      const o = out + (<usize>n * <usize>Mtot + <usize>glo) * outPlane;
+      const o = out + (<usize>n * <usize>Mtot + <usize>glo) * (<usize>P << 2);
       const b = bias != 0 ? bias + (<usize>glo << 2) : 0;
-      for (let p0 = 0; p0 < P; p0 += GEMM_NR) {
-        const nr = min<i32>(GEMM_NR, P - p0);
-        if (sW == 1) pixelRuns(seg, p0, nr, OWo, sH, direct ? Ws : Wp);
-        else pixelCorners(seg, p0, nr, OWo, sH, sW, Wp);
+      for (let t0 = 0; t0 < T; t0 += GEMM_NR) {
+        const nr = min<i32>(GEMM_NR, T - t0);
+        if (sW == 1) pixelRuns(seg, t0, nr, P, OWo, sH, pitch, imageFloats);
+        else for (let j = 0; j < nr; j++) store<i32>(seg + (<usize>j << 2), pixelOffset(t0 + j, P, OWo, sH, sW, pitch, imageFloats));
+        // Columns of C: consecutive within one image, else one address each.
+        const i0 = t0 / P, p0 = t0 - i0 * P;
+        let c = o + ((<usize>i0 * <usize>Mtot * <usize>P + <usize>p0) << 2);
+        let colTable: usize = 0;
+        if (p0 + nr > P) {
+          for (let j = 0; j < nr; j++) {
+            const i = (t0 + j) / P;
+            store<u32>(cols + (<usize>j << 2), <u32>(o + ((<usize>i * <usize>Mtot * <usize>P + <usize>(t0 + j - i * P)) << 2)));
+          }
+          c = 0;
+          colTable = cols;
+        }
         for (let pc = 0; pc < Kk; pc += kcStep) {
           const kc = min<i32>(kcStep, Kk - pc);
           const kp = koff + (<usize>pc << 2);
-          const ak = a + (<usize>pc * <usize>GEMM_MR << 2), ok = o + (<usize>p0 << 2);
+          const ak = a + (<usize>pc * <usize>GEMM_MR << 2);
           const betaK: f32 = pc == 0 ? 0 : 1, biasK = pc == 0 ? b : 0;
           if (sW == 1 && nr == GEMM_NR && load<i32>(seg) == 1) {
             // 8 pixels in one run: the micro-kernel reads them in place.
-            gemmPanel(rows, nr, kc, ak, panelBytes, plane + (<usize>load<i32>(seg, 8) << 2), kp, ok, P, 1, betaK, biasK, tmp);
+            gemmPanel(rows, nr, kc, ak, panelBytes, plane + (<usize>load<i32>(seg, 8) << 2), kp, c, P, 1, betaK, biasK, tmp, colTable);
             continue;
           }
           if (sW == 1) packRuns(panel, plane, kp, kc, seg, nr, direct);
           else packPixels(panel, plane, kp, kc, seg, nr);
-          gemmPanel(rows, nr, kc, ak, panelBytes, panel, 0, ok, P, 1, betaK, biasK, tmp);
+          gemmPanel(rows, nr, kc, ak, panelBytes, panel, 0, c, P, 1, betaK, biasK, tmp, colTable);
         }
       }
       a += <usize>(roundRows(rows) / GEMM_MR) * panelBytes;
     }
-  }
-}
-
-/** pix[j] = the corner offset (in floats) of pixel p0 + j in planes of width Wp. */
-function pixelCorners(pix: usize, p0: i32, nr: i32, OWo: i32, sH: i32, sW: i32, Wp: i32): void {
-  for (let j = 0; j < nr; j++) {
-    const p = p0 + j;
-    const oh = p / OWo;
-    store<i32>(pix + (<usize>j << 2), oh * sH * Wp + (p - oh * OWo) * sW);
   }
 }
 
@@ -374,7 +411,7 @@ export function conv2dBackwardInput(desc: usize, dy: usize, w: usize, dx: usize,
             const kc = min<i32>(kcStep, Mg - pc);
             gemmPackB(kc, nr, dyg + ((<usize>pc * <usize>P + <usize>(jc + jr)) << 2), <usize>P << 2, 4, panel);
             gemmPanel(R, nr, kc, a + (<usize>pc * <usize>GEMM_MR << 2), panelBytes, panel, 0, dcol + (<usize>jr << 2), ncolMax,
-              1, pc == 0 ? 0 : 1, 0, tmp);
+              1, pc == 0 ? 0 : 1, 0, tmp, 0);
           }
         }
         col2im(desc, dcol, ncolMax, clo, R, jc, ncol, dxImage);
@@ -498,7 +535,7 @@ export function conv2dBackwardWeight(desc: usize, x: usize, dy: usize, dw: usize
         for (let j0 = 0; j0 < Kg; j0 += GEMM_NR) {
           const nr = min<i32>(GEMM_NR, Kg - j0);
           packGather(panel, plane, koff + (<usize>j0 << 2), nr, pc, kc, OW, sH, sW, pitch);
-          gemmPanel(rows, nr, kc, ap, pb, panel, 0, dwg + (<usize>j0 << 2), Kg, 1, bBlock, 0, tmp);
+          gemmPanel(rows, nr, kc, ap, pb, panel, 0, dwg + (<usize>j0 << 2), Kg, 1, bBlock, 0, tmp, 0);
         }
         first = false;
       }

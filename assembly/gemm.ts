@@ -72,17 +72,21 @@ const GEMM_NC: i32 = 1024;
   v128.store(cp, r1, 16);
 }
 
-/** The same for an mr x nr corner of a tile whose accumulators were spilled to tmp (rows of NR floats). */
-function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32): void {
+/**
+ * The same for an mr x nr corner of a tile whose accumulators were spilled to tmp (rows of NR floats).
+ * With cols = 0, column j of row i is at c + (i ldc + j) floats; otherwise cols holds one address per
+ * column and c is a byte offset added to them (row i then at c + 4 i ldc).
+ */
+function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, cols: usize): void {
   for (let i = 0; i < mr; i++) {
     const cp = c + (<usize>i * <usize>ldc << 2);
     const tp = tmp + (<usize>i * <usize>GEMM_NR << 2);
     const b: f32 = bias != 0 ? load<f32>(bias + (<usize>i << 2)) : 0;
     for (let j = 0; j < nr; j++) {
-      const o = <usize>j << 2;
-      let v = alpha * load<f32>(tp + o) + b;
-      if (beta != 0) v += beta * load<f32>(cp + o);
-      store<f32>(cp + o, v);
+      const o = cols != 0 ? cp + <usize>load<u32>(cols + (<usize>j << 2)) : cp + (<usize>j << 2);
+      let v = alpha * load<f32>(tp + (<usize>j << 2)) + b;
+      if (beta != 0) v += beta * load<f32>(o);
+      store<f32>(o, v);
     }
   }
 }
@@ -97,7 +101,7 @@ function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias:
  * a packed panel (NR floats per k) or, when inPlace, rows found at b + koff[k] floats.
  */
 @inline function tile4x8(kc: i32, a: usize, b: usize, koff: usize, inPlace: bool, c: usize, ldc: i32,
-  alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+  alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize, cols: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   const end = a + <usize>kc * <usize>GEMM_MR * 4;
@@ -123,7 +127,7 @@ function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias:
     else b += 32;
   }
   const ldcB = <usize>ldc << 2;
-  if (mr == 4 && nr == 8) {
+  if (mr == 4 && nr == 8 && cols == 0) {
     finishRow(c, c00, c01, alpha, beta, bias);
     finishRow(c + ldcB, c10, c11, alpha, beta, bias != 0 ? bias + 4 : 0);
     finishRow(c + 2 * ldcB, c20, c21, alpha, beta, bias != 0 ? bias + 8 : 0);
@@ -134,12 +138,12 @@ function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias:
   spillRow(tmp, 1, c10, c11);
   spillRow(tmp, 2, c20, c21);
   spillRow(tmp, 3, c30, c31);
-  finishEdge(tmp, c, ldc, alpha, beta, bias, mr, nr);
+  finishEdge(tmp, c, ldc, alpha, beta, bias, mr, nr, cols);
 }
 
 /** The 6 x 8 tile, as tile4x8. */
 @inline function tile6x8(kc: i32, a: usize, b: usize, koff: usize, inPlace: bool, c: usize, ldc: i32,
-  alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
+  alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize, cols: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
@@ -172,7 +176,7 @@ function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias:
     else b += 32;
   }
   const ldcB = <usize>ldc << 2;
-  if (mr == 6 && nr == 8) {
+  if (mr == 6 && nr == 8 && cols == 0) {
     finishRow(c, c00, c01, alpha, beta, bias);
     finishRow(c + ldcB, c10, c11, alpha, beta, bias != 0 ? bias + 4 : 0);
     finishRow(c + 2 * ldcB, c20, c21, alpha, beta, bias != 0 ? bias + 8 : 0);
@@ -187,31 +191,31 @@ function finishEdge(tmp: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias:
   spillRow(tmp, 3, c30, c31);
   spillRow(tmp, 4, c40, c41);
   spillRow(tmp, 5, c50, c51);
-  finishEdge(tmp, c, ldc, alpha, beta, bias, mr, nr);
+  finishEdge(tmp, c, ldc, alpha, beta, bias, mr, nr, cols);
 }
 
-function micro4x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
-  tile4x8(kc, a, b, 0, false, c, ldc, alpha, beta, bias, mr, nr, tmp);
+function micro4x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize, cols: usize): void {
+  tile4x8(kc, a, b, 0, false, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
 }
-function micro4x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
-  tile4x8(kc, a, b, koff, true, c, ldc, alpha, beta, bias, mr, nr, tmp);
+function micro4x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize, cols: usize): void {
+  tile4x8(kc, a, b, koff, true, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
 }
-function micro6x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
-  tile6x8(kc, a, b, 0, false, c, ldc, alpha, beta, bias, mr, nr, tmp);
+function micro6x8(kc: i32, a: usize, b: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize, cols: usize): void {
+  tile6x8(kc, a, b, 0, false, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
 }
-function micro6x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize): void {
-  tile6x8(kc, a, b, koff, true, c, ldc, alpha, beta, bias, mr, nr, tmp);
+function micro6x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32, alpha: f32, beta: f32, bias: usize, mr: i32, nr: i32, tmp: usize, cols: usize): void {
+  tile6x8(kc, a, b, koff, true, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
 }
 
 /** One register tile: the 6-row kernel when the build has it and more than 4 rows remain, else the 4-row one. */
 @inline function tile(mr: i32, nr: i32, kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc: i32,
-  alpha: f32, beta: f32, bias: usize, tmp: usize): void {
+  alpha: f32, beta: f32, bias: usize, tmp: usize, cols: usize): void {
   if (GEMM_MR == 6 && mr > 4) {
-    if (koff != 0) micro6x8InPlace(kc, a, b, koff, c, ldc, alpha, beta, bias, mr, nr, tmp);
-    else micro6x8(kc, a, b, c, ldc, alpha, beta, bias, mr, nr, tmp);
+    if (koff != 0) micro6x8InPlace(kc, a, b, koff, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
+    else micro6x8(kc, a, b, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
   } else {
-    if (koff != 0) micro4x8InPlace(kc, a, b, koff, c, ldc, alpha, beta, bias, mr, nr, tmp);
-    else micro4x8(kc, a, b, c, ldc, alpha, beta, bias, mr, nr, tmp);
+    if (koff != 0) micro4x8InPlace(kc, a, b, koff, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
+    else micro4x8(kc, a, b, c, ldc, alpha, beta, bias, mr, nr, tmp, cols);
   }
 }
 
@@ -219,13 +223,14 @@ function micro6x8InPlace(kc: i32, a: usize, b: usize, koff: usize, c: usize, ldc
  * C[mc x nr] = alpha * A * B + bias + beta * C for 8 columns of B against the A panels of mc rows,
  * panelBytes apart. B is a packed panel (kc x NR) when koff = 0; otherwise row k of B is the 8 floats
  * at b + koff[k] floats (then nr must be 8 and all those floats readable). bias (0 for none) holds one
- * float per row; beta = 0 never reads C.
+ * float per row; beta = 0 never reads C. cols = 0: C's columns are consecutive from c; otherwise cols
+ * holds nr column addresses (of row 0) and c must be 0.
  */
 @global function gemmPanel(mc: i32, nr: i32, kc: i32, a: usize, panelBytes: usize, b: usize, koff: usize, c: usize, ldc: i32,
-  alpha: f32, beta: f32, bias: usize, tmp: usize): void {
+  alpha: f32, beta: f32, bias: usize, tmp: usize, cols: usize): void {
   for (let i = 0; i < mc;) {
     const mr = gemmPanelRows(mc, i);
-    tile(mr, nr, kc, a, b, koff, c, ldc, alpha, beta, bias != 0 ? bias + (<usize>i << 2) : 0, tmp);
+    tile(mr, nr, kc, a, b, koff, c, ldc, alpha, beta, bias != 0 ? bias + (<usize>i << 2) : 0, tmp, cols);
     a += panelBytes;
     c += <usize>mr * <usize>ldc << 2;
     i += mr;
@@ -345,7 +350,7 @@ export function gemm(transA: i32, transB: i32, M: i32, N: i32, K: i32, alpha: f3
         for (let j = 0; j < nc; j += GEMM_NR) {
           const nr = min<i32>(GEMM_NR, nc - j);
           gemmPackB(kc, nr, b + <usize>pc * brs + <usize>(jc + j) * bcs, brs, bcs, bp);
-          gemmPanel(M, nr, kc, ap, panelBytes, bp, 0, c + (<usize>(jc + j) << 2), ldc, alpha, betaBlock, 0, tmp);
+          gemmPanel(M, nr, kc, ap, panelBytes, bp, 0, c + (<usize>(jc + j) << 2), ldc, alpha, betaBlock, 0, tmp, 0);
         }
         continue;
       }
@@ -356,7 +361,7 @@ export function gemm(transA: i32, transB: i32, M: i32, N: i32, K: i32, alpha: f3
         const cBlock = c + ((<usize>ic * <usize>ldc + <usize>jc) << 2);
         for (let j = 0; j < nc; j += GEMM_NR) {
           gemmPanel(mc, min<i32>(GEMM_NR, nc - j), kc, ap, panelBytes, bp + (<usize>j * <usize>kc << 2), 0,
-            cBlock + (<usize>j << 2), ldc, alpha, betaBlock, 0, tmp);
+            cBlock + (<usize>j << 2), ldc, alpha, betaBlock, 0, tmp, 0);
         }
       }
     }
