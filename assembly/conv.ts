@@ -328,6 +328,12 @@ export function conv2dForward(desc: usize, x: usize, w: usize, bias: usize, y: u
   return min<i32>(w, (P + GEMM_NR - 1) / GEMM_NR * GEMM_NR);
 }
 
+/** The first output column whose tap kw lands at or right of input column 0: ceil((pL - kw dW) / sW), at least 0. */
+@inline function firstInside(pL: i32, kwd: i32, sW: i32): i32 {
+  const lead = pL - kwd;
+  return lead <= 0 ? 0 : (lead + sW - 1) / sW;
+}
+
 /** dx[n][c] += the rows [r0, r0 + R) of dcol (block of pixels [p0, p0 + np), row pitch ld) put back where im2col took them. */
 function col2im(desc: usize, dcol: usize, ld: i32, c0: i32, R: i32, p0: i32, np: i32, dxImage: usize): void {
   const H = field(desc, F_H), W = field(desc, F_W), KH = field(desc, F_KH), KW = field(desc, F_KW);
@@ -337,6 +343,9 @@ function col2im(desc: usize, dcol: usize, ld: i32, c0: i32, R: i32, p0: i32, np:
   for (let r = 0; r < R; r++) {
     const c = c0 + r / taps, t = r % taps;
     const kh = t / KW, kw = t - kh * KW;
+    // Output columns [owLo, owHi) put tap kw inside the image's columns.
+    const owLo = firstInside(pL, kw * dW, sW);
+    const owHi = min<i32>(OW, firstInside(pL + W, kw * dW, sW));
     const drow = dcol + (<usize>r * <usize>ld << 2);
     const dxc = dxImage + (<usize>c * <usize>H * <usize>W << 2);
     let p = p0;
@@ -346,12 +355,13 @@ function col2im(desc: usize, dcol: usize, ld: i32, c0: i32, R: i32, p0: i32, np:
       const ih = oh * sH - pT + kh * dH;
       if (ih >= 0 && ih < H) {
         const row = dxc + (<usize>ih * <usize>W << 2);
-        for (let j = 0; j < len; j++) {
-          const iw = (ow0 + j) * sW - pL + kw * dW;
-          if (iw >= 0 && iw < W) {
-            const at = row + (<usize>iw << 2);
-            store<f32>(at, load<f32>(at) + load<f32>(drow + (<usize>(p - p0 + j) << 2)));
-          }
+        const from = max<i32>(ow0, owLo), to = min<i32>(ow0 + len, owHi);
+        let at = row + (<usize>(from * sW - pL + kw * dW) << 2);
+        let d = drow + (<usize>(p - p0 + from - ow0) << 2);
+        for (let ow = from; ow < to; ow++) {
+          store<f32>(at, load<f32>(at) + load<f32>(d));
+          at += <usize>sW << 2;
+          d += 4;
         }
       }
       p += len;
