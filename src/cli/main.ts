@@ -8,7 +8,8 @@ import { fmnistVgg5, smallResNet } from '../nn/zoo.js';
 import { Adam, AdamW, SGD, cosine, constant, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../optim/index.js';
 import { fit, type EpochReport } from '../train/fit.js';
 import { addLKAMs, setGains, sparsityLoss, type LkamPool, type SwitchKind } from '../nn/lkam.js';
-import { measureParsimony, type ParsimonyReport } from '../train/parsimony.js';
+import { denseMacs, measureParsimony, type ParsimonyReport } from '../train/parsimony.js';
+import { BudgetController } from '../train/budget.js';
 
 const MODELS: Record<string, () => Module> = {
   'fmnist-vgg5': () => fmnistVgg5(),
@@ -51,6 +52,7 @@ interface TrainFlags {
   pool: LkamPool;
   grid: number;
   switch: SwitchKind;
+  budget?: number;
 }
 
 export interface TrainResult {
@@ -87,7 +89,12 @@ async function train(f: TrainFlags): Promise<TrainResult> {
     console.log(`  engine: ${engine.backend.name}, ${engine.backend.threads} thread(s); batch ${f.batch}, ${f.optimizer} lr ${f.lr}, ${f.schedule}, ${f.epochs} epoch(s)`);
   }
   const parsimony: ParsimonyReport[] = [];
-  const sparsityAt = (step: number): number => f.sparsity * (f.sparsityWarmup > 0 ? Math.min(1, step / (f.sparsityWarmup * stepsPerEpoch)) : 1);
+  const budget = f.budget === undefined ? null : new BudgetController({ target: f.budget, initialWeight: f.sparsity });
+  const dense = denseMacs(model, [1, ...data.train.shape]);
+  const warm = (step: number): number => (f.sparsityWarmup > 0 ? Math.min(1, step / (f.sparsityWarmup * stepsPerEpoch)) : 1);
+  const sparsityAt = (step: number): number => (budget === null ? f.sparsity : budget.weight) * warm(step);
+  let extraSum = 0;
+  let stepsInEpoch = 0;
   try {
     const epochs = fit(model, {
       epochs: f.epochs,
@@ -97,14 +104,22 @@ async function train(f: TrainFlags): Promise<TrainResult> {
       trainBatches: (e) => trainLoader.epoch(e),
       ...(f.lkam ? {} : { testBatches: () => testLoader.epoch(0) }),
       ...(f.lkam && f.sparsity > 0 ? { extraLoss: (m: Module) => sparsityLoss(m, sparsityAt(opt.stepCount)) } : {}),
+      onStep: (_step, r) => {
+        extraSum += r.extraLoss;
+        stepsInEpoch++;
+        budget?.update(r.macs, dense);
+      },
       onEpoch: (r) => {
         let test = r.test === null ? '' : ` | test loss ${r.test.loss.toFixed(4)} acc ${(100 * r.test.accuracy).toFixed(2)}%`;
         if (f.lkam) {
           const p = measureParsimony(model, testLoader.epoch(0), data.test.numClasses);
           parsimony.push(p);
           const on = p.layers.map((l) => `${(100 * l.meanOn).toFixed(0)}%`).join(' ');
-          test = ` | test acc ${(100 * p.accuracy).toFixed(2)}%, MACs ${(p.macs.mean / 1e6).toFixed(2)} M (${p.macs.reduction.toFixed(2)}x fewer), kernels on ${on}`;
+          const weight = budget === null ? '' : `, sparsity weight ${budget.weight.toFixed(3)}`;
+          test = ` | sparsity term ${(extraSum / Math.max(1, stepsInEpoch)).toFixed(4)}${weight} | test acc ${(100 * p.accuracy).toFixed(2)}%, MACs ${(p.macs.mean / 1e6).toFixed(2)} M (${p.macs.reduction.toFixed(2)}x fewer), kernels on ${on}`;
         }
+        extraSum = 0;
+        stepsInEpoch = 0;
         if (!f.json) console.log(`  epoch ${r.epoch}/${f.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAccuracy).toFixed(2)}% | ${r.imagesPerSecond.toFixed(0)} images/s, ${r.seconds.toFixed(1)} s${test}`);
       },
     });
@@ -143,7 +158,12 @@ function trainOptions(cmd: Command, defaults: { epochs: number; data: string; lk
     .option('--bank <k>', '1x1 convolutions in each LKAM', positiveInt('--bank'), 4)
     .addOption(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'))
     .option('--grid <g>', 'LKAM pooling grid (1 = global)', positiveInt('--grid'), 1)
-    .addOption(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'));
+    .addOption(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'))
+    .option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity)', (v) => {
+      const n = Number(v);
+      if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`--budget should be a fraction in (0, 1], got '${v}'`);
+      return n;
+    });
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -19,8 +19,12 @@ export interface Batch {
 
 export interface StepResult {
   readonly loss: number;
+  /** The extra term (e.g. sparsity), 0 when there is none. */
+  readonly extraLoss: number;
   readonly correct: number;
   readonly count: number;
+  /** Mean multiply-adds per image of the forward pass, as the ops counted them. */
+  readonly macs: number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -52,17 +56,24 @@ export function trainStep(model: Module, optimizer: Optimizer, batch: Batch, ext
     model.train(true);
     const { x, y } = batchTensors(batch);
     optimizer.zeroGrad();
+    const n = batch.shape[0];
+    ops.macMeter.start(n);
     const logits = model.forward(x);
+    const perImage = ops.macMeter.stop();
     let loss = ops.softmaxCrossEntropy(logits, y);
     const taskLoss = loss.item();
     const extra = extraLoss?.(model) ?? null;
+    const extraValue = extra === null ? 0 : extra.item();
     if (extra !== null) loss = ops.add(loss, extra);
     const total = loss.item();
     if (!Number.isFinite(total)) throw new NonFiniteLossError(optimizer.stepCount + 1, total);
     e.backward(loss);
     optimizer.step();
-    return { loss: taskLoss, correct: countCorrect(logits, batch.y), count: batch.shape[0] };
+    let macs = 0;
+    for (const m of perImage) macs += m;
+    return { loss: taskLoss, extraLoss: extraValue, correct: countCorrect(logits, batch.y), count: n, macs: n > 0 ? macs / n : 0 };
   } finally {
+    ops.macMeter.stop();
     e.endStep();
   }
 }

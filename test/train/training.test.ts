@@ -1,0 +1,78 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine, setEngine } from '../../src/autograd/engine.js';
+import { DataLoader, loadFashionMnist, SubsetDataset } from '../../src/data/index.js';
+import { manualSeed } from '../../src/nn/layers.js';
+import { addLKAMs, gates, setGains, sparsityLoss } from '../../src/nn/lkam.js';
+import type { Module } from '../../src/nn/module.js';
+import { fmnistVgg5 } from '../../src/nn/zoo.js';
+import { Adam } from '../../src/optim/index.js';
+import { BudgetController } from '../../src/train/budget.js';
+import { evaluate, fit, type StepResult } from '../../src/train/fit.js';
+import { measureParsimony } from '../../src/train/parsimony.js';
+
+const normalize = { mean: [0.286], std: [0.353] };
+const data = loadFashionMnist({ subset: 'builtin' });
+const train = new SubsetDataset(data.train, Array.from({ length: 1536 }, (_, i) => i * 3));
+const test500 = new SubsetDataset(data.test, Array.from({ length: 500 }, (_, i) => i * 2));
+
+function run(model: Module, epochs: number, extra?: (m: Module) => ReturnType<typeof sparsityLoss>): StepResult[] {
+  const loader = new DataLoader(train, { batchSize: 64, seed: 1, normalize, workers: 0 });
+  const steps: StepResult[] = [];
+  const opt = new Adam(model.parameters(), { lr: 2e-3 });
+  fit(model, {
+    epochs, optimizer: opt, stepsPerEpoch: loader.length, trainBatches: (e) => loader.epoch(e),
+    ...(extra === undefined ? {} : { extraLoss: extra }),
+    onStep: (_s, r) => steps.push(r),
+  });
+  return steps;
+}
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const testBatches = () => new DataLoader(test500, { batchSize: 250, shuffle: false, normalize, workers: 0 }).epoch(0);
+
+describe('training on the built-in Fashion-MNIST subset', () => {
+  before(async () => {
+    setEngine(await Engine.create({ kind: 'wasm', threads: 2 }));
+  });
+
+  test('fmnist-vgg5: loss falls and test accuracy rises', () => {
+    manualSeed(3);
+    const model = fmnistVgg5();
+    const before = evaluate(model, testBatches());
+    const steps = run(model, 2);
+    const after = evaluate(model, testBatches());
+    const first = mean(steps.slice(0, 5).map((s) => s.loss));
+    const last = mean(steps.slice(-5).map((s) => s.loss));
+    assert.ok(last < 0.6 * first, `loss ${first.toFixed(3)} → ${last.toFixed(3)} should fall`);
+    assert.ok(after.accuracy > before.accuracy + 0.3 && after.accuracy > 0.6, `test accuracy ${before.accuracy} → ${after.accuracy}`);
+  });
+
+  test('with LKAMs: switches get sparser and multiply-adds fall while accuracy rises', () => {
+    manualSeed(4);
+    const model = addLKAMs(fmnistVgg5());
+    setGains(model, 'macs', [1, 1, 28, 28]);
+    const before = measureParsimony(model, testBatches(), 10);
+    assert.ok(before.layers.every((l) => l.meanOn === 1), 'every kernel starts on');
+    const steps = run(model, 3, (m) => sparsityLoss(m, 4));
+    const after = measureParsimony(model, testBatches(), 10);
+    const meanOn = (r: typeof after) => mean(r.layers.map((l) => l.meanOn));
+    assert.ok(meanOn(after) < 0.9, `kernels on: ${meanOn(before)} → ${meanOn(after)}`);
+    assert.ok(after.macs.mean < 0.9 * before.macs.mean, `MACs ${before.macs.mean} → ${after.macs.mean}`);
+    assert.ok(after.accuracy > before.accuracy + 0.25, `accuracy ${before.accuracy} → ${after.accuracy}`);
+    // The training steps themselves did fewer multiply-adds as the switches closed.
+    assert.ok(mean(steps.slice(-5).map((s) => s.macs)) < mean(steps.slice(0, 5).map((s) => s.macs)));
+    assert.equal(gates(model).length, 4);
+  });
+});
+
+describe('the compute-budget controller', () => {
+  test('raises the sparsity weight while over budget and lowers it while under', () => {
+    const c = new BudgetController({ target: 0.4, initialWeight: 1, rate: 0.1 });
+    for (let i = 0; i < 20; i++) c.update(0.9e6, 1e6);
+    assert.ok(c.weight > 1.5, `weight ${c.weight} after steps over budget`);
+    const high = c.weight;
+    for (let i = 0; i < 60; i++) c.update(0.1e6, 1e6);
+    assert.ok(c.weight < high, `weight ${c.weight} after steps under budget`);
+    assert.throws(() => new BudgetController({ target: 1.5 }), /compute budget 1.5 should be a fraction in \(0, 1\]/);
+  });
+});
