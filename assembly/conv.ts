@@ -1,14 +1,15 @@
 // Convolutions; see src/backend/kernels.ts for the contract, and assembly/gemm.ts for the packed GEMM.
 //
 // The forward and the stride-1 backward-input are one correlation (the backward-input correlates dy
-// with the flipped, transposed weights). It never forms the im2col matrix: each image's group of
-// channels is copied once into zero-padded planes, and every 8-pixel B panel is packed straight from
-// them (for each k, two v128 per run of pixels within one output row) and multiplied at once by the
-// packed weights. The strided backward-input multiplies Wᵀ by dy into a block of dcol and scatters it
-// (col2im); the backward-weight multiplies dy by the im2col transpose, gathered panel by panel.
+// with the flipped, transposed weights) that never forms the im2col matrix: each image's group of
+// channels is copied once into zero-padded planes, an 8-pixel run within one output row is read by the
+// micro-kernel in place, and any other 8 pixels are packed into a B panel first. Images with few output
+// pixels go in batches, so that panels run on across images. The strided backward-input multiplies Wᵀ
+// by dy into blocks of dcol and scatters them (col2im); the backward-weight multiplies dy by the im2col
+// transpose, gathered panel by panel.
 
 // Descriptor fields (ConvDescField in kernels.ts).
-const F_N = 0, F_C = 1, F_H = 2, F_W = 3, F_M = 4, F_KH = 5, F_KW = 6, F_SH = 7, F_SW = 8;
+const F_C = 1, F_H = 2, F_W = 3, F_M = 4, F_KH = 5, F_KW = 6, F_SH = 7, F_SW = 8;
 const F_PT = 9, F_PL = 10, F_DH = 11, F_DW = 12, F_G = 13, F_OH = 14, F_OW = 15;
 
 /** Floats the padded planes and the B panel keep past their end for whole-vector reads and writes. */

@@ -2,8 +2,10 @@
 //
 // BLIS layout: op(A) is packed into panels of MR rows and op(B) into panels of NR columns, each panel
 // k-major (MR or NR consecutive floats per k) and zero-padded at the edges; a register-tiled micro-kernel
-// multiplies one A panel by one B panel. Blocks: KC x NR of B (8 KiB) stays in L1 while MC x KC of A
-// (96 KiB) streams from L2, and KC x NC of B (1 MiB) is packed once per (jc, pc) block.
+// multiplies one A panel by one B panel. K is cut into balanced blocks of at most KC. When A has at most
+// MC rows it is packed whole per K block and each KC x NR panel of B is packed just before its use (it
+// stays in L1 while the A panels stream from L2); otherwise MC x KC blocks of A (96 KiB, L2) meet
+// KC x NC blocks of B (1 MiB) packed once per (jc, pc) block.
 //
 // Names marked @global are shared with conv.ts without becoming module exports.
 
