@@ -8,6 +8,8 @@
 // by dy into blocks of dcol and scatters them (col2im); the backward-weight multiplies dy by the im2col
 // transpose, gathered panel by panel.
 
+import { hsum, madd } from './vmath';
+
 // Descriptor fields (ConvDescField in kernels.ts).
 const F_C = 1, F_H = 2, F_W = 3, F_M = 4, F_KH = 5, F_KW = 6, F_SH = 7, F_SW = 8;
 const F_PT = 9, F_PL = 10, F_DH = 11, F_DW = 12, F_G = 13, F_OH = 14, F_OW = 15;
@@ -183,6 +185,35 @@ function packPixels(bp: usize, plane: usize, koff: usize, kc: i32, pix: usize, n
 }
 
 /**
+ * out = bias + Σ_tap wt[tap] · plane shifted by the tap, for one channel correlated with one kernel: the
+ * depthwise case (one input and one output channel per group), which a GEMM would run with tiles of a
+ * single row. plane is padded (Hp x Wp, with slack); wt holds the taps in the order they apply.
+ */
+function correlatePlane(plane: usize, Wp: i32, wt: usize, taps: i32, koff: usize, bias: f32, out: usize, OHo: i32, OWo: i32, sH: i32, sW: i32): void {
+  for (let oh = 0; oh < OHo; oh++) {
+    const row = plane + (<usize>(oh * sH * Wp) << 2);
+    const o = out + (<usize>(oh * OWo) << 2);
+    let ow = 0;
+    if (sW == 1) {
+      for (; ow + 4 <= OWo; ow += 4) {
+        let acc = f32x4.splat(bias);
+        const at = row + (<usize>ow << 2);
+        for (let t = 0; t < taps; t++) {
+          acc = madd(v128.load32_splat(wt + (<usize>t << 2)), v128.load(at + (<usize>load<i32>(koff + (<usize>t << 2)) << 2)), acc);
+        }
+        v128.store(o + (<usize>ow << 2), acc);
+      }
+    }
+    for (; ow < OWo; ow++) {
+      let acc = bias;
+      const at = row + (<usize>(ow * sW) << 2);
+      for (let t = 0; t < taps; t++) acc += load<f32>(wt + (<usize>t << 2)) * load<f32>(at + (<usize>load<i32>(koff + (<usize>t << 2)) << 2));
+      store<f32>(o + (<usize>ow << 2), acc);
+    }
+  }
+}
+
+/**
  * The correlation shared by the forward (transposed = false) and the stride-1 backward-input
  * (transposed = true, dy correlated with the flipped, transposed weights, padding d(K-1) - pad):
  * out[n][o] = bias[o] + Σ_k A[o][k] · col_n[k] for n in [n0,n1) and output channels o in [lo,hi).
@@ -226,6 +257,24 @@ function correlate(desc: usize, transposed: bool, src: usize, w: usize, bias: us
   const panel = xpad + region(<usize>batch * <usize>planeFloats + SLACK);
   const tmp = panel + region(<usize>GEMM_KC * GEMM_NR + SLACK);
   const seg = tmp + region(GEMM_TILE_FLOATS);
+
+  if (Cs == 1 && Mo == 1) {
+    // One channel in, one out per group: direct loops over the padded plane, vectors along output rows.
+    tapOffsets(koff, 1, KH, KW, dH, dW, Hp, Wp);
+    zeroFloats(xpad, planeFloats + SLACK);
+    const wt = ap;
+    for (let g = lo; g < hi; g++) {
+      for (let t = 0; t < taps; t++) {
+        store<f32>(wt + (<usize>t << 2), load<f32>(w + ((<usize>g * <usize>taps + <usize>(transposed ? taps - 1 - t : t)) << 2)));
+      }
+      const bg: f32 = bias != 0 ? load<f32>(bias + (<usize>g << 2)) : 0;
+      for (let n = n0; n < n1; n++) {
+        padCopy(src + ((<usize>n * <usize>Ctot + <usize>g) * <usize>Hs * <usize>Ws << 2), 1, Hs, Ws, pT, pL, xpad, Hp, Wp);
+        correlatePlane(xpad, Wp, wt, taps, koff, bg, out + ((<usize>n * <usize>Mtot + <usize>g) * <usize>P << 2), OHo, OWo, sH, sW);
+      }
+    }
+    return;
+  }
 
   let a = ap;
   for (let g = g0; g < g1; g++) {
@@ -498,6 +547,45 @@ function packGather(bp: usize, plane: usize, koff: usize, nr: i32, p0: i32, kc: 
   }
 }
 
+/**
+ * The backward-weight of one channel per group (depthwise): dw[g][tap] = beta dw + Σ over images and
+ * output pixels of dy · the input under the tap, as dot products along output rows.
+ */
+function depthwiseWeight(x: usize, dy: usize, dw: usize, n0: i32, n1: i32, m0: i32, m1: i32, beta: f32, C: i32, H: i32, W: i32,
+  pT: i32, pL: i32, OH: i32, OW: i32, sH: i32, sW: i32, Hp: i32, Wp: i32, taps: i32, koff: usize, xpad: usize, direct: bool): void {
+  const pitch = direct ? W : Wp;
+  const P = OH * OW;
+  for (let g = m0; g < m1; g++) {
+    const dwg = dw + (<usize>g * <usize>taps << 2);
+    for (let t = 0; t < taps; t++) {
+      const o = dwg + (<usize>t << 2);
+      store<f32>(o, beta == 0 ? 0 : load<f32>(o));
+    }
+    for (let n = n0; n < n1; n++) {
+      let plane = x + ((<usize>n * <usize>C + <usize>g) * <usize>H * <usize>W << 2);
+      if (!direct) {
+        padCopy(plane, 1, H, W, pT, pL, xpad, Hp, Wp);
+        plane = xpad;
+      }
+      const dyp = dy + ((<usize>n * <usize>C + <usize>g) * <usize>P << 2);
+      for (let t = 0; t < taps; t++) {
+        const tap = plane + (<usize>load<i32>(koff + (<usize>t << 2)) << 2);
+        let acc = f32x4.splat(0);
+        let sum: f32 = 0;
+        for (let oh = 0; oh < OH; oh++) {
+          const row = tap + (<usize>(oh * sH * pitch) << 2);
+          const d = dyp + (<usize>(oh * OW) << 2);
+          let ow = 0;
+          if (sW == 1) for (; ow + 4 <= OW; ow += 4) acc = madd(v128.load(d + (<usize>ow << 2)), v128.load(row + (<usize>ow << 2)), acc);
+          for (; ow < OW; ow++) sum += load<f32>(d + (<usize>ow << 2)) * load<f32>(row + (<usize>(ow * sW) << 2));
+        }
+        const o = dwg + (<usize>t << 2);
+        store<f32>(o, load<f32>(o) + (sum + hsum(acc)));
+      }
+    }
+  }
+}
+
 export function conv2dBackwardWeight(desc: usize, x: usize, dy: usize, dw: usize, n0: i32, n1: i32, m0: i32, m1: i32, beta: f32, scratch: usize): void {
   if (m0 >= m1) return;
   const C = field(desc, F_C), H = field(desc, F_H), W = field(desc, F_W), M = field(desc, F_M);
@@ -524,6 +612,11 @@ export function conv2dBackwardWeight(desc: usize, x: usize, dy: usize, dw: usize
   tapOffsets(koff, Cg, KH, KW, dH, dW, direct ? H : Hp, direct ? W : Wp);
   if (!direct) zeroFloats(xpad, Cg * Hp * Wp);
   const pitch = direct ? W : Wp;
+
+  if (Cg == 1 && Mg == 1) {
+    depthwiseWeight(x, dy, dw, n0, n1, m0, m1, beta, C, H, W, pT, pL, OH, OW, sH, sW, Hp, Wp, Kg, koff, xpad, direct);
+    return;
+  }
 
   const g0 = m0 / Mg, g1 = (m1 - 1) / Mg + 1;
   for (let g = g0; g < g1; g++) {

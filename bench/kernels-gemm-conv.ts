@@ -1,7 +1,8 @@
 /**
  * Micro-benchmark of the GEMM and convolution kernels, called directly (one thread, no engine):
  * GEMM 64x1024x576, the conv 64 -> 64 3x3 pad 1 on 32x32 at batch 1 and 32 (forward, backward-input,
- * backward-weight), and the conv layers of fmnist-vgg5 at batch 128, on each SIMD build.
+ * backward-weight), a few other shapes (strided, 1x1, depthwise), and the conv layers of fmnist-vgg5 at
+ * batch 128, on each SIMD build.
  *
  *   node --import tsx bench/kernels-gemm-conv.ts [filters...] [--reps N] [--warmup N] [--quick]
  *
@@ -25,9 +26,9 @@ interface ConvCase {
 }
 type Case = GemmCase | ConvCase;
 
-function geometry(N: number, C: number, H: number, M: number, k: number, pad: number, stride = 1): ConvGeometry {
+function geometry(N: number, C: number, H: number, M: number, k: number, pad: number, stride = 1, groups = 1): ConvGeometry {
   const OH = convOutSize(H, k, stride, pad, pad, 1);
-  return { N, C, H, W: H, M, KH: k, KW: k, strideH: stride, strideW: stride, padTop: pad, padLeft: pad, dilationH: 1, dilationW: 1, groups: 1, OH, OW: OH };
+  return { N, C, H, W: H, M, KH: k, KW: k, strideH: stride, strideW: stride, padTop: pad, padLeft: pad, dilationH: 1, dilationW: 1, groups, OH, OW: OH };
 }
 
 const KERNELS: readonly [ConvKernel, string][] = [['conv2dForward', 'fwd'], ['conv2dBackwardInput', 'bwd-in'], ['conv2dBackwardWeight', 'bwd-w']];
@@ -44,6 +45,10 @@ const CASES: readonly Case[] = [
   ...convCases('conv64 N=1', geometry(1, 64, 32, 64, 3, 1)),
   ...convCases('conv64 N=32', geometry(32, 64, 32, 64, 3, 1)),
   ...convCases('conv64 N=1 second half of the channels', geometry(1, 64, 32, 64, 3, 1)).map((c): ConvCase => ({ ...c, part: [0.5, 1] })),
+  // Other shapes of a small ResNet: a strided 3x3 (backward-input through col2im), a 1x1 (x is the col matrix), a depthwise 3x3.
+  ...convCases('resnet 3x3 s2 64->128 32x32 N=32', geometry(32, 64, 32, 128, 3, 1, 2)),
+  ...convCases('resnet 1x1 64->128 32x32 N=32', geometry(32, 64, 32, 128, 1, 0)),
+  ...convCases('depthwise 3x3 64 32x32 N=32', geometry(32, 64, 32, 64, 3, 1, 1, 64)),
   ...VGG5.flatMap(([C, H, M], i) => convCases(`vgg5.conv${i + 1} ${C}->${M} ${H}x${H} N=${VGG5_BATCH}`, geometry(VGG5_BATCH, C, H, M, 3, 1),
     i === 0 ? KERNELS.filter(([k]) => k !== 'conv2dBackwardInput') : KERNELS)),
 ];
