@@ -3,14 +3,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { convOutSize, writeConvDesc, type ConvGeometry, type Kernels } from '../../src/backend/kernels.js';
 import { convScratchBytes } from '../../src/backend/scratch.js';
-import { kernelHarness } from '../util/kernel-harness.js';
+import { assertGuards, buf, h, prefill, read, SENTINEL, uniform, variants } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
 import { assertClose, close, exact, maxAbs } from '../util/tolerance.js';
 
-const h = await kernelHarness();
-const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
-const SENTINEL = 12345.5;
-const GUARD = 16;
+const SCRATCH_GUARD = 16;
 
 const describe = (g: ConvGeometry): string =>
   `x=[${g.N},${g.C},${g.H},${g.W}] w=[${g.M},${g.C / g.groups},${g.KH},${g.KW}] s=${g.strideH},${g.strideW} p=${g.padTop},${g.padLeft} d=${g.dilationH},${g.dilationW} g=${g.groups} out=${g.OH}x${g.OW}`;
@@ -33,32 +30,6 @@ function geometry(o: {
 const same3x3 = (N: number, C: number, H: number, M: number): ConvGeometry =>
   geometry({ N, C, H, W: H, M, KH: 3, KW: 3, pad: [1, 1, 1, 1] });
 
-function uniform(rng: TestRng, n: number): Float32Array {
-  return Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
-}
-
-/** A buffer of n floats with GUARD sentinel cells each side. */
-interface Buf { readonly ptr: number; readonly n: number; readonly base: number }
-function buf(n: number): Buf {
-  const base = h.arena.alloc((n + 2 * GUARD) * 4);
-  return { ptr: base + GUARD * 4, n, base };
-}
-function fill(b: Buf, data: ArrayLike<number> | number): void {
-  const v = h.mem.f32;
-  v.fill(SENTINEL, b.base >>> 2, (b.base >>> 2) + b.n + 2 * GUARD);
-  if (typeof data === 'number') v.fill(data, b.ptr >>> 2, (b.ptr >>> 2) + b.n);
-  else v.set(data, b.ptr >>> 2);
-}
-function read(b: Buf): Float32Array {
-  return h.mem.f32.slice(b.ptr >>> 2, (b.ptr >>> 2) + b.n);
-}
-function assertGuards(b: Buf, label: string): void {
-  const v = h.mem.f32;
-  for (let i = 0; i < GUARD; i++) {
-    if (v[(b.base >>> 2) + i] !== SENTINEL || v[(b.ptr >>> 2) + b.n + i] !== SENTINEL) assert.fail(`${label}: wrote outside its buffer`);
-  }
-}
-
 type ConvKernel = 'conv2dForward' | 'conv2dBackwardInput' | 'conv2dBackwardWeight';
 
 interface Call {
@@ -70,6 +41,8 @@ interface Call {
   /** Backward-weight only: 0 overwrites dw, 1 adds to it. */
   readonly beta: number;
   readonly seed: number;
+  /** Floats past a 64-byte boundary at which the buffers start. */
+  readonly shift?: number;
 }
 
 const sizes = (g: ConvGeometry) => ({
@@ -101,21 +74,22 @@ function conform(c: Call): { reference: Float32Array; wasm: Float32Array[] } {
   const s = sizes(g);
   const desc = h.arena.alloc(64);
   writeConvDesc(h.mem.i32, desc, g);
-  const x = buf(s.x), y = buf(s.y), w = buf(s.w), bias = buf(g.M);
+  const sh = c.shift ?? 0;
+  const x = buf(s.x, sh), y = buf(s.y, (sh + 1) % 4), w = buf(s.w, (sh + 2) % 4), bias = buf(g.M, (sh + 3) % 4);
   const xv = uniform(rng, s.x), yv = uniform(rng, s.y), wv = uniform(rng, s.w), bv = uniform(rng, g.M);
   const [out, ins] = c.kernel === 'conv2dForward' ? [y, [[x, xv], [w, wv], [bias, bv]] as const]
     : c.kernel === 'conv2dBackwardInput' ? [x, [[y, yv], [w, wv]] as const] : [w, [[x, xv], [y, yv]] as const];
   const old = c.kernel === 'conv2dBackwardWeight' && c.beta === 1 ? uniform(rng, out.n) : null;
   const outInit = Float32Array.from({ length: out.n }, (_, i) => (!inRange(c, i) ? SENTINEL : old !== null ? old[i]! : NaN));
   const scratchBytes = convScratchBytes(g);
-  const scratch = h.arena.alloc(scratchBytes + GUARD * 4);
-  const label = `${c.kernel} ${describe(g)} n=[${c.n0},${c.n1}) ch=[${c.c0},${c.c1})${c.bias ? ' bias' : ''}${c.kernel === 'conv2dBackwardWeight' ? ` beta=${c.beta}` : ''}`;
+  const scratch = h.arena.alloc(scratchBytes + SCRATCH_GUARD * 4);
+  const label = `${c.kernel} ${describe(g)} n=[${c.n0},${c.n1}) ch=[${c.c0},${c.c1})${c.bias ? ' bias' : ''}${c.kernel === 'conv2dBackwardWeight' ? ` beta=${c.beta}` : ''} shift=${sh}`;
 
   const run = (k: Kernels, name: string): Float32Array => {
-    for (const [b, data] of ins) fill(b, data);
-    fill(out, outInit);
+    for (const [b, data] of ins) prefill(b, data);
+    prefill(out, outInit);
     h.mem.f32.fill(NaN, scratch >>> 2, (scratch + scratchBytes) >>> 2);
-    h.mem.f32.fill(SENTINEL, (scratch + scratchBytes) >>> 2, ((scratch + scratchBytes) >>> 2) + GUARD);
+    h.mem.f32.fill(SENTINEL, (scratch + scratchBytes) >>> 2, ((scratch + scratchBytes) >>> 2) + SCRATCH_GUARD);
     if (c.kernel === 'conv2dForward') k.conv2dForward(desc, x.ptr, w.ptr, c.bias ? bias.ptr : 0, y.ptr, c.n0, c.n1, c.c0, c.c1, scratch);
     else if (c.kernel === 'conv2dBackwardInput') k.conv2dBackwardInput(desc, y.ptr, w.ptr, x.ptr, c.n0, c.n1, c.c0, c.c1, scratch);
     else k.conv2dBackwardWeight(desc, x.ptr, y.ptr, w.ptr, c.n0, c.n1, c.c0, c.c1, c.beta, scratch);
@@ -124,7 +98,7 @@ function conform(c: Call): { reference: Float32Array; wasm: Float32Array[] } {
       assert.deepEqual(read(b), data, `${label} ${name}: an input changed`);
     }
     assertGuards(out, `${label} ${name}`);
-    for (let i = 0; i < GUARD; i++) {
+    for (let i = 0; i < SCRATCH_GUARD; i++) {
       if (h.mem.f32[((scratch + scratchBytes) >>> 2) + i] !== SENTINEL) assert.fail(`${label} ${name}: wrote past convScratchBytes`);
     }
     const got = read(out);
@@ -183,9 +157,10 @@ const randomCall = randomGeometry.chain((g) => fc.record({
   bias: fc.boolean(),
   beta: fc.constantFrom(0, 1),
   seed: fc.integer({ min: 0, max: 0x7fffffff }),
+  shift: fc.integer({ min: 0, max: 3 }),
 }).map((r): Call => {
   const [c0, c1] = r.kernel === 'conv2dBackwardInput' ? r.inp : r.out;
-  return { g, kernel: r.kernel, n0: r.images[0], n1: r.images[1], c0, c1, bias: r.bias, beta: r.beta, seed: r.seed };
+  return { g, kernel: r.kernel, n0: r.images[0], n1: r.images[1], c0, c1, bias: r.bias, beta: r.beta, seed: r.seed, shift: r.shift };
 }));
 
 test('conv kernels: random geometry (stride, padding, dilation, groups, depthwise), partial image and channel ranges; close', () => {
@@ -273,10 +248,11 @@ function adjointProducts(g: ConvGeometry, seed: number, backwardWeights?: (w: Fl
   writeConvDesc(h.mem.i32, desc, g);
   const xv = uniform(rng, s.x), wv = uniform(rng, s.w), dyv = uniform(rng, s.y);
   const x = buf(s.x), w = buf(s.w), y = buf(s.y), dy = buf(s.y), dx = buf(s.x), dw = buf(s.w);
-  fill(x, xv); fill(w, wv); fill(dy, dyv); fill(y, 0); fill(dx, 0); fill(dw, 0);
+  for (const [b, data] of [[x, xv], [w, wv], [dy, dyv]] as const) prefill(b, data);
+  for (const b of [y, dx, dw]) prefill(b);
   const k = h.reference;
   k.conv2dForward(desc, x.ptr, w.ptr, 0, y.ptr, 0, g.N, 0, g.M, 0);
-  if (backwardWeights !== undefined) fill(w, backwardWeights(wv));
+  if (backwardWeights !== undefined) prefill(w, backwardWeights(wv));
   k.conv2dBackwardInput(desc, dy.ptr, w.ptr, dx.ptr, 0, g.N, 0, g.C, 0);
   k.conv2dBackwardWeight(desc, x.ptr, dy.ptr, dw.ptr, 0, g.N, 0, g.M, 0, 0);
   return { forward: dot(read(y), dyv), input: dot(xv, read(dx)), weight: dot(wv, read(dw)) };

@@ -3,14 +3,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Kernels } from '../../src/backend/kernels.js';
 import { gemmScratchBytes } from '../../src/backend/scratch.js';
-import { kernelHarness } from '../util/kernel-harness.js';
+import { assertGuards, buf, everyKernelSet, h, prefill, read, SENTINEL, uniform, variants } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
 import { assertClose, close, maxAbs } from '../util/tolerance.js';
 
-const h = await kernelHarness();
-const variants: ReadonlyArray<{ readonly name: string; readonly k: Kernels }> = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
-const SENTINEL = 12345.5;
-const GUARD = 16;
+const SCRATCH_GUARD = 16;
 
 interface Problem {
   readonly M: number; readonly N: number; readonly K: number;
@@ -19,19 +16,17 @@ interface Problem {
   /** Leading dimensions beyond the minimum. */
   readonly padA: number; readonly padB: number; readonly padC: number;
   readonly seed: number;
+  /** Floats past a 64-byte boundary at which A starts (B and C follow at other offsets). */
+  readonly shift?: number;
 }
 
 const describe = (p: Problem): string =>
-  `M=${p.M} N=${p.N} K=${p.K} ${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'} alpha=${p.alpha} beta=${p.beta} ld+=${p.padA},${p.padB},${p.padC}`;
-
-/** Float32 values uniform in [-1, 1). */
-function uniform(rng: TestRng, n: number): Float32Array {
-  return Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
-}
+  `M=${p.M} N=${p.N} K=${p.K} ${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'} alpha=${p.alpha} beta=${p.beta} ld+=${p.padA},${p.padB},${p.padC} shift=${p.shift ?? 0}`;
 
 /**
  * Runs gemm on the reference and on every WASM build from the same A, B and C (C filled with NaN
- * when beta = 0, cells between rows and around C holding a sentinel), and compares all of C's buffer.
+ * when beta = 0, the cells between its rows and around it holding a sentinel), with scratch exactly
+ * gemmScratchBytes long, and compares all of C's buffer.
  */
 function check(p: Problem): void {
   h.arena.reset();
@@ -43,47 +38,36 @@ function check(p: Problem): void {
   const unread = p.alpha === 0 || p.K === 0;
   const av = unread ? new Float32Array(rowsA * lda).fill(NaN) : uniform(rng, rowsA * lda);
   const bv = unread ? new Float32Array(rowsB * ldb).fill(NaN) : uniform(rng, rowsB * ldb);
-  const a = h.arena.alloc(av.length * 4), b = h.arena.alloc(bv.length * 4);
-  const cSize = p.M * ldc + 2 * GUARD;
-  const cBase = h.arena.alloc(cSize * 4);
-  const c = cBase + GUARD * 4;
-  const scratch = h.arena.alloc(gemmScratchBytes() + GUARD * 4);
-  const scratchEnd = (scratch >>> 2) + gemmScratchBytes() / 4;
-  const c0 = new Float32Array(cSize).fill(SENTINEL);
-  for (let i = 0; i < p.M; i++) {
-    for (let j = 0; j < p.N; j++) c0[GUARD + i * ldc + j] = p.beta === 0 ? NaN : rng.uniform(-1, 1);
-  }
+  const sh = p.shift ?? 0;
+  const a = buf(av.length, sh), b = buf(bv.length, (sh + 1) % 4), c = buf(p.M * ldc, (sh + 2) % 4);
+  const inC = (i: number): boolean => i % ldc < p.N;
+  const c0 = Float32Array.from({ length: c.n }, (_, i) => (!inC(i) ? SENTINEL : p.beta === 0 ? NaN : rng.uniform(-1, 1)));
+  const scratchFloats = gemmScratchBytes() / 4;
+  const scratch = h.arena.alloc((scratchFloats + SCRATCH_GUARD) * 4);
   const run = (k: Kernels, name: string): Float32Array => {
-    const v = h.mem.f32;
-    v.set(av, a >>> 2);
-    v.set(bv, b >>> 2);
-    v.set(c0, cBase >>> 2);
-    v.fill(NaN, scratch >>> 2, scratchEnd);
-    v.fill(SENTINEL, scratchEnd, scratchEnd + GUARD);
-    k.gemm(p.transA, p.transB, p.M, p.N, p.K, p.alpha, a, lda, b, ldb, p.beta, c, ldc, scratch);
-    const after = h.mem.f32;
-    assert.deepEqual(after.slice(a >>> 2, (a >>> 2) + av.length), av, `${describe(p)} ${name}: A changed`);
-    assert.deepEqual(after.slice(b >>> 2, (b >>> 2) + bv.length), bv, `${describe(p)} ${name}: B changed`);
-    for (let i = scratchEnd; i < scratchEnd + GUARD; i++) {
-      if (after[i] !== SENTINEL) assert.fail(`${describe(p)} ${name}: wrote past gemmScratchBytes()`);
+    prefill(a, av);
+    prefill(b, bv);
+    prefill(c, c0);
+    h.mem.f32.fill(NaN, scratch >>> 2, (scratch >>> 2) + scratchFloats);
+    h.mem.f32.fill(SENTINEL, (scratch >>> 2) + scratchFloats, (scratch >>> 2) + scratchFloats + SCRATCH_GUARD);
+    k.gemm(p.transA, p.transB, p.M, p.N, p.K, p.alpha, a.ptr, lda, b.ptr, ldb, p.beta, c.ptr, ldc, scratch);
+    for (const x of [a, b, c]) assertGuards(x, `${describe(p)} ${name}`);
+    assert.deepEqual(read(a), av, `${describe(p)} ${name}: A changed`);
+    assert.deepEqual(read(b), bv, `${describe(p)} ${name}: B changed`);
+    for (let i = 0; i < SCRATCH_GUARD; i++) {
+      if (h.mem.f32[(scratch >>> 2) + scratchFloats + i] !== SENTINEL) assert.fail(`${describe(p)} ${name}: wrote past gemmScratchBytes()`);
     }
-    return after.slice(cBase >>> 2, (cBase >>> 2) + cSize);
+    const got = read(c);
+    for (let i = 0; i < got.length; i++) {
+      if (!inC(i) && got[i] !== SENTINEL) assert.fail(`${describe(p)} ${name}: wrote between C's rows at ${i}`);
+      if (inC(i) && Number.isNaN(got[i])) assert.fail(`${describe(p)} ${name}: NaN in C at ${i}`);
+    }
+    return got;
   };
   const expected = run(h.reference, 'reference');
-  for (let i = 0; i < cSize; i++) {
-    const inside = i >= GUARD && i < GUARD + p.M * ldc && (i - GUARD) % ldc < p.N;
-    if (!inside && expected[i] !== SENTINEL) assert.fail(`${describe(p)} reference: wrote outside C at ${i - GUARD}`);
-    if (inside && Number.isNaN(expected[i])) assert.fail(`${describe(p)} reference: NaN at ${i - GUARD}`);
-  }
   // Float32 sums of K products drift from the float64 oracle by about sqrt(K) ulp of the largest product.
   const scale = (unread ? 0 : Math.sqrt(p.K) * maxAbs(av) * maxAbs(bv) * Math.abs(p.alpha)) + Math.abs(p.beta);
-  for (const { name, k } of variants) {
-    const got = run(k, name);
-    for (let i = 0; i < cSize; i++) {
-      if (expected[i] === SENTINEL && got[i] !== SENTINEL) assert.fail(`${describe(p)} ${name}: wrote outside C at ${i - GUARD}`);
-    }
-    assertClose(got, expected, close, `${describe(p)} ${name}`, scale);
-  }
+  for (const { name, k } of variants) assertClose(run(k, name), expected, close, `${describe(p)} ${name}`, scale);
 }
 
 const dim = fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 70 }));
@@ -94,9 +78,10 @@ const problem = fc.record({
   beta: fc.constantFrom(0, 0, 1, -0.75, 2),
   padA: fc.constantFrom(0, 0, 1, 3, 17), padB: fc.constantFrom(0, 0, 1, 5, 8), padC: fc.constantFrom(0, 0, 1, 4, 9),
   seed: fc.integer({ min: 0, max: 0x7fffffff }),
+  shift: fc.integer({ min: 0, max: 3 }),
 });
 
-test('gemm: random M, N, K in 1..70, all transposes, alpha and beta, leading dimensions past the minimum; close', () => {
+test('gemm: random M, N, K in 1..70, all transposes, alpha and beta, leading dimensions past the minimum, unaligned; close', () => {
   fc.assert(fc.property(problem, (p) => check(p)), { seed: 7, numRuns: 300 });
 });
 
@@ -125,7 +110,7 @@ test('gemm on a hand-computed product: [[1,2,3],[4,5,6]]·[[1,0],[0,1],[2,-1]] =
   h.arena.reset();
   const a = h.arena.alloc(24), b = h.arena.alloc(24), c = h.arena.alloc(16);
   const scratch = h.arena.alloc(gemmScratchBytes());
-  for (const { name, k } of [{ name: 'reference', k: h.reference }, ...variants]) {
+  for (const { name, k } of everyKernelSet) {
     h.mem.f32.set([1, 2, 3, 4, 5, 6], a >>> 2);
     h.mem.f32.set([1, 0, 0, 1, 2, -1], b >>> 2);
     h.mem.f32.set([1, 1, 1, 1], c >>> 2);
