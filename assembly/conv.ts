@@ -195,6 +195,18 @@ function correlatePlane(plane: usize, Wp: i32, wt: usize, taps: i32, koff: usize
     const o = out + (<usize>(oh * OWo) << 2);
     let ow = 0;
     if (sW == 1) {
+      for (; ow + 8 <= OWo; ow += 8) {
+        let acc0 = f32x4.splat(bias), acc1 = acc0;
+        const at = row + (<usize>ow << 2);
+        for (let t = 0; t < taps; t++) {
+          const wv = v128.load32_splat(wt + (<usize>t << 2));
+          const src = at + (<usize>load<i32>(koff + (<usize>t << 2)) << 2);
+          acc0 = madd(wv, v128.load(src), acc0);
+          acc1 = madd(wv, v128.load(src, 16), acc1);
+        }
+        v128.store(o + (<usize>ow << 2), acc0);
+        v128.store(o + (<usize>ow << 2), acc1, 16);
+      }
       for (; ow + 4 <= OWo; ow += 4) {
         let acc = f32x4.splat(bias);
         const at = row + (<usize>ow << 2);
@@ -570,17 +582,27 @@ function depthwiseWeight(x: usize, dy: usize, dw: usize, n0: i32, n1: i32, m0: i
       const dyp = dy + ((<usize>n * <usize>C + <usize>g) * <usize>P << 2);
       for (let t = 0; t < taps; t++) {
         const tap = plane + (<usize>load<i32>(koff + (<usize>t << 2)) << 2);
-        let acc = f32x4.splat(0);
+        // Four accumulators: one would wait out the multiply-add latency at every step.
+        let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
         let sum: f32 = 0;
         for (let oh = 0; oh < OH; oh++) {
           const row = tap + (<usize>(oh * sH * pitch) << 2);
           const d = dyp + (<usize>(oh * OW) << 2);
           let ow = 0;
-          if (sW == 1) for (; ow + 4 <= OW; ow += 4) acc = madd(v128.load(d + (<usize>ow << 2)), v128.load(row + (<usize>ow << 2)), acc);
+          if (sW == 1) {
+            for (; ow + 16 <= OW; ow += 16) {
+              const dq = d + (<usize>ow << 2), rq = row + (<usize>ow << 2);
+              acc0 = madd(v128.load(dq), v128.load(rq), acc0);
+              acc1 = madd(v128.load(dq, 16), v128.load(rq, 16), acc1);
+              acc2 = madd(v128.load(dq, 32), v128.load(rq, 32), acc2);
+              acc3 = madd(v128.load(dq, 48), v128.load(rq, 48), acc3);
+            }
+            for (; ow + 4 <= OW; ow += 4) acc0 = madd(v128.load(d + (<usize>ow << 2)), v128.load(row + (<usize>ow << 2)), acc0);
+          }
           for (; ow < OW; ow++) sum += load<f32>(d + (<usize>ow << 2)) * load<f32>(row + (<usize>(ow * sW) << 2));
         }
         const o = dwg + (<usize>t << 2);
-        store<f32>(o, load<f32>(o) + (sum + hsum(acc)));
+        store<f32>(o, load<f32>(o) + (sum + hsum(f32x4.add(f32x4.add(acc0, acc1), f32x4.add(acc2, acc3)))));
       }
     }
   }
