@@ -343,8 +343,9 @@ function correlate(desc: usize, transposed: bool, src: usize, w: usize, bias: us
           const kp = koff + (<usize>pc << 2);
           const ak = a + (<usize>pc * <usize>GEMM_MR << 2);
           const betaK: f32 = pc == 0 ? 0 : 1, biasK = pc == 0 ? b : 0;
-          if (sW == 1 && nr == GEMM_NR && load<i32>(seg) == 1) {
-            // 8 pixels in one run: the micro-kernel reads them in place.
+          if (!direct && sW == 1 && nr == GEMM_NR && load<i32>(seg) == 1) {
+            // 8 pixels in one run: the micro-kernel reads them in place. Not from x itself, whose planes
+            // are often 4 KiB apart (32 x 32) and would all fall in the same few L1 sets.
             gemmPanel(rows, nr, kc, ak, panelBytes, plane + (<usize>load<i32>(seg, 8) << 2), kp, c, P, 1, betaK, biasK, tmp, colTable);
             continue;
           }
