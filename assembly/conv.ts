@@ -572,7 +572,7 @@ function depthwiseWeight(x: usize, dy: usize, dw: usize, n0: i32, n1: i32, m0: i
     const dwg = dw + (<usize>g * <usize>taps << 2);
     for (let t = 0; t < taps; t++) {
       const o = dwg + (<usize>t << 2);
-      store<f32>(o, beta == 0 ? 0 : load<f32>(o));
+      store<f32>(o, beta == 0 ? 0 : beta * load<f32>(o));
     }
     for (let n = n0; n < n1; n++) {
       let plane = x + ((<usize>n * <usize>C + <usize>g) * <usize>H * <usize>W << 2);

@@ -89,7 +89,7 @@ export function convReference(mem: LinearMemory): ConvKernels {
                 forEachTap(g, kh, kw, (ih, iw, oh, ow) => { s += v[dym + oh * g.OW + ow]! * v[xc + ih * g.W + iw]!; });
               }
               const at = (dw >>> 2) + ((m * Cg + c) * g.KH + kh) * g.KW + kw;
-              v[at] = beta === 0 ? s : v[at]! + s;
+              v[at] = beta === 0 ? s : Math.fround(beta) * v[at]! + s;
             }
           }
         }
