@@ -45,39 +45,43 @@ const SLACK: i32 = 16;
 
 // ---- conv2dInfer ----
 
-/** Lanes [0, nr) of the 8 floats v0:v1 to p. */
-function storePartial(p: usize, v0: v128, v1: v128, nr: i32): void {
-  if (nr >= 4) {
-    v128.store(p, v0);
-    if (nr > 4) store<f32>(p, f32x4.extract_lane(v1, 0), 16);
-    if (nr > 5) store<f32>(p, f32x4.extract_lane(v1, 1), 20);
-    if (nr > 6) store<f32>(p, f32x4.extract_lane(v1, 2), 24);
-    return;
-  }
-  store<f32>(p, f32x4.extract_lane(v0, 0));
-  if (nr > 1) store<f32>(p, f32x4.extract_lane(v0, 1), 4);
-  if (nr > 2) store<f32>(p, f32x4.extract_lane(v0, 2), 8);
-}
-
-/** max(acc + bias, lo) * gate for one row of a tile, stored to p (nr lanes). */
-@inline function finish(p: usize, v0: v128, v1: v128, rb: usize, rg: usize, lv: v128, nr: i32): void {
+/** max(acc + bias, lo) * gate for one full row of a tile, stored to p. */
+@inline function finish(p: usize, v0: v128, v1: v128, rb: usize, rg: usize, lv: v128): void {
   const bv = v128.load32_splat(rb);
   const gv = v128.load32_splat(rg);
-  v0 = f32x4.mul(f32x4.max(f32x4.add(v0, bv), lv), gv);
-  v1 = f32x4.mul(f32x4.max(f32x4.add(v1, bv), lv), gv);
-  if (nr == 8) {
-    v128.store(p, v0);
-    v128.store(p, v1, 16);
-  } else {
-    storePartial(p, v0, v1, nr);
+  v128.store(p, f32x4.mul(f32x4.max(f32x4.add(v0, bv), lv), gv));
+  v128.store(p, f32x4.mul(f32x4.max(f32x4.add(v1, bv), lv), gv), 16);
+}
+
+@inline function finish4(p: usize, v: v128, rb: usize, rg: usize, lv: v128): void {
+  v128.store(p, f32x4.mul(f32x4.max(f32x4.add(v, v128.load32_splat(rb)), lv), v128.load32_splat(rg)));
+}
+
+@inline function spill(tmp: usize, r: i32, v0: v128, v1: v128): void {
+  v128.store(tmp + (<usize>r << 5), v0);
+  v128.store(tmp + (<usize>r << 5), v1, 16);
+}
+
+function finishEdge(tmp: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32): void {
+  const lv = v128.load32_splat(lp);
+  for (let r = 0; r < mr; r++) {
+    const bv = v128.load32_splat(rb + (<usize>r << 2)), gv = v128.load32_splat(rg + (<usize>r << 2));
+    const t = tmp + (<usize>r << 5), d = c + <usize>r * ldc;
+    let v = f32x4.mul(f32x4.max(f32x4.add(v128.load(t), bv), lv), gv);
+    let l = 0;
+    if (nr >= 4) {
+      v128.store(d, v);
+      v = f32x4.mul(f32x4.max(f32x4.add(v128.load(t, 16), bv), lv), gv);
+      l = 4;
+    }
+    if (l < nr) store<f32>(d + (<usize>l << 2), f32x4.extract_lane(v, 0));
+    if (l + 1 < nr) store<f32>(d + (<usize>(l + 1) << 2), f32x4.extract_lane(v, 1));
+    if (l + 2 < nr) store<f32>(d + (<usize>(l + 2) << 2), f32x4.extract_lane(v, 2));
+    if (l + 3 < nr) store<f32>(d + (<usize>(l + 3) << 2), f32x4.extract_lane(v, 3));
   }
 }
 
-/**
- * Rows [0, mr) (mr <= 6) of a 6 x 8 tile: acc[r][l] = Σ_k a[k*MR + r] * b[koff[k] + l] over K, then
- * the epilogue with rowBias/rowGate (rb, rg), stored to c + r*ldc bytes.
- */
-function tile6(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lo: f32, mr: i32, nr: i32): void {
+function tile6(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
@@ -108,17 +112,26 @@ function tile6(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb
     a += 24;
     kp += 4;
   }
-  const lv = f32x4.splat(lo);
-  finish(c, c00, c01, rb, rg, lv, nr);
-  if (mr > 1) finish(c + ldc, c10, c11, rb + 4, rg + 4, lv, nr);
-  if (mr > 2) finish(c + 2 * ldc, c20, c21, rb + 8, rg + 8, lv, nr);
-  if (mr > 3) finish(c + 3 * ldc, c30, c31, rb + 12, rg + 12, lv, nr);
-  if (mr > 4) finish(c + 4 * ldc, c40, c41, rb + 16, rg + 16, lv, nr);
-  if (mr > 5) finish(c + 5 * ldc, c50, c51, rb + 20, rg + 20, lv, nr);
+  if (mr == 6 && nr == 8) {
+    const lv = v128.load32_splat(lp);
+    finish(c, c00, c01, rb, rg, lv);
+    finish(c + ldc, c10, c11, rb + 4, rg + 4, lv);
+    finish(c + 2 * ldc, c20, c21, rb + 8, rg + 8, lv);
+    finish(c + 3 * ldc, c30, c31, rb + 12, rg + 12, lv);
+    finish(c + 4 * ldc, c40, c41, rb + 16, rg + 16, lv);
+    finish(c + 5 * ldc, c50, c51, rb + 20, rg + 20, lv);
+    return;
+  }
+  spill(tmp, 0, c00, c01);
+  spill(tmp, 1, c10, c11);
+  spill(tmp, 2, c20, c21);
+  spill(tmp, 3, c30, c31);
+  spill(tmp, 4, c40, c41);
+  spill(tmp, 5, c50, c51);
+  finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
 }
 
-/** Rows [0, mr) (mr <= 4) of a 4 x 8 tile from the first 4 rows of an MR-row panel. */
-function tile4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lo: f32, mr: i32, nr: i32): void {
+function tile4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   const step = <usize>GEMM_MR << 2;
@@ -143,50 +156,160 @@ function tile4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb
     a += step;
     kp += 4;
   }
-  const lv = f32x4.splat(lo);
-  finish(c, c00, c01, rb, rg, lv, nr);
-  if (mr > 1) finish(c + ldc, c10, c11, rb + 4, rg + 4, lv, nr);
-  if (mr > 2) finish(c + 2 * ldc, c20, c21, rb + 8, rg + 8, lv, nr);
-  if (mr > 3) finish(c + 3 * ldc, c30, c31, rb + 12, rg + 12, lv, nr);
+  if (mr == 4 && nr == 8) {
+    const lv = v128.load32_splat(lp);
+    finish(c, c00, c01, rb, rg, lv);
+    finish(c + ldc, c10, c11, rb + 4, rg + 4, lv);
+    finish(c + 2 * ldc, c20, c21, rb + 8, rg + 8, lv);
+    finish(c + 3 * ldc, c30, c31, rb + 12, rg + 12, lv);
+    return;
+  }
+  spill(tmp, 0, c00, c01);
+  spill(tmp, 1, c10, c11);
+  spill(tmp, 2, c20, c21);
+  spill(tmp, 3, c30, c31);
+  finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
 }
 
-/** One 8-pixel panel against `rows` output rows in tiles of MR: a holds their panels, K deep. */
-function runTiles(rows: i32, K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lo: f32, nr: i32): void {
+/** The 6 x 4 tile, as tile6 over four pixels (the last ones of a row). */
+function tile6x4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0), c4 = f32x4.splat(0), c5 = f32x4.splat(0);
+  const end = a + <usize>K * 24;
+  let kp = koff;
+  while (a < end) {
+    const b0 = v128.load(b + (<usize>load<i32>(kp) << 2));
+    c0 = madd(v128.load32_splat(a), b0, c0);
+    c1 = madd(v128.load32_splat(a, 4), b0, c1);
+    c2 = madd(v128.load32_splat(a, 8), b0, c2);
+    c3 = madd(v128.load32_splat(a, 12), b0, c3);
+    c4 = madd(v128.load32_splat(a, 16), b0, c4);
+    c5 = madd(v128.load32_splat(a, 20), b0, c5);
+    a += 24;
+    kp += 4;
+  }
+  if (mr == 6 && nr == 4) {
+    const lv = v128.load32_splat(lp);
+    finish4(c, c0, rb, rg, lv);
+    finish4(c + ldc, c1, rb + 4, rg + 4, lv);
+    finish4(c + 2 * ldc, c2, rb + 8, rg + 8, lv);
+    finish4(c + 3 * ldc, c3, rb + 12, rg + 12, lv);
+    finish4(c + 4 * ldc, c4, rb + 16, rg + 16, lv);
+    finish4(c + 5 * ldc, c5, rb + 20, rg + 20, lv);
+    return;
+  }
+  v128.store(tmp, c0);
+  v128.store(tmp, c1, 32);
+  v128.store(tmp, c2, 64);
+  v128.store(tmp, c3, 96);
+  v128.store(tmp, c4, 128);
+  v128.store(tmp, c5, 160);
+  finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
+}
+
+/** The 4 x 4 tile from the first 4 rows of an MR-row panel. */
+function tile4x4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  const step = <usize>GEMM_MR << 2;
+  const end = a + <usize>K * step;
+  let kp = koff;
+  while (a < end) {
+    const b0 = v128.load(b + (<usize>load<i32>(kp) << 2));
+    c0 = madd(v128.load32_splat(a), b0, c0);
+    c1 = madd(v128.load32_splat(a, 4), b0, c1);
+    c2 = madd(v128.load32_splat(a, 8), b0, c2);
+    c3 = madd(v128.load32_splat(a, 12), b0, c3);
+    a += step;
+    kp += 4;
+  }
+  if (mr == 4 && nr == 4) {
+    const lv = v128.load32_splat(lp);
+    finish4(c, c0, rb, rg, lv);
+    finish4(c + ldc, c1, rb + 4, rg + 4, lv);
+    finish4(c + 2 * ldc, c2, rb + 8, rg + 8, lv);
+    finish4(c + 3 * ldc, c3, rb + 12, rg + 12, lv);
+    return;
+  }
+  v128.store(tmp, c0);
+  v128.store(tmp, c1, 32);
+  v128.store(tmp, c2, 64);
+  v128.store(tmp, c3, 96);
+  finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
+}
+
+// Output rows go in tiles of GEMM_MR rows, the last ones of 4 rows in the relaxed build (6 x 8 tiles),
+// so that at most one computed row is padding: 6a + 1 rows are (a - 1) sixes and two fours.
+
+/** Tiles of 6 rows for `rows` rows. */
+@inline function sixes(rows: i32): i32 {
+  if (GEMM_MR != 6 || rows <= 4) return 0;
+  const q = rows / 6, r = rows - q * 6;
+  return r == 1 || r == 2 ? q - 1 : r == 5 ? q + 1 : q;
+}
+
+@inline function tileCount(rows: i32): i32 {
+  const s = sixes(rows);
+  return s + (rows - s * 6 + 3) / 4;
+}
+
+/** The first row of tile t (t may be tileCount(rows): then the rows the tiles cover). */
+@inline function tileStart(rows: i32, t: i32): i32 {
+  const s = sixes(rows);
+  return t <= s ? t * 6 : s * 6 + (t - s) * 4;
+}
+
+/**
+ * One 8-pixel panel (nr pixels) against tiles [t0, t1) of an image's `rows` outputs: a points at tile
+ * t0's panel (K * MR floats per tile), c, rb and rg at row tileStart(t0).
+ */
+function runTiles(rows: i32, t0: i32, t1: i32, K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, nr: i32): void {
   const panelBytes = <usize>K * <usize>GEMM_MR << 2;
-  for (let i = 0; i < rows; i += GEMM_MR) {
-    const mr = min<i32>(GEMM_MR, rows - i);
-    if (GEMM_MR == 6 && mr > 4) tile6(K, a, b, koff, c, ldc, rb, rg, lo, mr, nr);
-    else tile4(K, a, b, koff, c, ldc, rb, rg, lo, mr, nr);
+  const tmp = lp + 64;
+  const first = tileStart(rows, t0);
+  for (let t = t0; t < t1; t++) {
+    const r0 = tileStart(rows, t);
+    const h = tileStart(rows, t + 1) - r0;
+    const mr = min<i32>(h, rows - r0);
+    const o = <usize>(r0 - first);
+    const ct = c + o * ldc, rbt = rb + (o << 2), rgt = rg + (o << 2);
+    if (nr > 4) {
+      if (h == 6) tile6(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
+      else tile4(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
+    } else {
+      if (h == 6) tile6x4(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
+      else tile4x4(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
+    }
     a += panelBytes;
-    c += <usize>GEMM_MR * ldc;
-    rb += <usize>GEMM_MR << 2;
-    rg += <usize>GEMM_MR << 2;
   }
 }
 
 /**
- * Panels of MR rows (k-major, MR floats per k, zero rows past `rows`) of the block
- * A[i][(j, t)] = w[outs[i]][ins[j]][t], K = nIn * taps deep.
+ * The panels of tiles [t0, t1) of an image's `rows` outputs (K * MR floats each, k-major, MR floats
+ * per k, rows past a tile's end zero) of the block A[i][(j, t)] = w[outs[i]][ins[j]][t], K = nIn * taps;
+ * outs or ins 0 means the identity.
  */
-function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, ins: usize, nIn: i32, dst: usize): void {
+function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize): void {
   const K = nIn * taps;
   const step = <usize>GEMM_MR << 2;
-  for (let i0 = 0; i0 < rows; i0 += GEMM_MR) {
-    const panel = dst + <usize>(i0 / GEMM_MR) * <usize>K * step;
-    for (let r = 0; r < GEMM_MR; r++) {
+  for (let t = t0; t < t1; t++) {
+    const r0 = tileStart(rows, t), h = tileStart(rows, t + 1) - r0;
+    const panel = dst + <usize>(t - t0) * <usize>K * step;
+    for (let r = 0; r < h; r++) {
       let d = panel + (<usize>r << 2);
-      if (i0 + r >= rows) {
+      const i = r0 + r;
+      if (i >= rows) {
         for (let k = 0; k < K; k++) {
           store<f32>(d, 0);
           d += step;
         }
         continue;
       }
-      const row = w + ((<usize>load<i32>(outs + (<usize>(i0 + r) << 2)) * <usize>C * <usize>taps) << 2);
+      const m = outs != 0 ? load<i32>(outs + (<usize>i << 2)) : i;
+      const row = w + ((<usize>m * <usize>C * <usize>taps) << 2);
       for (let j = 0; j < nIn; j++) {
-        const s = row + ((<usize>load<i32>(ins + (<usize>j << 2)) * <usize>taps) << 2);
-        for (let t = 0; t < taps; t++) {
-          store<f32>(d, load<f32>(s + (<usize>t << 2)));
+        const c = ins != 0 ? load<i32>(ins + (<usize>j << 2)) : j;
+        const s = row + ((<usize>c * <usize>taps) << 2);
+        for (let q = 0; q < taps; q++) {
+          store<f32>(d, load<f32>(s + (<usize>q << 2)));
           d += step;
         }
       }
@@ -243,8 +366,11 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   const rowBias = kid + region(<usize>Kfull);
   const rowGate = rowBias + region(<usize>(M + 8));
   const apack = rowGate + region(<usize>(M + 8));
-  const xpad = apack + region(<usize>(M + 7) * <usize>Kfull);
+  const xpad = apack + region(<usize>(M + 12) * <usize>Kfull);
   const panel = xpad + region(flat ? 0 : <usize>C * <usize>Hp * <usize>Wp + SLACK);
+  // The clamp is read after the accumulation loop: as a float argument it would hold a vector register through it.
+  const loCell = panel + region(<usize>Kfull * 8 + SLACK);
+  store<f32>(loCell, lo);
   for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
   const ldc = <usize>P << 2;
 
@@ -252,9 +378,9 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   for (let n = n0; n < n1; n++) {
     const nIn = listCount(xList, n, C), nOut = listCount(yList, n, M);
     const ins = listIds(xList, n, C), outs = listIds(yList, n, M);
-    const tiles = (nOut + GEMM_MR - 1) / GEMM_MR;
+    const tiles = tileCount(nOut);
     const t0 = tiles * part / parts, t1 = tiles * (part + 1) / parts;
-    const i0 = t0 * GEMM_MR, i1 = min<i32>(nOut, t1 * GEMM_MR);
+    const i0 = tileStart(nOut, t0), i1 = min<i32>(nOut, tileStart(nOut, t1));
     const rows = i1 - i0;
     let done: f64 = 0;
     if (rows > 0) {
@@ -275,18 +401,18 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
         const K = nIn * taps;
         let a = apack;
         if (wPacked != 0 && nIn == C && nOut == M) a = wPacked + ((<usize>t0 * <usize>Kfull * <usize>GEMM_MR) << 2);
-        else packWeights(w, C, taps, outs + (<usize>i0 << 2), rows, ins, nIn, apack);
+        else packWeights(w, C, taps, outs, nOut, t0, t1, ins, nIn, apack);
         const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
         if (flat) {
           for (let j = 0; j < nIn; j++) store<i32>(koff + (<usize>j << 2), j * HW);
           for (let p0 = 0; p0 < P; p0 += 8) {
             const nr = min<i32>(8, P - p0);
             if (nr == 8) {
-              runTiles(rows, K, a, xImage + (<usize>p0 << 2), koff, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, lo, 8);
+              runTiles(nOut, t0, t1, K, a, xImage + (<usize>p0 << 2), koff, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, loCell, 8);
             } else {
               // The last pixels: their 8-float reads would pass the image's planes.
               packPanel(panel, xImage + (<usize>p0 << 2), koff, K, 1, nr);
-              runTiles(rows, K, a, panel, kid, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, lo, nr);
+              runTiles(nOut, t0, t1, K, a, panel, kid, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, loCell, nr);
             }
           }
         } else {
@@ -306,10 +432,10 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
               const corner = xpad + ((<usize>(oh * sH) * <usize>Wp + <usize>(ow0 * sW)) << 2);
               const c = yOut + ((<usize>(oh * OW + ow0)) << 2);
               if (sW == 1) {
-                runTiles(rows, K, a, corner, koff, c, ldc, rowBias, rowGate, lo, nr);
+                runTiles(nOut, t0, t1, K, a, corner, koff, c, ldc, rowBias, rowGate, loCell, nr);
               } else {
                 packPanel(panel, corner, koff, K, sW, nr);
-                runTiles(rows, K, a, panel, kid, c, ldc, rowBias, rowGate, lo, nr);
+                runTiles(nOut, t0, t1, K, a, panel, kid, c, ldc, rowBias, rowGate, loCell, nr);
               }
             }
           }
@@ -325,18 +451,7 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
 
 export function conv2dInferPack(desc: usize, w: usize, wPacked: usize): void {
   const C = field(desc, F_C), M = field(desc, F_M);
-  const taps = field(desc, F_KH) * field(desc, F_KW);
-  const K = C * taps;
-  const step = <usize>GEMM_MR << 2;
-  const rowsPadded = (M + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
-  for (let i = 0; i < rowsPadded; i++) {
-    let d = wPacked + <usize>(i / GEMM_MR) * <usize>K * step + (<usize>(i % GEMM_MR) << 2);
-    const row = w + ((<usize>i * <usize>K) << 2);
-    for (let k = 0; k < K; k++) {
-      store<f32>(d, i < M ? load<f32>(row + (<usize>k << 2)) : 0);
-      d += step;
-    }
-  }
+  packWeights(w, C, field(desc, F_KH) * field(desc, F_KW), 0, M, 0, tileCount(M), 0, C, wPacked);
 }
 
 // ---- LKAM switches ----
@@ -454,7 +569,15 @@ export function pool2dInfer(desc: usize, x: usize, xList: usize, y: usize, kind:
         for (let oh = 0; oh < OH; oh++) {
           const r0 = xp + ((<usize>(2 * oh) * <usize>W) << 2), r1 = r0 + (<usize>W << 2);
           const yr = yp + ((<usize>oh * <usize>OW) << 2);
-          for (let ow = 0; ow < OW; ow++) {
+          let ow = 0;
+          // f32x4.max propagates NaN as beatsMax does; only the sign of an all-zero window may differ.
+          for (; ow + 4 <= OW; ow += 4) {
+            const o = <usize>(2 * ow) << 2;
+            const lo = f32x4.max(v128.load(r0 + o), v128.load(r1 + o));
+            const hi = f32x4.max(v128.load(r0 + o, 16), v128.load(r1 + o, 16));
+            v128.store(yr + (<usize>ow << 2), f32x4.max(v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), v128.shuffle<f32>(lo, hi, 1, 3, 5, 7)));
+          }
+          for (; ow < OW; ow++) {
             const o = <usize>(2 * ow) << 2;
             let best = load<f32>(r0 + o);
             let v = load<f32>(r0 + o, 4);
@@ -498,27 +621,40 @@ export function pool2dInfer(desc: usize, x: usize, xList: usize, y: usize, kind:
 
 export function globalPoolInfer(x: usize, xList: usize, C: i32, HW: i32, kind: i32, y: usize, n0: i32, n1: i32): void {
   for (let n = n0; n < n1; n++) {
-    const yv = y + ((<usize>n * <usize>C) << 2);
-    for (let c = 0; c < C; c++) store<f32>(yv + (<usize>c << 2), 0);
-    const count = listCount(xList, n, C), ids = listIds(xList, n, C);
+    const count = listCount(xList, n, C);
     for (let j = 0; j < count; j++) {
       const xp = x + ((<usize>(n * C + j) * <usize>HW) << 2);
       let v: f32;
+      let i = 0;
       if (kind == 0) {
-        v = -Infinity;
-        for (let i = 0; i < HW; i++) {
+        // pmax keeps the first of equal values and skips NaN, which `nan` records instead (one instruction each).
+        let a0 = f32x4.splat(-Infinity), a1 = a0, nan = i32x4.splat(0);
+        for (; i + 8 <= HW; i += 8) {
+          const u = v128.load(xp + (<usize>i << 2)), w = v128.load(xp + (<usize>i << 2), 16);
+          a0 = f32x4.pmax(a0, u);
+          a1 = f32x4.pmax(a1, w);
+          nan = v128.or(nan, v128.or(f32x4.ne(u, u), f32x4.ne(w, w)));
+        }
+        for (; i + 4 <= HW; i += 4) {
+          const u = v128.load(xp + (<usize>i << 2));
+          a0 = f32x4.pmax(a0, u);
+          nan = v128.or(nan, f32x4.ne(u, u));
+        }
+        a0 = f32x4.pmax(a0, a1);
+        v = max<f32>(max<f32>(f32x4.extract_lane(a0, 0), f32x4.extract_lane(a0, 1)), max<f32>(f32x4.extract_lane(a0, 2), f32x4.extract_lane(a0, 3)));
+        if (v128.any_true(nan)) v = NaN;
+        for (; i < HW; i++) {
           const e = load<f32>(xp + (<usize>i << 2));
           if (beatsMax(e, v)) v = e;
         }
       } else {
         let acc = f32x4.splat(0);
-        let i = 0;
         for (; i + 4 <= HW; i += 4) acc = f32x4.add(acc, v128.load(xp + (<usize>i << 2)));
         let s: f32 = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
         for (; i < HW; i++) s += load<f32>(xp + (<usize>i << 2));
         v = HW > 0 ? s / <f32>HW : 0;
       }
-      store<f32>(yv + (<usize>load<i32>(ids + (<usize>j << 2)) << 2), v);
+      store<f32>(y + ((<usize>(n * C + j)) << 2), v);
     }
   }
 }

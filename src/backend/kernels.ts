@@ -170,7 +170,7 @@ export interface Kernels {
    */
   conv2dInfer(desc: number, x: number, xList: number, w: number, wPacked: number, bias: number, lo: number, gate: number,
     y: number, yList: number, n0: number, n1: number, part: number, parts: number, macs: number, scratch: number): number;
-  /** w [M, C, KH, KW] arranged for conv2dInfer into wPacked ((M + 7) * C * KH * KW floats). */
+  /** w [M, C, KH, KW] arranged for conv2dInfer into wPacked ((M + 12) * C * KH * KW floats). */
   conv2dInferPack(desc: number, w: number, wPacked: number): void;
   /**
    * LKAM switches for images [n0,n1): pre[m] = Σ_f fcW[m, f] feat[n, f] (float32, f ascending) + fcB[m];
@@ -183,7 +183,7 @@ export interface Kernels {
     inList: number, C: number, gate: number, outList: number, macs: number, n0: number, n1: number, scratch: number): number;
   /** Max (kind 0) or average (kind 1) pooling of each image's listed planes; y is compact with x's list. */
   pool2dInfer(desc: number, x: number, xList: number, y: number, kind: number, n0: number, n1: number): void;
-  /** y[n, c] (dense [N, C]) = max (kind 0) or mean (kind 1) of c's plane, 0 for unlisted c. */
+  /** y [N, C] compact with x's list: y[n, j] = max (kind 0) or mean (kind 1) of x's plane j, for j < the count. */
   globalPoolInfer(x: number, xList: number, C: number, HW: number, kind: number, y: number, n0: number, n1: number): void;
   /** y (dense [N, C, HW], not overlapping x) = x's listed planes at their channels, zeros elsewhere. */
   scatterChannels(x: number, xList: number, C: number, HW: number, y: number, n0: number, n1: number): void;

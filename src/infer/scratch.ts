@@ -7,9 +7,9 @@ const SLACK = 16;
 /** Bytes of a region of n floats or ints, rounded up to 64. */
 const region = (n: number): number => Math.ceil((n * 4) / 64) * 64;
 
-/** Floats of conv2dInferPack's arrangement of a weight [M, C, KH, KW] (any tile height up to 8 rows). */
+/** Floats of conv2dInferPack's arrangement of a weight [M, C, KH, KW]: tiles of 6 or 4 rows, 6 floats per row and k. */
 export function packedWeightFloats(g: ConvGeometry): number {
-  return (g.M + 7) * g.C * g.KH * g.KW;
+  return (g.M + 12) * g.C * g.KH * g.KW;
 }
 
 export function conv2dInferScratchBytes(g: ConvGeometry): number {
@@ -17,7 +17,7 @@ export function conv2dInferScratchBytes(g: ConvGeometry): number {
   const flat = g.KH * g.KW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0 && g.OH === g.H && g.OW === g.W;
   const Hp = (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1;
   const Wp = (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1;
-  return 2 * region(K) + 2 * region(g.M + 8) + region((g.M + 7) * K) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK);
+  return 2 * region(K) + 2 * region(g.M + 8) + region((g.M + 12) * K) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK) + region(16);
 }
 
 export function lkamSwitchesScratchBytes(M: number): number {

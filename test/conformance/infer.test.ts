@@ -151,7 +151,7 @@ const poolCase = fc.record({
   N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 5 }), H: fc.integer({ min: 1, max: 13 }), W: fc.integer({ min: 1, max: 13 }),
   KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 3 }), strideH: fc.integer({ min: 1, max: 3 }), strideW: fc.integer({ min: 1, max: 3 }),
   padTop: fc.integer({ min: 0, max: 1 }), padLeft: fc.integer({ min: 0, max: 1 }), countIncludePad: fc.integer({ min: 0, max: 1 }),
-  kind: fc.integer({ min: 0, max: 1 }), pOn: fc.constantFrom(0, 0.5, 1), twoByTwo: fc.boolean(),
+  kind: fc.integer({ min: 0, max: 1 }), pOn: fc.constantFrom(0, 0.5, 1), twoByTwo: fc.boolean(), nan: fc.boolean(),
 }).map((r) => (r.twoByTwo ? { ...r, KH: 2, KW: 2, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, H: Math.max(2, r.H), W: Math.max(2, r.W) } : r))
   .map((r) => ({ ...r, padTop: Math.min(r.padTop, Math.floor(r.KH / 2)), padLeft: Math.min(r.padLeft, Math.floor(r.KW / 2)) }))
   .filter((r) => convOutSize(r.H, r.KH, r.strideH, r.padTop, r.padTop, 1) >= 1 && convOutSize(r.W, r.KW, r.strideW, r.padLeft, r.padLeft, 1) >= 1);
@@ -168,22 +168,32 @@ test('pool2dInfer: max and average over listed planes only, 2x2 fast path and ge
     const desc = h.arena.alloc(64);
     writePoolDesc(h.mem.i32, desc, g);
     const x = buf(r.N * r.C * r.H * r.W), list = buf(r.N * (r.C + 1), 0, true), y = buf(r.N * r.C * g.OH * g.OW);
-    conform(`pool2dInfer kind=${r.kind} ${JSON.stringify(g)}`, [[x, compactData(rng, sets, r.C, r.H * r.W)], [list, listData(sets, r.C)]], [y],
+    const data = compactData(rng, sets, r.C, r.H * r.W);
+    conform(`pool2dInfer kind=${r.kind} ${JSON.stringify(g)}`, [[x, r.nan ? withNaN(data, sets, r.C, r.H * r.W, rng) : data], [list, listData(sets, r.C)]], [y],
       (k) => k.pool2dInfer(desc, x.ptr, list.ptr, y.ptr, r.kind, 0, r.N), always(exact));
   }), { seed: 5, numRuns: 300 });
 });
 
 const channelCase = fc.record({
   N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 9 }), HW: fc.integer({ min: 1, max: 41 }),
-  pA: fc.constantFrom(0, 0.5, 1), pB: fc.constantFrom(0, 0.5, 1), relu: fc.boolean(), kind: fc.integer({ min: 0, max: 1 }),
+  pA: fc.constantFrom(0, 0.5, 1), pB: fc.constantFrom(0, 0.5, 1), relu: fc.boolean(), kind: fc.integer({ min: 0, max: 1 }), nan: fc.boolean(),
 });
+
+/** The data with one listed value of the first image that has one made NaN (a max must propagate it). */
+function withNaN(data: Float32Array, sets: number[][], C: number, HW: number, rng: TestRng): Float32Array {
+  const n = sets.findIndex((s) => s.length > 0);
+  if (n < 0) return data;
+  const out = data.slice();
+  out[n * C * HW + rng.int(0, (sets[n] as number[]).length * HW - 1)] = NaN;
+  return out;
+}
 
 function rangeOf(rng: TestRng, N: number): [number, number] {
   const a = rng.int(0, N), b = rng.int(0, N);
   return [Math.min(a, b), Math.max(a, b)];
 }
 
-test('globalPoolInfer, scatterChannels, addChannels: listed planes to dense values, image ranges', () => {
+test('globalPoolInfer (compact), scatterChannels and addChannels (dense): listed planes only, image ranges', () => {
   fc.assert(fc.property(channelCase, seed, (r, s) => {
     h.arena.reset();
     const rng = new TestRng(s);
@@ -192,7 +202,8 @@ test('globalPoolInfer, scatterChannels, addChannels: listed planes to dense valu
     const [n0, n1] = rangeOf(rng, N);
     const xa = buf(N * C * HW), la = buf(N * (C + 1), 0, true), xb = buf(N * C * HW), lb = buf(N * (C + 1), 0, true);
     const pooled = buf(N * C), dense = buf(N * C * HW);
-    const inputs: Array<readonly [Buf, ArrayLike<number>]> = [[xa, compactData(rng, a, C, HW)], [la, listData(a, C)], [xb, compactData(rng, b, C, HW)], [lb, listData(b, C)]];
+    const da = compactData(rng, a, C, HW);
+    const inputs: Array<readonly [Buf, ArrayLike<number>]> = [[xa, r.nan ? withNaN(da, a, C, HW, rng) : da], [la, listData(a, C)], [xb, compactData(rng, b, C, HW)], [lb, listData(b, C)]];
     const label = `N=${N} C=${C} HW=${HW} n=[${n0},${n1})`;
     conform(`globalPoolInfer kind=${r.kind} ${label}`, inputs, [pooled], (k) => k.globalPoolInfer(xa.ptr, la.ptr, C, HW, r.kind, pooled.ptr, n0, n1), always(close));
     conform(`scatterChannels ${label}`, inputs, [dense], (k) => k.scatterChannels(xa.ptr, la.ptr, C, HW, dense.ptr, n0, n1), always(exact));

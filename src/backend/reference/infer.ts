@@ -148,8 +148,8 @@ export function inferReference(mem: LinearMemory): InferKernels {
     globalPoolInfer(x, xList, C, HW, kind, y, n0, n1) {
       const v = mem.f32;
       for (let n = n0; n < n1; n++) {
-        v.fill(0, (y >>> 2) + n * C, (y >>> 2) + (n + 1) * C);
-        listed(mem.i32, xList, n, C).forEach((c, j) => {
+        const count = listed(mem.i32, xList, n, C).length;
+        for (let j = 0; j < count; j++) {
           const xp = (x >>> 2) + (n * C + j) * HW;
           let out: number;
           if (kind === 0) {
@@ -160,8 +160,8 @@ export function inferReference(mem: LinearMemory): InferKernels {
             for (let i = 0; i < HW; i++) s += v[xp + i] as number;
             out = HW > 0 ? s / HW : 0;
           }
-          v[(y >>> 2) + n * C + c] = out;
-        });
+          v[(y >>> 2) + n * C + j] = out;
+        }
       }
     },
     scatterChannels(x, xList, C, HW, y, n0, n1) {
