@@ -1,0 +1,146 @@
+/**
+ * The graph a model compiles to before buffers are planned: values (per-image shapes) and nodes
+ * (ops with their weights copied out of the model, batch norm still separate). Compilers of module
+ * types emit it; fuse.ts rewrites it; plan.ts lowers it to kernel calls over planned buffers.
+ */
+import type { ConvGeometry } from '../backend/kernels.js';
+
+export type ValueKind = 'map' | 'vector' | 'switches';
+
+export interface Value {
+  readonly id: number;
+  readonly kind: ValueKind;
+  /** Per image: [C, H, W] for a map, [F] for a vector, [M] for the switch values of an LKAM. */
+  readonly shape: readonly number[];
+  /** The module path that produced it, for errors and telemetry. */
+  readonly name: string;
+}
+
+/** A convolution per image (geometry with N = 1), with what fusion folded into it. */
+export interface ConvNode {
+  readonly op: 'conv';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+  readonly g: ConvGeometry;
+  weight: Float32Array;
+  bias: Float32Array | null;
+  /** Lower clamp of the output: 0 after a fused ReLU, -Infinity without. */
+  lo: number;
+  /** Switch values that gate the output channels (the conv computes only the switched-on ones when skipping). */
+  gate: Value | null;
+}
+
+/** Per-channel y = x * scale[c] + shift[c] (a batch norm in eval mode that could not be folded). */
+export interface AffineNode {
+  readonly op: 'affine';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+  readonly scale: Float32Array;
+  readonly shift: Float32Array;
+}
+
+export interface ReluNode {
+  readonly op: 'relu';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+}
+
+export interface PoolNode {
+  readonly op: 'pool';
+  readonly name: string;
+  readonly kind: 'max' | 'avg';
+  readonly x: Value;
+  y: Value;
+  readonly kernel: readonly [number, number];
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+}
+
+export interface GlobalPoolNode {
+  readonly op: 'globalPool';
+  readonly name: string;
+  readonly kind: 'max' | 'avg';
+  readonly x: Value;
+  y: Value;
+}
+
+/** A map as a vector of C * H * W features (channel-major, as ops.flatten). */
+export interface FlattenNode {
+  readonly op: 'flatten';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+}
+
+/** y = weight · x + bias over the features of x: a vector, or a map read in flatten order. */
+export interface LinearNode {
+  readonly op: 'linear';
+  readonly name: string;
+  x: Value;
+  y: Value;
+  /** [out, in]. */
+  readonly weight: Float32Array;
+  readonly bias: Float32Array | null;
+}
+
+/** y = max(a + b, lo). */
+export interface AddNode {
+  readonly op: 'add';
+  readonly name: string;
+  readonly a: Value;
+  readonly b: Value;
+  y: Value;
+  lo: number;
+}
+
+/** An LKAM: 1x1 bank over x → pooling (global or a grid) → fully connected → switch function. */
+export interface SwitchNode {
+  readonly op: 'switches';
+  readonly name: string;
+  readonly x: Value;
+  readonly y: Value;
+  /** [bank, C] and [bank]. */
+  readonly bankWeight: Float32Array;
+  readonly bankBias: Float32Array | null;
+  readonly bank: number;
+  readonly pool: 'max' | 'avg';
+  readonly grid: number;
+  /** [M, bank * grid * grid] and [M]. */
+  readonly fcWeight: Float32Array;
+  readonly fcBias: Float32Array | null;
+  readonly kind: 'hard' | 'sigmoid';
+  /** The LKAM's own inference threshold (sigmoid switches). */
+  readonly threshold: number;
+}
+
+/** y[c] = x[c] * switch[c], for a block that fusion could not merge the gate into. */
+export interface GateNode {
+  readonly op: 'gate';
+  readonly name: string;
+  readonly x: Value;
+  readonly switches: Value;
+  y: Value;
+}
+
+export type Node = ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
+
+/** The values a node reads. */
+export function inputsOf(n: Node): Value[] {
+  switch (n.op) {
+    case 'conv':
+      return n.gate === null ? [n.x] : [n.x, n.gate];
+    case 'add':
+      return [n.a, n.b];
+    case 'gate':
+      return [n.x, n.switches];
+    default:
+      return [n.x];
+  }
+}
+
+export function sizeOf(v: Value): number {
+  return v.shape.reduce((a, b) => a * b, 1);
+}

@@ -1,0 +1,179 @@
+/**
+ * The steps a plan runs: each holds the pointers and sizes of its kernel calls, fixed at compile time,
+ * and runs them for the batch of a call. Work is split across threads by images when the batch has at
+ * least one image per thread, otherwise, for large convs, by output channels of each image.
+ */
+import type { Backend } from '../backend/backend.js';
+import type { KernelName, Kernels } from '../backend/kernels.js';
+
+/** Below this many dense multiply-adds per image a conv of a small batch stays on one thread: waking a worker costs more. */
+const PART_SPLIT_MIN_MACS = 1 << 17;
+/** Below this many floats of output per call, a cheap kernel (pooling, channel moves) stays on one thread. */
+const SPLIT_MIN_FLOATS = 1 << 15;
+
+/** What every step runs with. */
+export interface Exec {
+  readonly backend: Backend;
+  readonly kernels: Kernels;
+  readonly threads: number;
+  /** Per-thread scratch blocks. */
+  readonly scratch: readonly number[];
+  readonly maxBatch: number;
+}
+
+export interface Step {
+  /** What the step computes and for which module path. */
+  readonly label: string;
+  run(N: number): void;
+}
+
+/** Argument lists of one kernel, one per thread, reused by every call. */
+class Dispatch<K extends KernelName> {
+  readonly args: number[][];
+  constructor(private readonly exec: Exec, private readonly name: K, template: readonly number[]) {
+    this.args = Array.from({ length: exec.threads }, () => [...template]);
+  }
+  /** Sets argument `n0` and `n0 + 1` of list t to thread t's share of [0, N) images. */
+  byImages(N: number, n0: number): void {
+    const T = this.args.length;
+    for (let t = 0; t < T; t++) {
+      const a = this.args[t] as number[];
+      a[n0] = Math.floor((N * t) / T);
+      a[n0 + 1] = Math.floor((N * (t + 1)) / T);
+    }
+  }
+  run(): number {
+    return this.exec.backend.parallel(this.name, this.args as unknown as ReadonlyArray<Parameters<Kernels[K]>>);
+  }
+}
+
+/** conv2dInfer over compact values; macs has a row of maxBatch float64 per thread. */
+export class ConvStep implements Step {
+  /** Rows of `macs` the last run wrote. */
+  rowsUsed = 1;
+  private readonly dispatch: Dispatch<'conv2dInfer'>;
+  private readonly partSplit: boolean;
+
+  constructor(readonly exec: Exec, readonly label: string, readonly desc: number, readonly x: number, readonly xList: number, readonly w: number,
+    readonly wPacked: number, readonly bias: number, readonly lo: number, readonly gate: number, readonly y: number, readonly yList: number,
+    readonly macs: number, denseMacsPerImage: number) {
+    this.partSplit = denseMacsPerImage >= PART_SPLIT_MIN_MACS;
+    this.dispatch = new Dispatch(exec, 'conv2dInfer', [desc, x, xList, w, wPacked, bias, lo, gate, y, yList, 0, 0, 0, 1, macs, 0]);
+    this.dispatch.args.forEach((a, t) => { a[15] = exec.scratch[t] as number; });
+  }
+
+  run(N: number): void {
+    const T = this.exec.threads;
+    if (T === 1 || (N < T && !this.partSplit)) {
+      this.exec.kernels.conv2dInfer(this.desc, this.x, this.xList, this.w, this.wPacked, this.bias, this.lo, this.gate, this.y, this.yList,
+        0, N, 0, 1, this.macs, this.exec.scratch[0] as number);
+      this.rowsUsed = 1;
+      return;
+    }
+    const args = this.dispatch.args;
+    if (N >= T) {
+      this.dispatch.byImages(N, 10);
+      for (const a of args) {
+        a[12] = 0;
+        a[13] = 1;
+        a[14] = this.macs;
+      }
+      this.rowsUsed = 1;
+    } else {
+      args.forEach((a, t) => {
+        a[10] = 0;
+        a[11] = N;
+        a[12] = t;
+        a[13] = T;
+        a[14] = this.macs + t * this.exec.maxBatch * 8;
+      });
+      this.rowsUsed = T;
+    }
+    this.dispatch.run();
+  }
+}
+
+/** A kernel over image ranges whose arguments `n0` and `n0 + 1` are the range; split across threads for large batches. */
+export class ImageStep<K extends KernelName> implements Step {
+  private readonly dispatch: Dispatch<K>;
+  private readonly call: (...a: number[]) => unknown;
+  constructor(readonly exec: Exec, readonly label: string, name: K, template: readonly number[], private readonly n0: number,
+    private readonly floatsPerImage: number, scratchIndex = -1) {
+    this.dispatch = new Dispatch(exec, name, template);
+    if (scratchIndex >= 0) this.dispatch.args.forEach((a, t) => { a[scratchIndex] = exec.scratch[t] as number; });
+    this.call = exec.kernels[name] as (...a: number[]) => unknown;
+  }
+  run(N: number): void {
+    if (this.exec.threads > 1 && N >= this.exec.threads && N * this.floatsPerImage >= SPLIT_MIN_FLOATS) {
+      this.dispatch.byImages(N, this.n0);
+      this.dispatch.run();
+      return;
+    }
+    const a = this.dispatch.args[0] as number[];
+    a[this.n0] = 0;
+    a[this.n0 + 1] = N;
+    this.call(...a);
+  }
+}
+
+/** The LKAM: bank conv, pooling to features, switches; the threshold and budget are set per call. */
+export class SwitchStep implements Step {
+  rule: number;
+  threshold: number;
+  budget = 1;
+  readonly defaultRule: number;
+  readonly defaultThreshold: number;
+
+  constructor(readonly exec: Exec, readonly label: string, readonly bank: ConvStep, readonly pool: Step,
+    readonly feat: number, readonly F: number, readonly fcW: number, readonly fcB: number, readonly M: number, sigmoid: boolean, lkamThreshold: number,
+    readonly inList: number, readonly C: number, readonly gate: number, readonly list: number, readonly macs: number) {
+    // Hard switches are on above 0, sigmoid ones at or above their LKAM's threshold (as Gated in eval mode).
+    this.defaultRule = sigmoid ? 1 | 2 : 0;
+    this.defaultThreshold = sigmoid ? lkamThreshold : 0;
+    this.rule = this.defaultRule;
+    this.threshold = this.defaultThreshold;
+  }
+
+  /** threshold undefined restores the LKAM's own rule; a number makes a switch on at or above it. */
+  setKnobs(threshold: number | undefined, budget: number): void {
+    if (threshold === undefined) {
+      this.rule = this.defaultRule;
+      this.threshold = this.defaultThreshold;
+    } else {
+      this.rule = (this.defaultRule & 1) | 2;
+      this.threshold = threshold;
+    }
+    this.budget = budget;
+  }
+
+  run(N: number): void {
+    this.bank.run(N);
+    this.pool.run(N);
+    this.exec.kernels.lkamSwitches(this.feat, this.F, this.fcW, this.fcB, this.M, this.rule, this.threshold, this.budget, this.inList, this.C,
+      this.gate, this.list, this.macs, 0, N, this.exec.scratch[0] as number);
+  }
+}
+
+/** An element-wise kernel over N images of `perImage` floats: relu(x, y, n). */
+export class ReluStep implements Step {
+  constructor(readonly exec: Exec, readonly label: string, readonly x: number, readonly y: number, readonly perImage: number) {}
+  run(N: number): void {
+    this.exec.kernels.relu(this.x, this.y, N * this.perImage);
+  }
+}
+
+/** A step of rarely used layers (built once at compile time; `body` closes over its pointers). */
+export class FnStep implements Step {
+  constructor(readonly label: string, private readonly body: (N: number) => void) {}
+  run(N: number): void {
+    this.body(N);
+  }
+}
+
+/** Steps run one after another (a step made of several kernel calls). */
+export class Sequence implements Step {
+  constructor(readonly label: string, readonly steps: readonly Step[]) {}
+  run(N: number): void {
+    for (const s of this.steps) s.run(N);
+  }
+}

@@ -1,0 +1,140 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Engine } from '../../src/autograd/engine.js';
+import { compile, CompileError } from '../../src/infer/index.js';
+import { Conv2d, Sequential } from '../../src/nn/layers.js';
+import { Module, type ModuleSpec } from '../../src/nn/module.js';
+import type { Shape, Tensor } from '../../src/tensor/tensor.js';
+import { assertClose, close, exact, loose, maxAbs } from '../util/tolerance.js';
+import { images, net, trainingGraph, useEngine, type NetName } from './helpers.js';
+
+const SHAPE = [1, 28, 28] as const;
+
+for (const threads of [1, 2]) {
+  describe(`compiled plans equal the training graph in eval mode (wasm, ${threads} thread(s))`, () => {
+    let e: Engine;
+    before(async () => { e = await useEngine('wasm', threads); });
+    after(() => e.close());
+
+    for (const name of ['fmnistVgg5', 'smallResNet'] as const satisfies readonly NetName[]) {
+      test(`${name} dense: batch norm folded, batch 1 and 5; loose`, () => {
+        const m = net(name, { seed: 3 });
+        const x = images(5, 11);
+        const ref = trainingGraph(m, x, SHAPE).out;
+        const plan = compile(m, { inputShape: SHAPE, maxBatch: 8 });
+        try {
+          assertClose(plan.run(x), ref, loose, `${name} batch 5`, maxAbs(ref));
+          assertClose(plan.run(x.subarray(0, 784)), ref.subarray(0, 10), loose, `${name} batch 1`, maxAbs(ref));
+          const t = plan.telemetry();
+          assert.equal(t.denseMacs, m.macs([1, ...SHAPE], false), 'dense multiply-adds of the plan and of the model');
+          assert.equal(t.macs[0], t.denseMacs, 'a dense plan does every multiply-add');
+        } finally {
+          plan.dispose();
+        }
+      });
+
+      test(`${name} with LKAMs: skipping and masked plans equal the skip and masked training graphs; loose`, () => {
+        const m = net(name, { lkams: true, seed: 4 });
+        const x = images(6, 12);
+        const skipRef = trainingGraph(m, x, SHAPE, 'skip');
+        const maskedRef = trainingGraph(m, x, SHAPE, 'masked');
+        assertClose(maskedRef.out, skipRef.out, close, `${name} training graph, masked vs skip`, maxAbs(skipRef.out));
+        for (const s of skipRef.on.values()) assert.ok(s.total > 0 && s.total < s.N * s.C, 'the switches should be partly off');
+        const skip = compile(m, { inputShape: SHAPE, maxBatch: 8 });
+        const masked = compile(m, { inputShape: SHAPE, maxBatch: 8, skip: false });
+        try {
+          const ys = skip.run(x);
+          const ym = masked.run(x);
+          assertClose(ys, skipRef.out, loose, `${name} skipping plan vs training graph`, maxAbs(skipRef.out));
+          assertClose(ym, skipRef.out, loose, `${name} masked plan vs training graph`, maxAbs(skipRef.out));
+          assertClose(ys, ym, close, `${name} skipping plan vs masked plan`, maxAbs(ym));
+          // The plan switches the kernels the training graph switches, image by image.
+          for (const layer of skip.telemetry().layers.filter((l) => l.gated)) {
+            const set = skipRef.on.get(layer.name);
+            assert.ok(set !== undefined, `the training graph has a gate for ${layer.name}`);
+            assert.deepEqual(Array.from(layer.onKernels!), Array.from(set.active), `switch sets of ${layer.name}`);
+          }
+        } finally {
+          skip.dispose();
+          masked.dispose();
+        }
+      });
+    }
+
+    test('every image has its own switch set; a batch gives each image what a batch of one gives it; exact', () => {
+      const m = net('fmnistVgg5', { lkams: true, seed: 5 });
+      // Images of different brightness give the LKAMs different features.
+      const x = images(6, 13).map((v, i) => v * (0.2 + 0.5 * Math.floor(i / 784)));
+      const plan = compile(m, { inputShape: SHAPE, maxBatch: 6 });
+      try {
+        const batch = plan.run(x);
+        const sets = plan.telemetry().layers.filter((l) => l.gated).map((l) => l.onKernels!);
+        const distinct = new Set(Array.from({ length: 6 }, (_, n) => sets.map((s) => s.subarray(n * (s.length / 6), (n + 1) * (s.length / 6)).join('')).join('|')));
+        assert.equal(distinct.size, 6, `the six images should switch six different kernel sets, got ${distinct.size}`);
+        for (let n = 0; n < 6; n++) assertClose(plan.run(x.subarray(n * 784, (n + 1) * 784)), batch.subarray(n * 10, (n + 1) * 10), exact, `image ${n} alone vs in the batch`);
+      } finally {
+        plan.dispose();
+      }
+    });
+  });
+}
+
+describe('compiled plans on the reference kernels', () => {
+  let e: Engine;
+  before(async () => { e = await useEngine('reference', 1); });
+  after(() => e.close());
+
+  test('fmnistVgg5 with LKAMs, skipping and masked, batch 2; loose', () => {
+    const m = net('fmnistVgg5', { lkams: true, seed: 6 });
+    const x = images(2, 14);
+    const ref = trainingGraph(m, x, SHAPE).out;
+    for (const skip of [true, false]) {
+      const plan = compile(m, { inputShape: SHAPE, maxBatch: 2, skip });
+      try {
+        assertClose(plan.run(x), ref, loose, `reference kernels, skip=${skip}`, maxAbs(ref));
+      } finally {
+        plan.dispose();
+      }
+    }
+  });
+});
+
+class Mystery extends Module {
+  readonly type = 'Mystery';
+  override forward(x: Tensor): Tensor {
+    return x;
+  }
+  override outputShape(input: Shape): Shape {
+    return input;
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+
+describe('what cannot compile', () => {
+  let e: Engine;
+  before(async () => { e = await useEngine('wasm', 1); });
+  after(() => e.close());
+
+  test('a module type without a compiler is named with its path, every one of them', () => {
+    const m = new Sequential([new Conv2d({ inChannels: 1, outChannels: 2, kernel: 3 }), new Mystery(), new Sequential([new Mystery()])]);
+    assert.throws(() => compile(m, { inputShape: SHAPE }), (err: unknown) => {
+      assert.ok(err instanceof CompileError);
+      assert.deepEqual(err.unsupported, ['Mystery']);
+      assert.match(err.message, /Mystery \(at 1, 2\.0\)/);
+      return true;
+    });
+  });
+
+  test('batches outside [1, maxBatch] and budgets outside [0, 1] are refused with the limits', () => {
+    const plan = compile(net('fmnistVgg5', { lkams: true }), { inputShape: SHAPE, maxBatch: 2 });
+    try {
+      assert.throws(() => plan.run(images(3, 1)), /batch 3 should be a whole number in \[1, 2\]/);
+      assert.throws(() => plan.run(images(1, 1), { budget: 1.5 }), /budget 1.5 should be in \[0, 1\]/);
+      assert.throws(() => plan.run(images(1, 1), { threshold: [0.1] }), /1 thresholds for 4 LKAMs/);
+    } finally {
+      plan.dispose();
+    }
+  });
+});
