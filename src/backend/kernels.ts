@@ -47,7 +47,10 @@ export function writePoolDesc(i32: Int32Array, ptr: number, g: PoolGeometry): vo
 
 export interface Kernels {
   // ---- GEMM (assembly/gemm.ts) ----
-  /** C[M,N] = alpha * op(A) * op(B) + beta * C, row-major, op(A) is MxK, op(B) is KxN. beta = 0 ignores C's old contents (NaN included). */
+  /**
+   * C[M,N] = alpha * op(A) * op(B) + beta * C, row-major, op(A) is MxK, op(B) is KxN. beta = 0 ignores
+   * C's old contents (NaN included); with alpha = 0 or K = 0, A and B are not read. No alignment needed.
+   */
   gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number,
     a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number, scratch: number): void;
 
@@ -58,7 +61,7 @@ export interface Kernels {
   /** dx[n, c] = sum over m of conv-transpose(dy[n, m], w[m, c]) for n in [n0,n1), c in [c0,c1); overwrites. */
   conv2dBackwardInput(desc: number, dy: number, w: number, dx: number,
     n0: number, n1: number, c0: number, c1: number, scratch: number): void;
-  /** dw[m] = beta * dw[m] + sum over n in [n0,n1) of correlation(x[n], dy[n, m]) for m in [m0,m1); beta is 0 or 1. */
+  /** dw[m] = beta * dw[m] + sum over n in [n0,n1) of correlation(x[n], dy[n, m]) for m in [m0,m1) (an empty image range gives beta * dw). */
   conv2dBackwardWeight(desc: number, x: number, dy: number, dw: number,
     n0: number, n1: number, m0: number, m1: number, beta: number, scratch: number): void;
 
