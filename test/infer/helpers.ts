@@ -61,8 +61,8 @@ export function images(n: number, seed: number, shape: readonly number[] = [1, 2
   return Float32Array.from({ length: n * shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(0, 1));
 }
 
-/** The training graph's eval outputs (`model.eval(); model.predict(x)`), gates in `mode`, and each gate's switch sets. */
-export function trainingGraph(m: Module, x: Float32Array, shape: readonly number[], mode: GateMode = 'skip'): { out: Float32Array; on: Map<string, ChannelSet> } {
+/** The training graph's eval outputs (`model.eval(); model.predict(x)`), gates in `mode`, and each gate's switch sets and values, by conv path. */
+export function trainingGraph(m: Module, x: Float32Array, shape: readonly number[], mode: GateMode = 'skip'): { out: Float32Array; on: Map<string, ChannelSet>; switches: Map<string, Float32Array> } {
   const e = engine();
   const gs = gates(m);
   const before = gs.map((g) => g.mode);
@@ -73,11 +73,13 @@ export function trainingGraph(m: Module, x: Float32Array, shape: readonly number
     const out = m.predict(e.tensor(x, [n, ...shape])).f32().slice();
     const names = new Map(m.modules().map(([p, mod]) => [mod, p]));
     const on = new Map<string, ChannelSet>();
+    const switches = new Map<string, Float32Array>();
     for (const g of gs) {
       const set = g.lastOn as ChannelSet;
       on.set(`${names.get(g)}.block.0`, new ChannelSet(set.N, set.C, set.active.slice()));
+      switches.set(`${names.get(g)}.block.0`, g.lkam.lastSwitches!.f32().slice());
     }
-    return { out, on };
+    return { out, on, switches };
   } finally {
     gs.forEach((g, i) => { g.mode = before[i] as GateMode; });
     e.endStep();
