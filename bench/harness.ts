@@ -38,11 +38,11 @@ function cpuSnapshot(): CpuSnapshot | null {
   }
 }
 
-let windowStart = { load: os.loadavg(), cpu: cpuSnapshot() };
+let windowStart = { load: os.loadavg(), cpu: cpuSnapshot(), builds: kernelBuilds() };
 
 /** Starts the window over which environment() reports load and contention (main calls it before each benchmark). */
 export function startMeasurementWindow(): void {
-  windowStart = { load: os.loadavg(), cpu: cpuSnapshot() };
+  windowStart = { load: os.loadavg(), cpu: cpuSnapshot(), builds: kernelBuilds() };
 }
 
 function clockTicksPerSecond(): number {
@@ -331,7 +331,10 @@ export interface Environment {
   /** Whether tracked files differ from the commit (the numbers may then not be reproducible from it). */
   readonly git_dirty: boolean | null;
   readonly packages: Readonly<Record<string, string | null>>;
+  /** The kernel modules in build/ when the benchmark started (the loader reads them once per process). */
   readonly kernel_builds: Readonly<Record<string, unknown>>;
+  /** True when build/ was rewritten while the benchmark ran: rows may then mix two builds. */
+  readonly kernel_builds_changed_during_run: boolean;
   readonly warmup: number;
   readonly reps: number;
   readonly quick: boolean;
@@ -359,7 +362,8 @@ export function environment(options: BenchOptions, packages: readonly string[], 
     git_commit: git(['rev-parse', 'HEAD']),
     git_dirty: status === null ? null : status.length > 0,
     packages: Object.fromEntries(packages.map((p) => [p, packageVersion(p)])),
-    kernel_builds: kernelBuilds(),
+    kernel_builds: windowStart.builds,
+    kernel_builds_changed_during_run: JSON.stringify(kernelBuilds()) !== JSON.stringify(windowStart.builds),
     warmup: options.warmup,
     reps: options.reps,
     quick: options.quick,
@@ -402,10 +406,11 @@ export const DISTURBED_CORES = 0.2;
 export function contentionLine(env: Environment): string {
   const c = env.cpu_contention;
   const load = `load average ${env.load_average_start.join(' / ')} at start`;
-  if (c === null) return `machine: ${env.cores} cores, ${load}; other processes' CPU use unknown (no /proc)`;
+  const rebuilt = env.kernel_builds_changed_during_run ? '\nWARNING: build/ was rewritten during the run; kernel_builds records the files at its start, which the loader read unless it reached a variant only after the rewrite' : '';
+  if (c === null) return `machine: ${env.cores} cores, ${load}; other processes' CPU use unknown (no /proc)${rebuilt}`;
   const line = `machine: ${env.cores} cores; other processes kept ${c.other_processes_cores} core(s) busy on average over ${c.seconds} s (steal ${c.steal_cores}); ${load}`;
   const lost = c.other_processes_cores + c.steal_cores;
-  return lost >= DISTURBED_CORES ? `${line}\nWARNING: this run shared the machine; multi-threaded figures and ratios are not representative, repeat it when the machine is quiet` : line;
+  return (lost >= DISTURBED_CORES ? `${line}\nWARNING: this run shared the machine; multi-threaded figures and ratios are not representative, repeat it when the machine is quiet` : line) + rebuilt;
 }
 
 /** Writes bench/results/<name>.json and returns its path. */
