@@ -368,7 +368,8 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   const apack = rowGate + region(<usize>(M + 8));
   const xpad = apack + region(<usize>(M + 12) * <usize>Kfull);
   const panel = xpad + region(flat ? 0 : <usize>C * <usize>Hp * <usize>Wp + SLACK);
-  // The clamp is read after the accumulation loop: as a float argument it would hold a vector register through it.
+  // The clamp is read after the accumulation loop: as a float argument it would hold a vector register
+  // through it. The tiles' spill block (6 rows of 8 floats) follows it.
   const loCell = panel + region(<usize>Kfull * 8 + SLACK);
   store<f32>(loCell, lo);
   for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);

@@ -17,7 +17,7 @@ export function conv2dInferScratchBytes(g: ConvGeometry): number {
   const flat = g.KH * g.KW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0 && g.OH === g.H && g.OW === g.W;
   const Hp = (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1;
   const Wp = (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1;
-  return 2 * region(K) + 2 * region(g.M + 8) + region((g.M + 12) * K) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK) + region(16);
+  return 2 * region(K) + 2 * region(g.M + 8) + region((g.M + 12) * K) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK) + region(16) + region(48);
 }
 
 export function lkamSwitchesScratchBytes(M: number): number {

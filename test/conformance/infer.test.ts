@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { convOutSize, writeConvDesc, writePoolDesc, type ConvGeometry, type Kernels, type PoolGeometry } from '../../src/backend/kernels.js';
 import { conv2dInferScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
-import { h, everyKernelSet, buf, prefill, read, readInt, uniform, conform, always, seed, shift, type Buf } from '../util/conformance.js';
+import { h, everyKernelSet, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
 import { close, exact } from '../util/tolerance.js';
 
@@ -65,7 +65,8 @@ test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/g
     const w = buf(g.M * g.C * taps), bias = buf(g.M), gate = buf(g.N * g.M);
     const y = buf(g.N * g.M * P, sy), macs = buf(2 * g.N * r.parts, 0, true);
     const packed = h.arena.alloc(packedWeightFloats(g) * 4);
-    const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+    const guarded = buf(conv2dInferScratchBytes(g) / 4);
+    const scratch = guarded.ptr;
     const lo = r.relu ? 0 : -Infinity;
     const label = `conv2dInfer ${describeConv(g)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}`;
     const call = (k: Kernels): number => {
@@ -83,7 +84,9 @@ test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/g
     for (const { name, k } of everyKernelSet) {
       prefill(y);
       prefill(macs);
+      prefill(guarded);
       const total = call(k);
+      assertGuards(guarded, `${label} ${name}: scratch of conv2dInferScratchBytes`);
       const perImage = new Float64Array(h.mem.memory.buffer, macs.ptr, g.N * r.parts);
       let expected = 0;
       for (let n = 0; n < g.N; n++) {
@@ -125,13 +128,19 @@ test('lkamSwitches: hard and sigmoid, strict and inclusive thresholds, MAC budge
     const ins = randomSets(rng, r.N, r.C, r.pIn);
     const feat = buf(r.N * r.F), fcW = buf(r.M * r.F), fcB = buf(r.M), inList = buf(r.N * (r.C + 1), 0, true);
     const gate = buf(r.N * r.M), outList = buf(r.N * (r.M + 1), 0, true), macs = buf(2 * r.N, 0, true);
-    const scratch = h.arena.alloc(lkamSwitchesScratchBytes(r.M));
+    const guarded = buf(lkamSwitchesScratchBytes(r.M) / 4);
+    const scratch = guarded.ptr;
     // Coarse weights make many pre-activations equal, and hard switches saturate at 0 and 1: ties for the budget.
     const weights = r.coarse ? Float32Array.from({ length: r.M * r.F }, () => rng.int(-2, 2) * 0.25) : uniform(rng, r.M * r.F, -0.5, 0.5);
     const label = `lkamSwitches N=${r.N} F=${r.F} M=${r.M} C=${r.C} rule=${r.rule} threshold=${r.threshold} budget=${r.budget}`;
     conform(label, [[feat, uniform(rng, feat.n, 0, 2)], [fcW, weights], [fcB, uniform(rng, r.M, -1, 1.5)], [inList, listData(ins, r.C)]], [gate, outList, macs],
       (k) => k.lkamSwitches(feat.ptr, r.F, fcW.ptr, r.bias ? fcB.ptr : 0, r.M, r.rule, r.threshold, r.budget, r.inList ? inList.ptr : 0, r.C,
         gate.ptr, outList.ptr, macs.ptr, 0, r.N, scratch), always(close));
+    for (const { name, k } of everyKernelSet) {
+      prefill(guarded);
+      k.lkamSwitches(feat.ptr, r.F, fcW.ptr, r.bias ? fcB.ptr : 0, r.M, r.rule, r.threshold, r.budget, r.inList ? inList.ptr : 0, r.C, gate.ptr, outList.ptr, macs.ptr, 0, r.N, scratch);
+      assertGuards(guarded, `${label} ${name}: scratch of lkamSwitchesScratchBytes`);
+    }
     const lists = readInt(outList);
     const gates = read(gate);
     for (let n = 0; n < r.N; n++) {

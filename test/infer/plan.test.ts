@@ -76,6 +76,20 @@ for (const threads of [1, 2]) {
         plan.dispose();
       }
     });
+
+    test('a batch of 64 split across the threads gives each image what it gets alone; exact', () => {
+      const m = net('fmnistVgg5', { lkams: true, seed: 15 });
+      const x = images(64, 16).map((v, i) => v * (0.2 + 0.02 * Math.floor(i / 784)));
+      for (const skip of [true, false]) {
+        const plan = compile(m, { inputShape: SHAPE, maxBatch: 64, skip });
+        try {
+          const batch = plan.run(x);
+          for (const n of [0, 31, 32, 63]) assertClose(plan.run(x.subarray(n * 784, (n + 1) * 784)), batch.subarray(n * 10, (n + 1) * 10), exact, `skip=${skip}, image ${n}`);
+        } finally {
+          plan.dispose();
+        }
+      }
+    });
   });
 }
 
