@@ -101,6 +101,8 @@ interface Buf {
   readonly ptr: number;
   readonly bytes: number;
   refs: number;
+  /** Whether another value used (or uses) it. */
+  shared: boolean;
 }
 
 /** A value in linear memory: its buffer and lists; a vector of F features is F planes of one pixel. */
@@ -140,6 +142,8 @@ interface LkamRecord {
 
 /** Bytes each activation buffer keeps past its last image. */
 const BUFFER_SLACK = 64;
+/** Images each thread takes through the whole network before the next ones start. */
+const IMAGES_PER_THREAD_PASS = 4;
 
 function buildGraph(model: Module, inputShape: readonly number[]): { nodes: Node[]; input: Value; output: Value } {
   checkCompilable(model);
@@ -244,9 +248,10 @@ class Lowering {
     if (best >= 0) {
       const b = this.free.splice(best, 1)[0] as Buf;
       b.refs = 1;
+      b.shared = true;
       return b;
     }
-    return { ptr: this.alloc(bytes), bytes, refs: 1 };
+    return { ptr: this.alloc(bytes), bytes, refs: 1, shared: false };
   }
 
   release(b: Buf): void {
@@ -278,8 +283,11 @@ class Lowering {
     const inBuf = this.take(sizeOf(input));
     const C0 = input.shape[0] as number;
     this.define(input, inBuf, this.identityList(C0), this.identityList(C0));
+    // A batch runs in passes of a few images through every step (InferencePlan.run): buffers are reused
+    // between values only within a pass, so the input and the output, which span every pass, keep theirs.
     const lastUse = new Map<Value, number>();
     nodes.forEach((n, i) => { for (const v of inputsOf(n)) lastUse.set(v, i); });
+    lastUse.set(input, Infinity);
     lastUse.set(output, Infinity);
     nodes.forEach((n, i) => {
       const temps = this.node(n);
@@ -289,11 +297,11 @@ class Lowering {
       }
     });
     let out = this.get(output);
-    if (!this.isIdentity(out.layout, out.C)) {
-      const buf = this.take(out.C * out.HW);
-      const d = this.dense(out, buf, 'output');
-      if (d.step !== null) this.steps.push(d.step);
-      out = this.define(output, buf, this.identityList(out.C), out.active);
+    if (!this.isIdentity(out.layout, out.C) || out.buf.shared) {
+      const buf: Buf = { ptr: this.alloc(this.exec.maxBatch * out.C * out.HW * 4 + BUFFER_SLACK), bytes: 0, refs: 1, shared: false };
+      const ident = this.identityList(out.C);
+      this.steps.push(new ImageStep(this.exec, 'output', 'scatterChannels', [out.buf.ptr, out.layout, out.C, out.HW, buf.ptr, 0, 0], 5, out.C * out.HW));
+      out = this.define(output, buf, ident, out.active);
     }
     return { inputPtr: inBuf.ptr, outputPtr: out.buf.ptr };
   }
@@ -313,7 +321,10 @@ class Lowering {
         const scale = this.upload(n.scale), shift = this.upload(n.shift);
         const { C, HW } = x;
         const src = d.ptr;
-        const apply = new FnStep(`batch norm ${n.name}`, (N) => e.kernels.batchNormApply(src, y.ptr, N, C, HW, 0, C, scale, shift));
+        const apply = new FnStep(`batch norm ${n.name}`, (n0, n1) => {
+          const o = n0 * C * HW * 4;
+          e.kernels.batchNormApply(src + o, y.ptr + o, n1 - n0, C, HW, 0, C, scale, shift);
+        });
         this.steps.push(d.step === null ? apply : new Sequence(`batch norm ${n.name}`, [d.step, apply]));
         this.define(n.y, y, this.identityList(C), this.identityList(C));
         return [];
@@ -351,11 +362,13 @@ class Lowering {
         const F = sizeOf(n.y);
         if (x.HW === 1) {
           x.buf.refs++;
+          x.buf.shared = true;
           this.define(n.y, x.buf, x.layout, x.active);
           return [];
         }
         if (this.isIdentity(x.layout, x.C)) {
           x.buf.refs++;
+          x.buf.shared = true;
           this.define(n.y, x.buf, this.identityList(F), this.identityList(F));
           return [];
         }
@@ -384,7 +397,10 @@ class Lowering {
         const d = this.dense(x, y, n.name);
         const { C, HW } = x;
         const src = d.ptr;
-        const scale = new FnStep(`gate ${n.name}`, (N) => e.kernels.channelScale(src, s.gate, y.ptr, N, C, HW));
+        const scale = new FnStep(`gate ${n.name}`, (n0, n1) => {
+          const o = n0 * C * HW * 4;
+          e.kernels.channelScale(src + o, s.gate + n0 * C * 4, y.ptr + o, n1 - n0, C, HW);
+        });
         this.steps.push(d.step === null ? scale : new Sequence(`gate ${n.name}`, [d.step, scale]));
         this.define(n.y, y, this.identityList(C), s.list);
         return [];
@@ -455,9 +471,9 @@ class Lowering {
     const y = this.take(sizeOf(n.y));
     const perImage = g.M * g.OH * g.OW;
     const src = d.ptr, scratch = e.scratch[0] as number, lo = n.lo;
-    const conv = new FnStep(`grouped conv ${n.name}`, (N) => {
-      e.kernels.conv2dForward(desc, src, w, bias, y.ptr, 0, N, 0, g.M, scratch);
-      if (lo === 0) e.kernels.relu(y.ptr, y.ptr, N * perImage);
+    const conv = new FnStep(`grouped conv ${n.name}`, (n0, n1) => {
+      e.kernels.conv2dForward(desc, src, w, bias, y.ptr, n0, n1, 0, g.M, scratch);
+      if (lo === 0) e.kernels.relu(y.ptr + n0 * perImage * 4, y.ptr + n0 * perImage * 4, (n1 - n0) * perImage);
     });
     this.steps.push(d.step === null ? conv : new Sequence(`grouped conv ${n.name}`, [d.step, conv]));
     const ident = this.identityList(g.M);
@@ -501,7 +517,7 @@ class Lowering {
     const gate = this.alloc(e.maxBatch * M * 4);
     const list = this.alloc(e.maxBatch * (M + 1) * 4);
     this.mem.i32.fill(0, list >>> 2, (list >>> 2) + e.maxBatch * (M + 1));
-    const fcMacs = this.alloc(e.maxBatch * 8);
+    const fcMacs = this.alloc(e.threads * e.maxBatch * 8);
     const step = new SwitchStep(e, `lkam ${n.name}`, bankStep, pool, feat.ptr, F, this.upload(n.fcWeight), this.upload(n.fcBias), M, n.kind === 'sigmoid',
       n.threshold, x.active, C, gate, list, fcMacs);
     this.steps.push(step);
@@ -582,16 +598,22 @@ export class InferencePlan {
     const mem = this.backend.mem;
     mem.f32.set(x.length === N * this.inputSize ? x : x.subarray(0, N * this.inputSize), this.inputPtr >>> 2);
     const steps = this.steps;
-    if (profile) {
-      let t = performance.now();
-      for (let i = 0; i < steps.length; i++) {
-        (steps[i] as Step).run(N);
-        const now = performance.now();
-        this.stepMs[i] = now - t;
-        t = now;
+    // A batch goes through the network a few images per thread at a time, so that their activations stay in cache.
+    const chunk = IMAGES_PER_THREAD_PASS * this.threads;
+    if (profile) this.stepMs.fill(0);
+    for (let c0 = 0; c0 < N; c0 += chunk) {
+      const c1 = Math.min(N, c0 + chunk);
+      if (profile) {
+        let t = performance.now();
+        for (let i = 0; i < steps.length; i++) {
+          (steps[i] as Step).run(c0, c1);
+          const now = performance.now();
+          this.stepMs[i]! += now - t;
+          t = now;
+        }
+      } else {
+        for (let i = 0; i < steps.length; i++) (steps[i] as Step).run(c0, c1);
       }
-    } else {
-      for (let i = 0; i < steps.length; i++) (steps[i] as Step).run(N);
     }
     const out = mem.f32.slice(this.outputPtr >>> 2, (this.outputPtr >>> 2) + N * this.outputSize);
     this.lastMs = performance.now() - t0;
@@ -626,12 +648,11 @@ export class InferencePlan {
       }
       return out;
     };
-    const rows = (ptr: number, used: number): Float64Array => {
+    /** Per image, the sum of the first used[n] rows of maxBatch float64 at ptr. */
+    const rows = (ptr: number, used: Uint8Array | null): Float64Array => {
       const out = new Float64Array(N);
-      for (let r = 0; r < used; r++) {
-        const v = new Float64Array(buffer, ptr + r * this.maxBatch * 8, N);
-        for (let n = 0; n < N; n++) out[n]! += v[n] as number;
-      }
+      const v = new Float64Array(buffer, ptr, this.maxBatch * this.threads);
+      for (let n = 0; n < N; n++) for (let r = 0; r < (used === null ? 1 : (used[n] as number)); r++) out[n]! += v[r * this.maxBatch + n] as number;
       return out;
     };
     const macs = new Float64Array(N);
@@ -648,7 +669,7 @@ export class InferencePlan {
     });
     for (const l of this.lkams) {
       const bank = rows(l.step.bank.macs, l.step.bank.rowsUsed);
-      const fc = rows(l.fcMacs, 1);
+      const fc = rows(l.fcMacs, null);
       for (let n = 0; n < N; n++) {
         const v = (bank[n] as number) + (fc[n] as number);
         lkamMacs[n] = (lkamMacs[n] as number) + v;

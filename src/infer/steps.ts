@@ -1,7 +1,7 @@
 /**
  * The steps a plan runs: each holds the pointers and sizes of its kernel calls, fixed at compile time,
- * and runs them for the batch of a call. Work is split across threads by images when the batch has at
- * least one image per thread, otherwise, for large convs, by output channels of each image.
+ * and runs them for a range of images [n0, n1). Work is split across threads by images when the range
+ * has at least one image per thread, otherwise, for large convs, by output channels of each image.
  */
 import type { Backend } from '../backend/backend.js';
 import type { KernelName, Kernels } from '../backend/kernels.js';
@@ -24,7 +24,8 @@ export interface Exec {
 export interface Step {
   /** What the step computes and for which module path. */
   readonly label: string;
-  run(N: number): void;
+  /** Computes images [n0, n1). */
+  run(n0: number, n1: number): void;
 }
 
 /** Argument lists of one kernel, one per thread, reused by every call. */
@@ -33,13 +34,13 @@ class Dispatch<K extends KernelName> {
   constructor(private readonly exec: Exec, private readonly name: K, template: readonly number[]) {
     this.args = Array.from({ length: exec.threads }, () => [...template]);
   }
-  /** Sets argument `n0` and `n0 + 1` of list t to thread t's share of [0, N) images. */
-  byImages(N: number, n0: number): void {
-    const T = this.args.length;
+  /** Sets arguments `at` and `at + 1` of list t to thread t's share of images [n0, n1). */
+  byImages(n0: number, n1: number, at: number): void {
+    const T = this.args.length, N = n1 - n0;
     for (let t = 0; t < T; t++) {
       const a = this.args[t] as number[];
-      a[n0] = Math.floor((N * t) / T);
-      a[n0 + 1] = Math.floor((N * (t + 1)) / T);
+      a[at] = n0 + Math.floor((N * t) / T);
+      a[at + 1] = n0 + Math.floor((N * (t + 1)) / T);
     }
   }
   run(): number {
@@ -49,8 +50,8 @@ class Dispatch<K extends KernelName> {
 
 /** conv2dInfer over compact values; macs has a row of maxBatch float64 per thread. */
 export class ConvStep implements Step {
-  /** Rows of `macs` the last run wrote. */
-  rowsUsed = 1;
+  /** Per image, the rows of `macs` its last run wrote (threads that shared its outputs). */
+  readonly rowsUsed: Uint8Array;
   private readonly dispatch: Dispatch<'conv2dInfer'>;
   private readonly partSplit: boolean;
 
@@ -58,60 +59,63 @@ export class ConvStep implements Step {
     readonly wPacked: number, readonly bias: number, readonly lo: number, readonly gate: number, readonly y: number, readonly yList: number,
     readonly macs: number, denseMacsPerImage: number) {
     this.partSplit = denseMacsPerImage >= PART_SPLIT_MIN_MACS;
+    this.rowsUsed = new Uint8Array(exec.maxBatch).fill(1);
     this.dispatch = new Dispatch(exec, 'conv2dInfer', [desc, x, xList, w, wPacked, bias, lo, gate, y, yList, 0, 0, 0, 1, macs, 0]);
     this.dispatch.args.forEach((a, t) => { a[15] = exec.scratch[t] as number; });
   }
 
-  run(N: number): void {
+  run(n0: number, n1: number): void {
     const T = this.exec.threads;
-    if (T === 1 || (N < T && !this.partSplit)) {
+    if (T === 1 || (n1 - n0 < T && !this.partSplit)) {
       this.exec.kernels.conv2dInfer(this.desc, this.x, this.xList, this.w, this.wPacked, this.bias, this.lo, this.gate, this.y, this.yList,
-        0, N, 0, 1, this.macs, this.exec.scratch[0] as number);
-      this.rowsUsed = 1;
+        n0, n1, 0, 1, this.macs, this.exec.scratch[0] as number);
+      this.rowsUsed.fill(1, n0, n1);
       return;
     }
     const args = this.dispatch.args;
-    if (N >= T) {
-      this.dispatch.byImages(N, 10);
+    if (n1 - n0 >= T) {
+      // Images apart: every thread reports into row 0.
+      this.dispatch.byImages(n0, n1, 10);
       for (const a of args) {
         a[12] = 0;
         a[13] = 1;
         a[14] = this.macs;
       }
-      this.rowsUsed = 1;
+      this.rowsUsed.fill(1, n0, n1);
     } else {
       args.forEach((a, t) => {
-        a[10] = 0;
-        a[11] = N;
+        a[10] = n0;
+        a[11] = n1;
         a[12] = t;
         a[13] = T;
         a[14] = this.macs + t * this.exec.maxBatch * 8;
       });
-      this.rowsUsed = T;
+      this.rowsUsed.fill(T, n0, n1);
     }
     this.dispatch.run();
   }
 }
 
-/** A kernel over image ranges whose arguments `n0` and `n0 + 1` are the range; split across threads for large batches. */
+/** A kernel over image ranges whose arguments `at` and `at + 1` are the range; split across threads for large ranges. */
 export class ImageStep<K extends KernelName> implements Step {
   private readonly dispatch: Dispatch<K>;
   private readonly call: (...a: number[]) => unknown;
-  constructor(readonly exec: Exec, readonly label: string, name: K, template: readonly number[], private readonly n0: number,
+  constructor(readonly exec: Exec, readonly label: string, name: K, template: readonly number[], private readonly at: number,
     private readonly floatsPerImage: number, scratchIndex = -1) {
     this.dispatch = new Dispatch(exec, name, template);
     if (scratchIndex >= 0) this.dispatch.args.forEach((a, t) => { a[scratchIndex] = exec.scratch[t] as number; });
     this.call = exec.kernels[name] as (...a: number[]) => unknown;
   }
-  run(N: number): void {
-    if (this.exec.threads > 1 && N >= this.exec.threads && N * this.floatsPerImage >= SPLIT_MIN_FLOATS) {
-      this.dispatch.byImages(N, this.n0);
+  run(n0: number, n1: number): void {
+    const T = this.exec.threads;
+    if (T > 1 && n1 - n0 >= T && (n1 - n0) * this.floatsPerImage >= SPLIT_MIN_FLOATS) {
+      this.dispatch.byImages(n0, n1, this.at);
       this.dispatch.run();
       return;
     }
     const a = this.dispatch.args[0] as number[];
-    a[this.n0] = 0;
-    a[this.n0 + 1] = N;
+    a[this.at] = n0;
+    a[this.at + 1] = n1;
     this.call(...a);
   }
 }
@@ -146,34 +150,35 @@ export class SwitchStep implements Step {
     this.budget = budget;
   }
 
-  run(N: number): void {
-    this.bank.run(N);
-    this.pool.run(N);
+  run(n0: number, n1: number): void {
+    this.bank.run(n0, n1);
+    this.pool.run(n0, n1);
     this.exec.kernels.lkamSwitches(this.feat, this.F, this.fcW, this.fcB, this.M, this.rule, this.threshold, this.budget, this.inList, this.C,
-      this.gate, this.list, this.macs, 0, N, this.exec.scratch[0] as number);
+      this.gate, this.list, this.macs, n0, n1, this.exec.scratch[0] as number);
   }
 }
 
-/** An element-wise kernel over N images of `perImage` floats: relu(x, y, n). */
+/** relu over the images' `perImage` floats. */
 export class ReluStep implements Step {
   constructor(readonly exec: Exec, readonly label: string, readonly x: number, readonly y: number, readonly perImage: number) {}
-  run(N: number): void {
-    this.exec.kernels.relu(this.x, this.y, N * this.perImage);
+  run(n0: number, n1: number): void {
+    const o = n0 * this.perImage * 4;
+    this.exec.kernels.relu(this.x + o, this.y + o, (n1 - n0) * this.perImage);
   }
 }
 
 /** A step of rarely used layers (built once at compile time; `body` closes over its pointers). */
 export class FnStep implements Step {
-  constructor(readonly label: string, private readonly body: (N: number) => void) {}
-  run(N: number): void {
-    this.body(N);
+  constructor(readonly label: string, private readonly body: (n0: number, n1: number) => void) {}
+  run(n0: number, n1: number): void {
+    this.body(n0, n1);
   }
 }
 
 /** Steps run one after another (a step made of several kernel calls). */
 export class Sequence implements Step {
   constructor(readonly label: string, readonly steps: readonly Step[]) {}
-  run(N: number): void {
-    for (const s of this.steps) s.run(N);
+  run(n0: number, n1: number): void {
+    for (const s of this.steps) s.run(n0, n1);
   }
 }
