@@ -10,6 +10,7 @@ import { fit, type EpochReport } from '../train/fit.js';
 import { addLKAMs, setGains, sparsityLoss, type LkamPool, type SwitchKind } from '../nn/lkam.js';
 import { denseMacs, measureParsimony, type ParsimonyReport } from '../train/parsimony.js';
 import { BudgetController } from '../train/budget.js';
+import { saveModel } from '../io/node-files.js';
 
 const MODELS: Record<string, () => Module> = {
   'fmnist-vgg5': () => fmnistVgg5(),
@@ -53,6 +54,7 @@ interface TrainFlags {
   grid: number;
   switch: SwitchKind;
   budget?: number;
+  save?: string;
 }
 
 export interface TrainResult {
@@ -123,6 +125,22 @@ async function train(f: TrainFlags): Promise<TrainResult> {
         if (!f.json) console.log(`  epoch ${r.epoch}/${f.epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${(100 * r.trainAccuracy).toFixed(2)}% | ${r.imagesPerSecond.toFixed(0)} images/s, ${r.seconds.toFixed(1)} s${test}`);
       },
     });
+    if (f.save !== undefined) {
+      const last = parsimony[parsimony.length - 1];
+      const lastEpoch = epochs[epochs.length - 1];
+      model.eval();
+      saveModel(f.save, model, {
+        inputShape: [...data.train.shape],
+        classNames: [...data.train.classNames],
+        training: {
+          model: f.model, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
+          lkam: f.lkam, sparsity: f.sparsity, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, switch: f.switch, budget: f.budget ?? null,
+          testAccuracy: last?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
+          macReduction: last?.macs.reduction ?? null,
+        },
+      });
+      if (!f.json) console.log(`  saved ${f.save}`);
+    }
     return { epochs, parsimony };
   } finally {
     trainLoader.close();
@@ -159,6 +177,7 @@ function trainOptions(cmd: Command, defaults: { epochs: number; data: string; lk
     .addOption(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'))
     .option('--grid <g>', 'LKAM pooling grid (1 = global)', positiveInt('--grid'), 1)
     .addOption(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'))
+    .option('--save <file>', 'write the trained model to this file (safetensors) at the end')
     .option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity)', (v) => {
       const n = Number(v);
       if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`--budget should be a fraction in (0, 1], got '${v}'`);
