@@ -150,7 +150,7 @@ async function runParsimony(threads: number, batch: number, warmup: number, reps
   }
 }
 
-/** PyTorch's version of the step, run as `python3 -c SCRIPT threads batch warmup reps seed`; prints one JSON line. */
+/** PyTorch's version of the step, run as `<python> -c SCRIPT threads batch warmup reps seed lr`; prints one JSON line. */
 const TORCH_SCRIPT = String.raw`
 import json, sys, time
 import torch
@@ -209,21 +209,34 @@ interface TorchResult {
   mkldnn: boolean;
 }
 
-/** Null when python3 can import torch, else why not. */
-function torchUnavailable(): string | null {
-  const r = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.error !== undefined) return `python3 cannot be run (${r.error.message})`;
-  if (r.status === 0) return null;
-  const last = (r.stderr ?? '').trim().split('\n').pop() ?? `exit status ${r.status}`;
-  return `python3 -c "import torch" failed: ${last}`;
+/**
+ * Interpreters tried in order: $PYTHON when set, `python3` on PATH, then the system one (a pyenv
+ * shim on PATH can hide Debian's python3-torch, which lives under /usr/bin/python3).
+ */
+function pythonCandidates(): string[] {
+  const env = process.env['PYTHON'];
+  return [...new Set([...(env !== undefined && env !== '' ? [env] : []), 'python3', '/usr/bin/python3'])];
 }
 
-function runTorch(threads: number, batch: number, warmup: number, reps: number): TorchResult {
-  const r = spawnSync('python3', ['-c', TORCH_SCRIPT, String(threads), String(batch), String(warmup), String(reps), String(SEED), String(LR)], {
+/** The first interpreter that can import torch, or why none can. */
+function findTorch(): { python: string } | { reason: string } {
+  const failures: string[] = [];
+  for (const python of pythonCandidates()) {
+    const r = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (r.error === undefined && r.status === 0) return { python };
+    const why = r.error !== undefined ? `cannot be run (${r.error.message})` : ((r.stderr ?? '').trim().split('\n').pop() ?? `exit status ${r.status}`);
+    failures.push(`${python} -c "import torch": ${why}`);
+  }
+  return { reason: `torch is not installed: ${failures.join('; ')}` };
+}
+
+function runTorch(python: string, threads: number, batch: number, warmup: number, reps: number): TorchResult {
+  const r = spawnSync(python, ['-c', TORCH_SCRIPT, String(threads), String(batch), String(warmup), String(reps), String(SEED), String(LR)], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
     env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
   });
+  if (r.error !== undefined) throw new Error(`pytorch on ${threads} thread(s): ${python} cannot be run (${r.error.message})`);
   if (r.status !== 0) throw new Error(`pytorch on ${threads} thread(s) exited with ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   const out = JSON.parse(line) as TorchResult;
@@ -242,7 +255,8 @@ export const trainStepBench: Bench = {
     const repsPerRound = Math.ceil(options.reps / rounds);
     const unavailable: Unavailable[] = [];
     let forwardMacsPerImage = NaN;
-    const torchMissing = torchUnavailable();
+    const torch = findTorch();
+    const torchMissing = 'reason' in torch ? torch.reason : null;
     if (torchMissing !== null) unavailable.push({ engine: 'pytorch', threads: null, reason: torchMissing });
     let torchInfo: Record<string, unknown> = { available: torchMissing === null };
 
@@ -263,8 +277,9 @@ export const trainStepBench: Bench = {
             r = await runParsimony(job.threads, batch, options.warmup, repsPerRound);
             forwardMacsPerImage = r.forwardMacsPerImage;
           } else {
-            const t = runTorch(job.threads, batch, options.warmup, repsPerRound);
-            torchInfo = { available: true, torch: t.torch, python: t.python, mkldnn: t.mkldnn, interop_threads: 1 };
+            const python = 'python' in torch ? torch.python : 'python3';
+            const t = runTorch(python, job.threads, batch, options.warmup, repsPerRound);
+            torchInfo = { available: true, torch: t.torch, interpreter: python, python: t.python, mkldnn: t.mkldnn, interop_threads: 1 };
             r = { variant: t.mkldnn ? 'mkldnn' : 'default', steps: t.steps_ms, phases: t.phases_ms, finalLoss: t.final_loss, forwardMacsPerImage };
           }
           let acc = samples.get(key);
@@ -315,7 +330,7 @@ export const trainStepBench: Bench = {
       parsimony_variant: 'auto (relaxed SIMD when the runtime validates it); each row names the build that ran',
       phases: 'forward = forward + loss; backward = tape walk; optimizer = Adam step + zeroing gradients',
       schedule: `${rounds} round(s); in each, every engine and thread count builds a fresh model from seed ${SEED} (parsimony then runs one checked step: loss finite and near ln 10), runs ${options.warmup} warm-up and ${repsPerRound} timed steps; order reversed every other round; a row's statistics pool all its timed steps`,
-      pytorch: torchMissing === null ? { ...torchInfo, script: 'embedded in bench/train-step.ts, run once per thread count with torch.set_num_threads' } : { available: false, reason: torchMissing },
+      pytorch: torchMissing === null ? { ...torchInfo, script: 'embedded in bench/train-step.ts, one process per round and thread count, torch.set_num_threads(threads), set_num_interop_threads(1)' } : { available: false, reason: torchMissing },
     });
     console.log(contentionLine(env));
     const path = writeResults('train-step', { rows, unavailable, env, ratios });
