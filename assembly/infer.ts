@@ -282,12 +282,85 @@ function runTiles(rows: i32, t0: i32, t1: i32, K: i32, a: usize, b: usize, koff:
   }
 }
 
+/** Entry i of an id list, or i for the identity (list 0). */
+@inline function listed(ids: usize, i: i32): i32 {
+  return ids != 0 ? load<i32>(ids + (<usize>i << 2)) : i;
+}
+
+/** Taps 0-3 of rows 0-3 (v0..v3) transposed: tap t's four rows to d + t * 24 bytes (6-float panel rows). */
+@inline function store4x4(d: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
+  const a = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), b = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+  const c = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), e = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(a, c, 0, 1, 4, 5));
+  v128.store(d, v128.shuffle<f32>(a, c, 2, 3, 6, 7), 24);
+  v128.store(d, v128.shuffle<f32>(b, e, 0, 1, 4, 5), 48);
+  v128.store(d, v128.shuffle<f32>(b, e, 2, 3, 6, 7), 72);
+}
+
+/** Taps 0-3 of rows 4 and 5 (v4, v5): tap t's two rows to d + t * 24 + 16 bytes. */
+@inline function store2x4(d: usize, v4: v128, v5: v128): void {
+  const lo = v128.shuffle<f32>(v4, v5, 0, 4, 1, 5), hi = v128.shuffle<f32>(v4, v5, 2, 6, 3, 7);
+  v128.store64_lane(d, lo, 0, 16);
+  v128.store64_lane(d, lo, 1, 40);
+  v128.store64_lane(d, hi, 0, 64);
+  v128.store64_lane(d, hi, 1, 88);
+}
+
+/** packWeights for 3x3 kernels and 6-float panels: each input channel's 6 x 9 block transposed with vector shuffles. */
+function packWeights3x3(w: usize, C: i32, outs: usize, rows: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize): void {
+  const rowBytes = <usize>C * 36;
+  for (let t = t0; t < t1; t++) {
+    const r0 = tileStart(rows, t), h = tileStart(rows, t + 1) - r0;
+    let d = dst + <usize>(t - t0) * <usize>nIn * 216;
+    // Rows past the outputs repeat the last one: their results are never stored.
+    const last = rows - 1;
+    const m0 = listed(outs, min<i32>(r0, last)), m1 = listed(outs, min<i32>(r0 + 1, last));
+    const m2 = listed(outs, min<i32>(r0 + 2, last)), m3 = listed(outs, min<i32>(r0 + 3, last));
+    const w0 = w + <usize>m0 * rowBytes, w1 = w + <usize>m1 * rowBytes, w2 = w + <usize>m2 * rowBytes, w3 = w + <usize>m3 * rowBytes;
+    if (h == 6) {
+      const m4 = listed(outs, min<i32>(r0 + 4, last)), m5 = listed(outs, min<i32>(r0 + 5, last));
+      const w4 = w + <usize>m4 * rowBytes, w5 = w + <usize>m5 * rowBytes;
+      for (let j = 0; j < nIn; j++) {
+        const o = <usize>listed(ins, j) * 36;
+        const s0 = w0 + o, s1 = w1 + o, s2 = w2 + o, s3 = w3 + o, s4 = w4 + o, s5 = w5 + o;
+        store4x4(d, v128.load(s0), v128.load(s1), v128.load(s2), v128.load(s3));
+        store4x4(d + 96, v128.load(s0, 16), v128.load(s1, 16), v128.load(s2, 16), v128.load(s3, 16));
+        store2x4(d, v128.load(s4), v128.load(s5));
+        store2x4(d + 96, v128.load(s4, 16), v128.load(s5, 16));
+        store<f32>(d, load<f32>(s0, 32), 192);
+        store<f32>(d, load<f32>(s1, 32), 196);
+        store<f32>(d, load<f32>(s2, 32), 200);
+        store<f32>(d, load<f32>(s3, 32), 204);
+        store<f32>(d, load<f32>(s4, 32), 208);
+        store<f32>(d, load<f32>(s5, 32), 212);
+        d += 216;
+      }
+    } else {
+      for (let j = 0; j < nIn; j++) {
+        const o = <usize>listed(ins, j) * 36;
+        const s0 = w0 + o, s1 = w1 + o, s2 = w2 + o, s3 = w3 + o;
+        store4x4(d, v128.load(s0), v128.load(s1), v128.load(s2), v128.load(s3));
+        store4x4(d + 96, v128.load(s0, 16), v128.load(s1, 16), v128.load(s2, 16), v128.load(s3, 16));
+        store<f32>(d, load<f32>(s0, 32), 192);
+        store<f32>(d, load<f32>(s1, 32), 196);
+        store<f32>(d, load<f32>(s2, 32), 200);
+        store<f32>(d, load<f32>(s3, 32), 204);
+        d += 216;
+      }
+    }
+  }
+}
+
 /**
  * The panels of tiles [t0, t1) of an image's `rows` outputs (K * MR floats each, k-major, MR floats
  * per k, rows past a tile's end zero) of the block A[i][(j, t)] = w[outs[i]][ins[j]][t], K = nIn * taps;
  * outs or ins 0 means the identity.
  */
 function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize): void {
+  if (taps == 9 && GEMM_MR == 6) {
+    packWeights3x3(w, C, outs, rows, t0, t1, ins, nIn, dst);
+    return;
+  }
   const K = nIn * taps;
   const step = <usize>GEMM_MR << 2;
   for (let t = t0; t < t1; t++) {
