@@ -17,7 +17,21 @@ const ENTRIES: readonly Entry[] = [
   { name: 'conv', byDefault: true, load: async () => (await import('./conv.js')).convBench },
   { name: 'train-step', byDefault: true, load: async () => (await import('./train-step.js')).trainStepBench },
   { name: 'data', byDefault: false, load: async () => (await import('./data.js')).dataBench },
+  { name: 'model', byDefault: false, load: async () => (await import('./model.js')).modelBench },
 ];
+
+/** Options that one benchmark reads from process.argv itself, with their values: `--model FILE` (model). */
+const BENCH_OPTIONS: readonly string[] = ['--model'];
+
+function withoutBenchOptions(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (BENCH_OPTIONS.includes(a)) i++;
+    else if (!BENCH_OPTIONS.some((o) => a.startsWith(`${o}=`))) out.push(a);
+  }
+  return out;
+}
 
 async function usage(): Promise<string> {
   const lines: string[] = [];
@@ -38,7 +52,7 @@ async function main(argv: readonly string[]): Promise<void> {
     console.log(await usage());
     return;
   }
-  const args = parseArgs(argv);
+  const args = parseArgs(withoutBenchOptions(argv));
   const known = new Map(ENTRIES.map((e) => [e.name, e]));
   const unknown = args.names.filter((n) => !known.has(n));
   if (unknown.length > 0) throw new UsageError(`unknown benchmark ${unknown.map((n) => `'${n}'`).join(', ')}; the known ones are: ${ENTRIES.map((e) => e.name).join(', ')}`);

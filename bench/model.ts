@@ -1,0 +1,637 @@
+/**
+ * model: a whole network at inference. `npm run bench -- model [--model FILE]` times, at batch 1
+ * (latency, one image per call, the images taken in turn) and batch 64 (throughput), on 1 and 2
+ * threads:
+ * - ours dense: the plan of the dense twin (same weights, no LKAMs, every kernel computed);
+ * - ours parsimonious: the plan of the gated model, skipping the kernels each image switches off;
+ * - ours pruned: the gated model without the kernels that no calibration image switches on, every
+ *   remaining kernel computed (static pruning only);
+ * - onnxruntime-node on the dense twin and on the pruned model (exported with src/io's ONNX exporter);
+ * - tfjs-wasm on the dense twin (batch norm folded into the convs, fused conv + bias + ReLU).
+ * FILE is a model file (src/io); without it, fmnist-vgg5 with LKAMs is built from seeded random
+ * weights and its switch biases calibrated so that about a third of the kernels are on.
+ *
+ * Images: the test images of the built-in Fashion-MNIST subset (normalised as training does) when the
+ * model reads 1x28x28, else seeded random ones. Every configuration's outputs are checked before it is
+ * timed: ours against the training graph, the other engines against ours.
+ */
+import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import * as tf from '@tensorflow/tfjs-core';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import type { Engine } from '../src/autograd/engine.js';
+import type { InferencePlan, Telemetry } from '../src/infer/index.js';
+import type { Module } from '../src/nn/module.js';
+import {
+  BenchRng, contentionLine, environment, keepAlive, printTable, round, summarize, time, verifyOutputs, writeResults, VERIFY_RELATIVE,
+  type Bench, type BenchOptions, type Cell, type Timing,
+} from './harness.js';
+
+const THREADS = [1, 2] as const;
+const BATCHES = [1, 64] as const;
+const MAX_BATCH = 64;
+/** Images over which switch statistics, always-off kernels and the MAC reduction are measured. */
+const CALIBRATION_IMAGES = 512;
+/** Fraction of the kernels of the random model that are on, on average. */
+const TARGET_ON = 1 / 3;
+const SEED = 20241125;
+/** The normalisation the CLI trains with. */
+const FMNIST_NORMALIZE = { mean: 0.286, std: 0.353 };
+
+type EngineName = 'parsimony' | 'onnxruntime-node' | 'tfjs-wasm';
+type Mode = 'dense' | 'parsimonious' | 'pruned';
+
+/** `--model FILE` or `--model=FILE` from the command line (bench/main.ts leaves it to us). */
+function modelArgument(argv: readonly string[]): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--model') {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) throw new Error('--model needs a file');
+      return v;
+    }
+    if (a.startsWith('--model=')) return a.slice('--model='.length);
+  }
+  return null;
+}
+
+export async function loadParsimony() {
+  const [engineMod, infer, io, lkam, layers, zoo, data] = await Promise.all([
+    import('../src/autograd/engine.js'), import('../src/infer/index.js'), import('../src/io/index.js'), import('../src/nn/lkam.js'),
+    import('../src/nn/layers.js'), import('../src/nn/zoo.js'), import('../src/data/index.js'),
+  ]);
+  return { ...engineMod, ...infer, ...io, ...lkam, ...layers, ...zoo, ...data };
+}
+type P = Awaited<ReturnType<typeof loadParsimony>>;
+
+/** Test images of the built-in subset, normalised; null when the model does not read 1x28x28 or the subset is missing. */
+function fashionImages(p: P, shape: readonly number[], n: number): Float32Array | null {
+  if (shape.length !== 3 || shape[0] !== 1 || shape[1] !== 28 || shape[2] !== 28) return null;
+  try {
+    const d = p.loadFashionMnist({ subset: 'builtin' }).test;
+    const count = Math.min(n, d.length);
+    const out = new Float32Array(count * 784);
+    for (let i = 0; i < count; i++) {
+      const item = d.item(i);
+      for (let j = 0; j < 784; j++) out[i * 784 + j] = ((item.pixels[j] as number) / 255 - FMNIST_NORMALIZE.mean) / FMNIST_NORMALIZE.std;
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Calibrates the LKAM switches of a randomly initialised gated model, gate by gate in forward order:
+ * a fifth of the kernels never on (zero weights, bias -1), a tenth always on, and the rest on for the
+ * fraction of the calibration images that makes the mean TARGET_ON, from switch weights w and bias b
+ * set so that the pre-activation w·f + b crosses 0 at the right quantile of w·f.
+ */
+function calibrateSwitches(p: P, e: Engine, model: Module, x: Float32Array, shape: readonly number[]): void {
+  const rng = new BenchRng(SEED + 1);
+  const n = x.length / shape.reduce((a, b) => a * b, 1);
+  const input = e.tensor(x, [n, ...shape], 'float32', e.persistent);
+  const neverFraction = 0.2, alwaysFraction = 0.1;
+  const rate = (TARGET_ON - alwaysFraction) / (1 - neverFraction - alwaysFraction);
+  for (const g of p.gates(model)) {
+    const M = g.lkam.switches, F = g.lkam.fc.inFeatures;
+    const w = g.lkam.fc.weight.f32(), b = g.lkam.fc.bias!.f32();
+    const direction = rng.floats(M * F, -1, 1);
+    // Switch values s = clamp(0.5 + eps w·f, 0, 1) stay in the linear range, so z = w·f = (s - 0.5) / eps.
+    let eps = 1e-4;
+    let z = new Float64Array(0);
+    for (let attempt = 0; attempt < 6; attempt++) {
+      for (let i = 0; i < w.length; i++) w[i] = eps * (direction[i] as number);
+      b.fill(0.5);
+      const s = e.noGrad(() => { model.predict(input); return g.lkam.lastSwitches!.f32().slice(); });
+      e.endStep();
+      if (s.every((v) => v > 0.05 && v < 0.95)) {
+        z = Float64Array.from(s, (v) => (v - 0.5) / eps);
+        break;
+      }
+      eps /= 10;
+    }
+    if (z.length === 0) throw new Error(`calibrating ${g.lkam.switches} switches: the LKAM features are too large to keep the switches linear`);
+    const kinds = Array.from({ length: M }, (_, m) => m).sort(() => rng.next() - 0.5);
+    for (let j = 0; j < M; j++) {
+      const m = kinds[j] as number;
+      const row = w.subarray(m * F, (m + 1) * F);
+      if (j < neverFraction * M || j >= (1 - alwaysFraction) * M) {
+        row.fill(0);
+        b[m] = j < neverFraction * M ? -1 : 1;
+        continue;
+      }
+      const values = Array.from({ length: n }, (_, i) => z[i * M + m] as number).sort((u, v) => u - v);
+      const q = values[Math.min(n - 1, Math.floor((1 - rate) * n))] as number;
+      const spread = Math.max(1e-6, (values[n - 1] as number) - (values[0] as number));
+      const scale = 4 / spread;
+      for (let f = 0; f < F; f++) row[f] = scale * (direction[m * F + f] as number);
+      b[m] = -scale * q;
+    }
+  }
+}
+
+interface Models {
+  readonly name: string;
+  readonly description: string;
+  readonly inputShape: readonly number[];
+  readonly gated: Module;
+  readonly dense: Module;
+  readonly pruned: Module;
+  readonly images: Float32Array;
+  readonly imageSource: string;
+  readonly removed: Record<string, number[]>;
+  readonly hasGates: boolean;
+}
+
+export async function buildModels(p: P, e: Engine, file: string | null): Promise<Models> {
+  let gated: Module;
+  let inputShape: readonly number[];
+  let name: string;
+  let description: string;
+  if (file !== null) {
+    const loaded = p.loadModel(file);
+    gated = loaded.model;
+    inputShape = loaded.meta.inputShape;
+    name = basename(file).replace(/\.[^.]*$/, '');
+    description = `model file ${file}`;
+  } else {
+    inputShape = [1, 28, 28];
+    p.manualSeed(SEED);
+    gated = p.addLKAMs(p.fmnistVgg5(), {});
+    name = 'fmnist-vgg5-lkam-random';
+    description = `fmnist-vgg5 with LKAMs, seeded random weights (seed ${SEED}), switch biases set so that about ${Math.round(100 * TARGET_ON)}% of the kernels are on (${name}; not a trained model)`;
+  }
+  gated.eval();
+  const per = inputShape.reduce((a, b) => a * b, 1);
+  const fashion = fashionImages(p, inputShape, CALIBRATION_IMAGES);
+  const images = fashion ?? new BenchRng(SEED + 2).floats(CALIBRATION_IMAGES * per, -1, 1);
+  const imageSource = fashion !== null ? `the first ${fashion.length / per} test images of the built-in Fashion-MNIST subset, normalised (mean ${FMNIST_NORMALIZE.mean}, std ${FMNIST_NORMALIZE.std})` : `seeded random images uniform in [-1, 1]`;
+  if (file === null) calibrateSwitches(p, e, gated, images, inputShape);
+  const hasGates = p.gates(gated).length > 0;
+  const dense = p.denseTwin(gated, inputShape);
+  const probe = p.compile(gated, { inputShape, maxBatch: MAX_BATCH, backend: e.backend, threads: 1 });
+  const never = p.kernelsNeverOn(probe, images);
+  probe.dispose();
+  const removed = new Map([...never].filter(([, k]) => k.length > 0).map(([path, k]) => {
+    const conv = gated.modules().find(([q]) => q === path)?.[1] as { outChannels: number } | undefined;
+    // A conv whose kernels are all off keeps one (a conv cannot have none; its output is zero anyway).
+    return [path, conv !== undefined && k.length >= conv.outChannels ? k.slice(1) : k] as const;
+  }));
+  const pruned = p.pruneStatic(gated, removed, { inputShape });
+  pruned.eval();
+  dense.eval();
+  return { name, description, inputShape, gated, dense, pruned, images, imageSource, removed: Object.fromEntries(removed), hasGates };
+}
+
+/** The training graph's eval outputs for `n` images (the reference every engine is checked against). */
+function graphOutputs(e: Engine, m: Module, x: Float32Array, shape: readonly number[], n: number): Float32Array {
+  const per = shape.reduce((a, b) => a * b, 1);
+  const out = e.noGrad(() => m.predict(e.tensor(x.subarray(0, n * per), [n, ...shape])).f32().slice());
+  e.endStep();
+  return out;
+}
+
+/** One engine configuration: `prepare` returns the timed call for a mode and batch, and its output on the first images. */
+interface Runner {
+  readonly engine: EngineName;
+  readonly threads: number;
+  readonly notes: Readonly<Record<string, unknown>>;
+  readonly modes: readonly Mode[];
+  prepare(mode: Mode, batch: number): Promise<{ run: () => unknown; output: () => Promise<Float32Array> }>;
+  close(): Promise<void>;
+}
+
+interface Shared {
+  readonly p: P;
+  readonly models: Models;
+  readonly per: number;
+  /** Per mode, the reference outputs of the first MAX_BATCH images. */
+  readonly reference: Record<Mode, Float32Array>;
+  readonly onnx: Partial<Record<Mode, { bytes: Uint8Array; input: string; output: string }>>;
+}
+
+/** Image i of the batch-1 rotation. */
+function image(s: Shared, i: number): Float32Array {
+  return s.models.images.subarray((i % MAX_BATCH) * s.per, (i % MAX_BATCH + 1) * s.per);
+}
+
+async function openParsimony(s: Shared, threads: number): Promise<Runner> {
+  const { p, models } = s;
+  const e = await keepAlive(p.Engine.create({ kind: 'wasm', threads }));
+  if (e.backend.threads !== threads) {
+    e.close();
+    throw new Error(`asked for ${threads} thread(s), the backend gave ${e.backend.threads}`);
+  }
+  const compileFor = (m: Module, skip: boolean): InferencePlan => p.compile(m, { inputShape: models.inputShape, maxBatch: MAX_BATCH, skip, backend: e.backend });
+  const plans: Record<Mode, InferencePlan> = { dense: compileFor(models.dense, true), parsimonious: compileFor(models.gated, true), pruned: compileFor(models.pruned, false) };
+  const batch64 = models.images.subarray(0, MAX_BATCH * s.per);
+  return {
+    engine: 'parsimony', threads, modes: ['dense', 'parsimonious', 'pruned'],
+    notes: {
+      kernels: e.backend.name,
+      timed: 'plan.run(images): copy in, every step, copy out (a new Float32Array); batch 1 takes the 64 images in turn',
+      plans: Object.fromEntries(Object.entries(plans).map(([k, v]) => [k, v.describe()])),
+    },
+    async prepare(mode, batch) {
+      const plan = plans[mode];
+      let i = 0;
+      const run = batch === 1 ? () => plan.run(image(s, i++)) : () => plan.run(batch64);
+      return { run, output: async () => plan.run(batch64) };
+    },
+    async close() {
+      for (const plan of Object.values(plans)) plan.dispose();
+      e.close();
+    },
+  };
+}
+
+async function openOrt(s: Shared, threads: number): Promise<Runner> {
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+  const sessions = new Map<Mode, ort.InferenceSession>();
+  const modes = (['dense', 'pruned'] as const).filter((m) => s.onnx[m] !== undefined);
+  for (const mode of modes) sessions.set(mode, await ort.InferenceSession.create(s.onnx[mode]!.bytes, options));
+  const shape = s.models.inputShape;
+  const singles = Array.from({ length: MAX_BATCH }, (_, i) => new ort.Tensor('float32', image(s, i).slice(), [1, ...shape]));
+  const whole = new ort.Tensor('float32', s.models.images.slice(0, MAX_BATCH * s.per), [MAX_BATCH, ...shape]);
+  return {
+    engine: 'onnxruntime-node', threads, modes,
+    notes: { session: options, timed: 'await session.run({input}) (outputs returned as new JS tensors); batch 1 takes the 64 images in turn', graph: 'src/io exportOnnx, opset 13' },
+    async prepare(mode, batch) {
+      const session = sessions.get(mode)!;
+      const { input, output } = s.onnx[mode]!;
+      let i = 0;
+      const run = batch === 1 ? () => session.run({ [input]: singles[i++ % MAX_BATCH]! }) : () => session.run({ [input]: whole });
+      return {
+        run,
+        output: async () => {
+          const y = (await session.run({ [input]: whole }))[output];
+          if (y === undefined) throw new Error(`onnxruntime-node: no output ${output}`);
+          return Float32Array.from(y.data as Float32Array);
+        },
+      };
+    },
+    async close() {
+      for (const session of sessions.values()) await session.release();
+    },
+  };
+}
+
+const require = createRequire(import.meta.url);
+let tfjsReady: Promise<void> | null = null;
+
+function initTfjs(): Promise<void> {
+  tfjsReady ??= (async () => {
+    const dist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/';
+    setWasmPaths(dist);
+    if (!(await tf.setBackend('wasm'))) throw new Error(`tfjs: the wasm backend did not initialise (binaries looked up in ${dist})`);
+    await tf.ready();
+  })();
+  return tfjsReady;
+}
+
+/** A dense network as tfjs ops on NHWC tensors: convs with their batch norm folded, fused with bias and ReLU. */
+type TfLayer = (x: tf.Tensor) => tf.Tensor;
+
+function tfjsNetwork(p: P, model: Module): { forward: TfLayer; held: tf.Tensor[] } {
+  const held: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(t: T): T => { held.push(t); return t; };
+  const build = (m: Module): TfLayer => {
+    if (m instanceof p.Sequential) {
+      const parts: TfLayer[] = [];
+      const layers = m.layers;
+      for (let i = 0; i < layers.length; i++) {
+        const l = layers[i] as Module;
+        if (l instanceof p.Conv2d) {
+          const bn = layers[i + 1] instanceof p.BatchNorm2d ? (layers[++i] as InstanceType<P['BatchNorm2d']>) : null;
+          const relu = layers[i + 1] instanceof p.ReLU;
+          if (relu) i++;
+          parts.push(conv(l, bn, relu));
+          continue;
+        }
+        parts.push(build(l));
+      }
+      return (x) => parts.reduce((h, f) => f(h), x);
+    }
+    if (m instanceof p.Conv2d) return conv(m, null, false);
+    if (m instanceof p.ReLU) return (x) => tf.relu(x);
+    if (m instanceof p.Dropout) return (x) => x;
+    if (m instanceof p.MaxPool2d || m instanceof p.AvgPool2d) {
+      if (m.padding[0] !== 0 || m.padding[1] !== 0) throw new Error(`tfjs: ${m.type} with padding is not built here`);
+      const pool = m instanceof p.MaxPool2d ? tf.maxPool : tf.avgPool;
+      return (x) => pool(x as tf.Tensor4D, m.kernel, m.stride, 'valid');
+    }
+    if (m instanceof p.GlobalAvgPool) return (x) => tf.mean(x, [1, 2]);
+    if (m instanceof p.GlobalMaxPool) return (x) => tf.max(x, [1, 2]);
+    if (m instanceof p.Flatten) return (x) => (x.rank === 4 ? tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0] as number, -1]) : x);
+    if (m instanceof p.Linear) {
+      const w = keep(tf.transpose(tf.tensor2d(m.weight.f32().slice(), [m.outFeatures, m.inFeatures])));
+      const b = m.bias === null ? null : keep(tf.tensor1d(m.bias.f32().slice()));
+      return (x) => {
+        const flat = x.rank === 4 ? tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0] as number, -1]) : x;
+        const y = tf.matMul(flat as tf.Tensor2D, w);
+        return b === null ? y : tf.add(y, b);
+      };
+    }
+    if (m instanceof p.Residual) {
+      const body = build(m.body);
+      const shortcut = m.shortcut === null ? null : build(m.shortcut);
+      return (x) => tf.add(body(x), shortcut === null ? x : shortcut(x));
+    }
+    throw new Error(`tfjs: no builder for layer type ${m.type}`);
+  };
+  const conv = (c: InstanceType<P['Conv2d']>, bn: InstanceType<P['BatchNorm2d']> | null, relu: boolean): TfLayer => {
+    if (c.groups !== 1 || c.dilation[0] !== 1 || c.dilation[1] !== 1) throw new Error('tfjs: grouped or dilated convs are not built here');
+    const [KH, KW] = c.kernel;
+    const M = c.outChannels, C = c.inChannels;
+    const w = c.weight.f32();
+    const scale = new Float64Array(M).fill(1), shift = new Float64Array(M);
+    if (bn !== null) {
+      const g = bn.gamma.f32(), be = bn.beta.f32(), mu = bn.runningMean.f32(), va = bn.runningVar.f32();
+      for (let m = 0; m < M; m++) {
+        scale[m] = (g[m] as number) / Math.sqrt((va[m] as number) + bn.eps);
+        shift[m] = (be[m] as number) - (mu[m] as number) * (scale[m] as number);
+      }
+    }
+    const hwio = new Float32Array(M * C * KH * KW);
+    for (let m = 0; m < M; m++) for (let ch = 0; ch < C; ch++) for (let k = 0; k < KH * KW; k++) hwio[(k * C + ch) * M + m] = (w[(m * C + ch) * KH * KW + k] as number) * (scale[m] as number);
+    const bias = Float32Array.from({ length: M }, (_, m) => (c.bias === null ? 0 : (c.bias.f32()[m] as number) * (scale[m] as number)) + (shift[m] as number));
+    const filter = keep(tf.tensor4d(hwio, [KH, KW, C, M]));
+    const b = keep(tf.tensor1d(bias));
+    const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [c.padding[0], c.padding[0]], [c.padding[1], c.padding[1]], [0, 0]];
+    return (x) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter, strides: c.stride, pad, bias: b, activation: relu ? 'relu' : 'linear' });
+  };
+  return { forward: build(model), held };
+}
+
+async function openTfjs(s: Shared): Promise<Runner> {
+  await initTfjs();
+  const { forward, held } = tfjsNetwork(s.p, s.models.dense);
+  const [C, H, W] = s.models.inputShape as [number, number, number];
+  const nhwc = (x: Float32Array, n: number): tf.Tensor4D => {
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < n; i++) for (let c = 0; c < C; c++) for (let q = 0; q < H * W; q++) out[(i * H * W + q) * C + c] = x[(i * C + c) * H * W + q] as number;
+    return tf.tensor4d(out, [n, H, W, C]);
+  };
+  const singles = Array.from({ length: MAX_BATCH }, (_, i) => nhwc(image(s, i), 1));
+  const whole = nhwc(s.models.images.subarray(0, MAX_BATCH * s.per), MAX_BATCH);
+  held.push(...singles, whole);
+  return {
+    engine: 'tfjs-wasm', threads: 1, modes: ['dense'],
+    notes: {
+      backend: tf.getBackend(), simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), multithread: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
+      timed: 'tf.tidy(forward) on NHWC tensors made before timing, then dataSync() of the output (the value leaves the engine as ours and onnxruntime return theirs)',
+      graph: 'batch norm folded into the conv weights, tf.fused.conv2d with bias and ReLU, maxPool, mean, matMul',
+    },
+    async prepare(_mode, batch) {
+      let i = 0;
+      const call = (x: tf.Tensor4D): Float32Array => {
+        const y = tf.tidy(() => forward(x));
+        const data = y.dataSync() as Float32Array;
+        y.dispose();
+        return data;
+      };
+      const run = batch === 1 ? () => call(singles[i++ % MAX_BATCH]!) : () => call(whole);
+      return { run, output: async () => Float32Array.from(call(whole)) };
+    },
+    async close() {
+      for (const t of held) t.dispose();
+    },
+  };
+}
+
+interface Row {
+  readonly engine: EngineName;
+  readonly mode: Mode;
+  readonly threads: number;
+  readonly batch: number;
+  readonly median_ms: number;
+  readonly images_per_s: number;
+  readonly min_ms: number;
+  readonly p10_ms: number;
+  readonly p90_ms: number;
+  readonly reps: number;
+  readonly warmup: number;
+  readonly round_medians_ms: readonly number[];
+  readonly verified_relative_diff: number;
+}
+
+interface Skipped {
+  readonly engine: EngineName;
+  readonly threads: number;
+  readonly mode: Mode | null;
+  readonly reason: string;
+}
+
+interface ConfigSpec {
+  readonly engine: EngineName;
+  readonly threads: number;
+  readonly open: (s: Shared) => Promise<Runner>;
+}
+
+function configs(): ConfigSpec[] {
+  const out: ConfigSpec[] = [];
+  for (const threads of THREADS) out.push({ engine: 'parsimony', threads, open: (s) => openParsimony(s, threads) });
+  for (const threads of THREADS) out.push({ engine: 'onnxruntime-node', threads, open: (s) => openOrt(s, threads) });
+  out.push({ engine: 'tfjs-wasm', threads: 1, open: (s) => openTfjs(s) });
+  return out;
+}
+
+/** Mean of the per-image multiply-adds of a plan over the calibration images, with the layers' mean active kernels. */
+function measureMacs(p: P, e: Engine, model: Module, models: Models, skip: boolean): { mean: number; dense: number; layers: Array<{ name: string; kernels: number; mean_active: number }> } {
+  const plan = p.compile(model, { inputShape: models.inputShape, maxBatch: MAX_BATCH, skip, backend: e.backend, threads: 1 });
+  const per = models.inputShape.reduce((a, b) => a * b, 1);
+  const images = models.images.length / per;
+  let total = 0;
+  const active = new Map<string, { kernels: number; sum: number }>();
+  let t: Telemetry | null = null;
+  for (let n0 = 0; n0 < images; n0 += MAX_BATCH) {
+    const n = Math.min(MAX_BATCH, images - n0);
+    plan.run(models.images.subarray(n0 * per, (n0 + n) * per));
+    t = plan.telemetry();
+    total += t.macs.reduce((a, b) => a + b, 0);
+    for (const l of t.layers) {
+      const a = active.get(l.name) ?? { kernels: l.kernels, sum: 0 };
+      a.sum += l.computedKernels.reduce((x, y) => x + y, 0);
+      active.set(l.name, a);
+    }
+  }
+  plan.dispose();
+  return {
+    mean: total / images, dense: t?.denseMacs ?? 0,
+    layers: [...active].map(([name, a]) => ({ name, kernels: a.kernels, mean_active: round(a.sum / images, 2) })),
+  };
+}
+
+export const modelBench: Bench = {
+  name: 'model',
+  defaults: { warmup: 10, reps: 90 },
+  quick: { warmup: 2, reps: 6 },
+  description: 'a whole model at batch 1 and 64 (--model FILE, or fmnist-vgg5 + LKAMs with random weights): ours dense / parsimonious / static-pruned vs onnxruntime-node and tfjs-wasm',
+  async run(options: BenchOptions) {
+    const p = await loadParsimony();
+    const file = modelArgument(process.argv.slice(2));
+    const setup = await p.Engine.create({ kind: 'wasm', threads: 1 });
+    p.setEngine(setup);
+    const models = await buildModels(p, setup, file);
+    console.log(`model: ${models.description}`);
+    console.log(`images: ${models.imageSource}`);
+    if (!models.hasGates) console.log('the model has no LKAMs: parsimonious and pruned plans compute what the dense one does');
+    const per = models.inputShape.reduce((a, b) => a * b, 1);
+
+    const parsMacs = measureMacs(p, setup, models.gated, models, true);
+    const prunedMacs = measureMacs(p, setup, models.pruned, models, false);
+    const denseMacs = parsMacs.dense;
+    const macReduction = denseMacs / parsMacs.mean;
+    const prunedReduction = denseMacs / prunedMacs.mean;
+    const reference: Record<Mode, Float32Array> = {
+      dense: graphOutputs(setup, models.dense, models.images, models.inputShape, MAX_BATCH),
+      parsimonious: graphOutputs(setup, models.gated, models.images, models.inputShape, MAX_BATCH),
+      pruned: graphOutputs(setup, models.pruned, models.images, models.inputShape, MAX_BATCH),
+    };
+    verifyOutputs('training graph of the pruned model', reference.pruned, reference.parsimonious, 'the gated model');
+    const onnx: Shared['onnx'] = {};
+    const exportNotes: Record<string, string> = {};
+    for (const [mode, m] of [['dense', models.dense], ['pruned', models.pruned]] as const) {
+      try {
+        const ex = p.exportOnnx(m, { inputShape: models.inputShape });
+        onnx[mode] = { bytes: ex.bytes, input: ex.input, output: ex.output };
+      } catch (err) {
+        exportNotes[mode] = (err as Error).message;
+      }
+    }
+    const shared: Shared = { p, models, per, reference, onnx };
+
+    const rounds = options.quick ? 1 : Math.min(3, options.reps);
+    const repsPerRound = Math.ceil(options.reps / rounds);
+    const all = configs();
+    const samples = new Map<string, { spec: ConfigSpec; mode: Mode; batch: number; samples: number[]; roundMedians: number[]; agreement: number }>();
+    const skipped: Skipped[] = [];
+    const unavailable = new Set<string>();
+    const notes: Record<string, unknown> = {};
+    for (const [mode, reason] of Object.entries(exportNotes)) skipped.push({ engine: 'onnxruntime-node', threads: 0, mode: mode as Mode, reason: `ONNX export: ${reason}` });
+
+    for (let pass = 0; pass < rounds; pass++) {
+      for (const spec of pass % 2 === 0 ? all : [...all].reverse()) {
+        const label = `${spec.engine} t${spec.threads}`;
+        if (unavailable.has(label)) continue;
+        let runner: Runner;
+        try {
+          runner = await spec.open(shared);
+        } catch (err) {
+          const reason = (err as Error).message;
+          console.error(`model: ${label} is unavailable: ${reason}`);
+          skipped.push({ engine: spec.engine, threads: spec.threads, mode: null, reason });
+          unavailable.add(label);
+          continue;
+        }
+        notes[label] = runner.notes;
+        try {
+          for (const mode of runner.modes) {
+            for (const batch of BATCHES) {
+              const key = `${label}|${mode}|${batch}`;
+              if (unavailable.has(key)) continue;
+              let prepared: Awaited<ReturnType<Runner['prepare']>>;
+              let agreement: number;
+              try {
+                prepared = await runner.prepare(mode, batch);
+                const y = await prepared.output();
+                agreement = verifyOutputs(`${label} ${mode}`, y, reference[mode], `the training graph of the ${mode} model`).relative;
+              } catch (err) {
+                const reason = (err as Error).message;
+                console.error(`model: ${label} ${mode} batch ${batch}: ${reason}`);
+                skipped.push({ engine: spec.engine, threads: spec.threads, mode, reason });
+                unavailable.add(key);
+                continue;
+              }
+              const t: Timing = await time(prepared.run, { warmup: options.warmup, reps: batch === 1 ? repsPerRound : Math.max(3, Math.ceil(repsPerRound / 6)) });
+              const m = samples.get(key) ?? { spec, mode, batch, samples: [], roundMedians: [], agreement: 0 };
+              m.samples.push(...t.samples);
+              m.roundMedians.push(round(t.median, 4));
+              m.agreement = Math.max(m.agreement, agreement);
+              samples.set(key, m);
+              console.error(`model: round ${pass + 1}/${rounds} ${label} ${mode} batch ${batch}: median ${t.median.toFixed(3)} ms`);
+            }
+          }
+        } finally {
+          await runner.close();
+        }
+      }
+    }
+    setup.close();
+
+    const rows: Row[] = [...samples.values()].map((m) => {
+      const t = summarize(m.samples);
+      return {
+        engine: m.spec.engine, mode: m.mode, threads: m.spec.threads, batch: m.batch,
+        median_ms: round(t.median, 4), images_per_s: round((m.batch * 1000) / t.median, 1),
+        min_ms: round(t.min, 4), p10_ms: round(t.p10, 4), p90_ms: round(t.p90, 4), reps: t.n, warmup: options.warmup,
+        round_medians_ms: m.roundMedians, verified_relative_diff: Number(m.agreement.toExponential(3)),
+      };
+    });
+    const order = (r: Row): number => BATCHES.indexOf(r.batch as 1 | 64) * 1000 + r.threads * 100 + (['parsimony', 'onnxruntime-node', 'tfjs-wasm'] as const).indexOf(r.engine) * 10 + (['dense', 'parsimonious', 'pruned'] as const).indexOf(r.mode);
+    rows.sort((a, b) => order(a) - order(b));
+    const find = (engine: EngineName, mode: Mode, threads: number, batch: number): Row | undefined => rows.find((r) => r.engine === engine && r.mode === mode && r.threads === threads && r.batch === batch);
+    /** Median time of b ÷ median time of a: above 1, a is faster. */
+    const speed = (a: Row | undefined, b: Row | undefined): number | null => (a === undefined || b === undefined ? null : round(b.median_ms / a.median_ms, 3));
+    const macsOf = (mode: Mode): number => (mode === 'dense' ? denseMacs : mode === 'parsimonious' ? parsMacs.mean : prunedMacs.mean);
+
+    printTable(`${models.name}: medians of ${rounds} round(s) (batch 1: one image per call, the images in turn)`, ['engine', 'mode', 'threads', 'batch', 'median ms', 'images/s', 'p10–p90 ms', 'M MACs/image'],
+      [...rows.map((r): Cell[] => [r.engine, r.mode, r.threads, r.batch, r.median_ms, r.images_per_s, `${r.p10_ms.toFixed(3)}–${r.p90_ms.toFixed(3)}`, round(macsOf(r.mode) / 1e6, 2)]),
+        ...skipped.map((s): Cell[] => [s.engine, s.mode ?? '—', s.threads, null, null, null, `not measured: ${s.reason}`, null])]);
+
+    const realized = speed(find('parsimony', 'parsimonious', 1, 1), find('parsimony', 'dense', 1, 1));
+    const ratios: Record<string, number | null> = {
+      'ours dense / ours parsimonious, batch 1, 1 thread (realized speed-up)': realized,
+      'ours dense / ours parsimonious, batch 64, 1 thread': speed(find('parsimony', 'parsimonious', 1, 64), find('parsimony', 'dense', 1, 64)),
+      'ours dense / ours parsimonious, batch 1, 2 threads': speed(find('parsimony', 'parsimonious', 2, 1), find('parsimony', 'dense', 2, 1)),
+      'ours dense / ours parsimonious, batch 64, 2 threads': speed(find('parsimony', 'parsimonious', 2, 64), find('parsimony', 'dense', 2, 64)),
+      'ours dense / ours pruned, batch 1, 1 thread': speed(find('parsimony', 'pruned', 1, 1), find('parsimony', 'dense', 1, 1)),
+      'onnxruntime dense / ours parsimonious, batch 1, 1 thread': speed(find('parsimony', 'parsimonious', 1, 1), find('onnxruntime-node', 'dense', 1, 1)),
+      'onnxruntime dense / ours parsimonious, batch 64, 1 thread': speed(find('parsimony', 'parsimonious', 1, 64), find('onnxruntime-node', 'dense', 1, 64)),
+      'onnxruntime pruned / ours parsimonious, batch 1, 1 thread': speed(find('parsimony', 'parsimonious', 1, 1), find('onnxruntime-node', 'pruned', 1, 1)),
+      'onnxruntime dense / ours parsimonious, batch 1, 2 threads': speed(find('parsimony', 'parsimonious', 2, 1), find('onnxruntime-node', 'dense', 2, 1)),
+      'tfjs-wasm dense / ours parsimonious, batch 1, 1 thread': speed(find('parsimony', 'parsimonious', 1, 1), find('tfjs-wasm', 'dense', 1, 1)),
+      'tfjs-wasm dense / ours parsimonious, batch 64, 1 thread': speed(find('parsimony', 'parsimonious', 1, 64), find('tfjs-wasm', 'dense', 1, 64)),
+      'tfjs-wasm dense / ours dense, batch 1, 1 thread': speed(find('parsimony', 'dense', 1, 1), find('tfjs-wasm', 'dense', 1, 1)),
+      'onnxruntime dense / ours dense, batch 1, 1 thread': speed(find('parsimony', 'dense', 1, 1), find('onnxruntime-node', 'dense', 1, 1)),
+    };
+    printTable('speed ratios, same run (median time of the second ÷ median time of the first; above 1 the first is faster)', ['ratio', 'value'], Object.entries(ratios).map(([k, v]) => [k, v]));
+
+    const bar = {
+      mac_reduction: round(macReduction, 3),
+      realized_speedup: realized,
+      'speed-up >= 0.85 x MAC reduction': realized === null ? null : realized >= 0.85 * macReduction,
+      'parsimonious batch-1 latency below onnxruntime dense (1 thread)': (ratios['onnxruntime dense / ours parsimonious, batch 1, 1 thread'] ?? 0) > 1,
+      'parsimonious >= 3x faster than tfjs-wasm dense (batch 1, 1 thread)': (ratios['tfjs-wasm dense / ours parsimonious, batch 1, 1 thread'] ?? 0) >= 3,
+    };
+    console.log(`\nMAC reduction ${macReduction.toFixed(2)}x (dense ${(denseMacs / 1e6).toFixed(2)} M, parsimonious mean ${(parsMacs.mean / 1e6).toFixed(2)} M per image, LKAMs included, over ${models.images.length / per} images); static pruning alone ${prunedReduction.toFixed(2)}x`);
+    console.log(`realized speed-up ${realized ?? '—'}x = ${realized === null ? '—' : (realized / macReduction).toFixed(2)} of the MAC reduction (bar: 0.85)`);
+    console.log(`kernels on per image (mean of ${models.images.length / per}): ${parsMacs.layers.map((l) => `${l.name} ${l.mean_active}/${l.kernels}`).join(', ')}`);
+    console.log(`bar: ${JSON.stringify(bar)}`);
+
+    const env = environment(options, ['onnxruntime-node', 'onnxruntime-common', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'onnx-proto', 'typescript', 'assemblyscript'], {
+      onnxruntime_versions: ort.env.versions,
+      threads: [...THREADS],
+      batches: [...BATCHES],
+      schedule: `${rounds} round(s); in each, every engine configuration is opened, each of its modes and batches verified, warmed up ${options.warmup} times and timed (batch 1: ${repsPerRound} calls, batch 64: ${Math.max(3, Math.ceil(repsPerRound / 6))}), then closed; order reversed every other round`,
+      verification: `before timing, outputs on the first ${MAX_BATCH} images are compared with the training graph of the same model (dense twin, gated, pruned): max |diff| / max |reference| below ${VERIFY_RELATIVE}`,
+      images: models.imageSource,
+      notes,
+    });
+    console.log(contentionLine(env));
+    const path = writeResults(`model-${models.name}`, {
+      model: models.name,
+      description: models.description,
+      mac_reduction: round(macReduction, 4),
+      pruned_mac_reduction: round(prunedReduction, 4),
+      macs_per_image: { dense: denseMacs, parsimonious_mean: round(parsMacs.mean, 1), pruned_mean: round(prunedMacs.mean, 1) },
+      kernels_on: parsMacs.layers,
+      kernels_removed_by_pruning: models.removed,
+      rows, skipped, ratios, bar, env,
+    });
+    console.log(`\nwrote ${path}`);
+    if (skipped.some((s) => s.engine === 'parsimony')) throw new Error(`model: ${skipped.filter((s) => s.engine === 'parsimony').map((s) => `${s.mode ?? ''} t${s.threads}`).join(', ')} could not run (see "skipped" in ${path})`);
+  },
+};
