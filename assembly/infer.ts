@@ -471,6 +471,16 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
           const d = yOut + <usize>i * ldc;
           for (let p = 0; p < P; p++) store<f32>(d + (<usize>p << 2), v);
         }
+      } else if (flat && P == 1) {
+        // One pixel (a linear layer): dot products over the listed inputs, no panels.
+        const xImage = x + ((<usize>n * <usize>C) << 2);
+        for (let i = 0; i < rows; i++) {
+          const row = w + ((<usize>load<i32>(outs + (<usize>(i0 + i) << 2)) * <usize>C) << 2);
+          let acc: f32 = 0;
+          for (let j = 0; j < nIn; j++) acc += load<f32>(row + (<usize>load<i32>(ins + (<usize>j << 2)) << 2)) * load<f32>(xImage + (<usize>j << 2));
+          store<f32>(yOut + <usize>i * ldc, max<f32>(acc + load<f32>(rowBias + (<usize>i << 2)), lo) * load<f32>(rowGate + (<usize>i << 2)));
+        }
+        done = <f64>rows * <f64>nIn;
       } else {
         const K = nIn * taps;
         let a = apack;

@@ -115,6 +115,28 @@ test('conv2dInfer: a 3x3 conv over 28x28 with 32 of 32 inputs and 11 of 32 outpu
     [y], (k) => k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, 0, bias.ptr, 0, 0, y.ptr, yList.ptr, 0, 2, 0, 1, 0, scratch), always(close), 4);
 });
 
+test('conv2dInfer on 1x1 maps with 1x1 kernels (linear layers): listed inputs only, every part split; close', () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 15 }), fc.integer({ min: 1, max: 3 }),
+    fc.constantFrom(0, 0.5, 1), fc.constantFrom(0.4, 1), seed, (N, C, M, parts, pIn, pOut, s) => {
+      h.arena.reset();
+      const g = convGeometry({ N, C, M, H: 1, W: 1, KH: 1, KW: 1, stride: 1, strideW: 1, pad: 0, padW: 0, dil: 1 });
+      const rng = new TestRng(s);
+      const ins = randomSets(rng, N, C, pIn), outs = randomSets(rng, N, M, pOut);
+      const desc = h.arena.alloc(64);
+      writeConvDesc(h.mem.i32, desc, g);
+      const x = buf(N * C), xList = buf(N * (C + 1), 0, true), yList = buf(N * (M + 1), 0, true), w = buf(M * C), bias = buf(M), y = buf(N * M);
+      const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+      const packed = h.arena.alloc(packedWeightFloats(g) * 4);
+      conform(`conv2dInfer 1x1 N=${N} C=${C} M=${M} parts=${parts}`, [[x, compactData(rng, ins, C, 1)], [xList, listData(ins, C)], [yList, listData(outs, M)], [w, uniform(rng, M * C)], [bias, uniform(rng, M)]], [y],
+        (k) => {
+          k.conv2dInferPack(desc, w.ptr, packed);
+          let total = 0;
+          for (let p = 0; p < parts; p++) total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, packed, bias.ptr, 0, 0, y.ptr, yList.ptr, 0, N, p, parts, 0, scratch);
+          return total;
+        }, always(close), 4);
+    }), { seed: 13, numRuns: 200 });
+});
+
 const switchCase = fc.record({
   N: fc.integer({ min: 1, max: 4 }), F: fc.integer({ min: 1, max: 20 }), M: fc.integer({ min: 1, max: 40 }), C: fc.integer({ min: 1, max: 12 }),
   rule: fc.integer({ min: 0, max: 3 }), threshold: fc.constantFrom(0, 0.1, 0.5, 0.73), budget: fc.constantFrom(1, 0.9, 0.5, 0.25, 0.05, 0),
