@@ -2,11 +2,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine } from '../../src/autograd/engine.js';
 import { compile, CompileError } from '../../src/infer/index.js';
-import { Conv2d, Sequential } from '../../src/nn/layers.js';
+import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalMaxPool, Linear, manualSeed, ReLU, Sequential } from '../../src/nn/layers.js';
+import { addLKAMs, Gated, LKAM } from '../../src/nn/lkam.js';
 import { Module, type ModuleSpec } from '../../src/nn/module.js';
 import type { Shape, Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, close, exact, loose, maxAbs } from '../util/tolerance.js';
-import { images, net, trainingGraph, useEngine, type NetName } from './helpers.js';
+import { images, net, randomizeBatchNorms, spreadSwitches, trainingGraph, useEngine, type NetName } from './helpers.js';
 
 const SHAPE = [1, 28, 28] as const;
 
@@ -92,6 +93,64 @@ for (const threads of [1, 2]) {
     });
   });
 }
+
+describe('less common layers', () => {
+  let e: Engine;
+  before(async () => { e = await useEngine('wasm', 2); });
+  after(() => e.close());
+
+  test('a standalone batch norm, a gate over a grouped conv (not fusable), average pooling, dropout, a 1x1 conv, flatten into linear; loose', () => {
+    manualSeed(17);
+    const m = new Sequential([
+      new Conv2d({ inChannels: 1, outChannels: 4, kernel: 3, padding: 1 }), new ReLU(), new BatchNorm2d(4),
+      new Gated(new Sequential([new Conv2d({ inChannels: 4, outChannels: 6, kernel: 3, padding: 1, groups: 2, bias: false }), new BatchNorm2d(6), new ReLU()]),
+        new LKAM({ inChannels: 4, switches: 6 })),
+      new AvgPool2d(2), new Dropout(0.5),
+      new Conv2d({ inChannels: 6, outChannels: 8, kernel: 1 }), new ReLU(),
+      new Flatten(), new Linear({ inFeatures: 8 * 7 * 7, outFeatures: 5 }),
+    ]);
+    spreadSwitches(m, 18);
+    randomizeBatchNorms(m, 19);
+    m.eval();
+    const shape = [1, 14, 14];
+    const x = images(3, 20, shape);
+    const ref = trainingGraph(m, x, shape);
+    assert.ok([...ref.on.values()].every((s) => s.total > 0 && s.total < s.N * s.C), 'the switches should be partly off');
+    const plan = compile(m, { inputShape: shape, maxBatch: 3 });
+    try {
+      assert.ok(plan.describe().some((l) => l.startsWith('gate ')), `the grouped conv's gate stays a separate step: ${plan.describe().join(', ')}`);
+      assert.ok(plan.describe().some((l) => l.startsWith('batch norm ')), 'the batch norm after a ReLU stays a separate step');
+      assertClose(plan.run(x), ref.out, loose, 'plan vs training graph', maxAbs(ref.out));
+    } finally {
+      plan.dispose();
+    }
+  });
+
+  test('LKAMs with a 2x2 average grid and sigmoid switches, a global max pool head; loose', () => {
+    manualSeed(21);
+    const base = new Sequential([
+      new Conv2d({ inChannels: 1, outChannels: 8, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(8), new ReLU(),
+      new Conv2d({ inChannels: 8, outChannels: 12, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(12), new ReLU(),
+      new GlobalMaxPool(), new Linear({ inFeatures: 12, outFeatures: 3 }),
+    ]);
+    const m = addLKAMs(base, { grid: 2, pool: 'avg', switchKind: 'sigmoid' });
+    spreadSwitches(m, 22, -1.5, 1.5);
+    randomizeBatchNorms(m, 23);
+    m.eval();
+    const shape = [1, 9, 9];
+    const x = images(4, 24, shape);
+    const ref = trainingGraph(m, x, shape);
+    assert.ok([...ref.on.values()].every((s) => s.total > 0 && s.total < s.N * s.C), 'the switches should be partly off');
+    for (const skip of [true, false]) {
+      const plan = compile(m, { inputShape: shape, maxBatch: 4, skip });
+      try {
+        assertClose(plan.run(x), ref.out, loose, `skip=${skip}`, maxAbs(ref.out));
+      } finally {
+        plan.dispose();
+      }
+    }
+  });
+});
 
 describe('compiled plans on the reference kernels', () => {
   let e: Engine;
