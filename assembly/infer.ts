@@ -62,6 +62,7 @@ const SLACK: i32 = 16;
   v128.store(tmp + (<usize>r << 5), v1, 16);
 }
 
+/** The epilogue of rows [0, mr) and lanes [0, nr) of a tile whose accumulators were spilled to tmp (8 floats a row). */
 function finishEdge(tmp: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32): void {
   const lv = v128.load32_splat(lp);
   for (let r = 0; r < mr; r++) {
@@ -80,6 +81,12 @@ function finishEdge(tmp: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: 
     if (l + 3 < nr) store<f32>(d + (<usize>(l + 3) << 2), f32x4.extract_lane(v, 3));
   }
 }
+
+// The tile kernels: rows [0, mr) of an R x 8 (or R x 4) tile, acc[r][l] = Σ_k a[k*MR + r] * b[koff[k] + l]
+// over K (a: an MR-row panel, its first R rows read), then max(acc + bias, lo) * gate with the rows'
+// bias and gate (rb, rg) and the clamp at lp, lanes [0, nr) stored to c + r*ldc bytes. A partial tile
+// goes through the spill block tmp and finishEdge: inlining its stores, or calling anything while the
+// accumulators live, makes V8 spill them (a third slower).
 
 function tile6(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -131,6 +138,7 @@ function tile6(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb
   finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
 }
 
+/** The 4 x 8 tile from the first 4 rows of an MR-row panel. */
 function tile4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);

@@ -50,7 +50,7 @@ export interface RunOptions {
    */
   readonly threshold?: number | readonly number[];
   /**
-   * Compute budget in (0, 1]: per image and gated conv, of the kernels the threshold leaves on, keep
+   * Compute budget in [0, 1]: per image and gated conv, of the kernels the threshold leaves on, keep
    * the largest switches, as many as keep the conv's multiply-adds within `budget` times its dense
    * multiply-adds given the input channels that are on: floor(budget * M * C / activeInputs)
    * kernels (ties go to the lower index). Default 1 (no limit).
