@@ -174,8 +174,8 @@ export class ReLU extends Stateless {
 }
 registerModule('ReLU', () => new ReLU());
 
-export class MaxPool2d extends Module {
-  readonly type = 'MaxPool2d';
+/** A 2-D pooling window: kernel, stride (default the kernel) and symmetric padding. */
+abstract class Pool2dLayer extends Module {
   readonly kernel: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
@@ -185,8 +185,8 @@ export class MaxPool2d extends Module {
     this.stride = toPair(stride ?? kernel);
     this.padding = toPair(padding);
   }
-  override forward(x: Tensor): Tensor {
-    return ops.maxPool2d(x, { kernel: this.kernel, stride: this.stride, padding: this.padding });
+  protected get window(): ops.Pool2dOptions {
+    return { kernel: this.kernel, stride: this.stride, padding: this.padding };
   }
   override outputShape(input: Shape): Shape {
     return poolOut(this.type, input, this.kernel, this.stride, this.padding);
@@ -195,27 +195,19 @@ export class MaxPool2d extends Module {
     return { type: this.type, kernel: this.kernel, stride: this.stride, padding: this.padding };
   }
 }
+
+export class MaxPool2d extends Pool2dLayer {
+  readonly type = 'MaxPool2d';
+  override forward(x: Tensor): Tensor {
+    return ops.maxPool2d(x, this.window);
+  }
+}
 registerModule('MaxPool2d', (s) => new MaxPool2d(pairOf(s, 'kernel'), pairOf(s, 'stride'), pairOf(s, 'padding')));
 
-export class AvgPool2d extends Module {
+export class AvgPool2d extends Pool2dLayer {
   readonly type = 'AvgPool2d';
-  readonly kernel: [number, number];
-  readonly stride: [number, number];
-  readonly padding: [number, number];
-  constructor(kernel: number | readonly [number, number], stride?: number | readonly [number, number], padding: number | readonly [number, number] = 0) {
-    super();
-    this.kernel = toPair(kernel);
-    this.stride = toPair(stride ?? kernel);
-    this.padding = toPair(padding);
-  }
   override forward(x: Tensor): Tensor {
-    return ops.avgPool2d(x, { kernel: this.kernel, stride: this.stride, padding: this.padding });
-  }
-  override outputShape(input: Shape): Shape {
-    return poolOut(this.type, input, this.kernel, this.stride, this.padding);
-  }
-  override spec(): ModuleSpec {
-    return { type: this.type, kernel: this.kernel, stride: this.stride, padding: this.padding };
+    return ops.avgPool2d(x, this.window);
   }
 }
 registerModule('AvgPool2d', (s) => new AvgPool2d(pairOf(s, 'kernel'), pairOf(s, 'stride'), pairOf(s, 'padding')));
