@@ -53,6 +53,7 @@ interface TrainFlags {
   pool: LkamPool;
   grid: number;
   switch: SwitchKind;
+  deadSwitches: 'keep' | 'ste';
   budget?: number;
   save?: string;
 }
@@ -72,7 +73,7 @@ async function train(f: TrainFlags): Promise<TrainResult> {
   manualSeed(f.seed);
   let model = make();
   if (f.lkam) {
-    model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch });
+    model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste' });
     setGains(model, f.gains, [1, ...data.train.shape]);
   }
   const params = model.parameters();
@@ -134,7 +135,7 @@ async function train(f: TrainFlags): Promise<TrainResult> {
         classNames: [...data.train.classNames],
         training: {
           model: f.model, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-          lkam: f.lkam, sparsity: f.sparsity, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, switch: f.switch, budget: f.budget ?? null,
+          lkam: f.lkam, sparsity: f.sparsity, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, switch: f.switch, deadSwitches: f.deadSwitches, budget: f.budget ?? null,
           testAccuracy: last?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
           macReduction: last?.macs.reduction ?? null,
         },
@@ -177,6 +178,7 @@ function trainOptions(cmd: Command, defaults: { epochs: number; data: string; lk
     .addOption(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'))
     .option('--grid <g>', 'LKAM pooling grid (1 = global)', positiveInt('--grid'), 1)
     .addOption(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'))
+    .addOption(new Option('--dead-switches <how>', "hard switches that close for every input: 'keep' them closed (pruned; training skips their kernels) or 'ste' (straight-through gradient, which can reopen them but computes every kernel while training)").choices(['keep', 'ste']).default('keep'))
     .option('--save <file>', 'write the trained model to this file (safetensors) at the end')
     .option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity)', (v) => {
       const n = Number(v);

@@ -34,6 +34,13 @@ export interface LkamConfig {
   readonly threshold?: number;
   /** Initial switch value (the fully connected bias); default 0.9 for hard (open, inside the linear range), 2 for sigmoid. */
   readonly initOpen?: number;
+  /**
+   * Dead hard switches. A hard switch whose pre-activation is below 0 for every input gets no gradient
+   * and stays off for good (false, the default: it is pruned, and training skips its kernel). With
+   * true, the clamp's gradient passes straight through, so the task loss can reopen it; that needs the
+   * kernels of off switches computed during training (no skipping while training).
+   */
+  readonly straightThrough?: boolean;
   readonly rng?: Rng;
 }
 
@@ -47,6 +54,7 @@ export class LKAM extends Module {
   readonly switchKind: SwitchKind;
   threshold: number;
   readonly initOpen: number;
+  readonly straightThrough: boolean;
   readonly conv: Conv2d;
   readonly fc: Linear;
   /** The switch values of the last forward ([N, M]), kept for the sparsity term and for telemetry. */
@@ -62,6 +70,7 @@ export class LKAM extends Module {
     this.switchKind = c.switchKind ?? 'hard';
     this.threshold = c.threshold ?? 0.5;
     this.initOpen = c.initOpen ?? (this.switchKind === 'hard' ? 0.9 : 2);
+    this.straightThrough = c.straightThrough ?? false;
     if (!Number.isInteger(this.grid) || this.grid < 1) throw new RangeError(`LKAM: grid ${this.grid} should be a whole number >= 1`);
     const rng = c.rng ?? globalRng();
     this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
@@ -79,7 +88,7 @@ export class LKAM extends Module {
     let h = this.conv.forward(x);
     h = this.pooled(h);
     const pre = this.fc.forward(ops.flatten(h));
-    const s = this.switchKind === 'hard' ? ops.clamp(pre, 0, 1) : ops.sigmoid(pre);
+    const s = this.switchKind === 'hard' ? ops.clamp(pre, 0, 1, this.straightThrough) : ops.sigmoid(pre);
     this.lastSwitches = s;
     return s;
   }
@@ -117,13 +126,14 @@ export class LKAM extends Module {
   override spec(): ModuleSpec {
     return {
       type: this.type, inChannels: this.inChannels, switches: this.switches, bank: this.bank, pool: this.pool, grid: this.grid,
-      switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen,
+      switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen, straightThrough: this.straightThrough,
     };
   }
 }
 registerModule('LKAM', (s) => new LKAM({
   inChannels: s['inChannels'] as number, switches: s['switches'] as number, bank: s['bank'] as number, pool: s['pool'] as LkamPool,
   grid: s['grid'] as number, switchKind: s['switchKind'] as SwitchKind, threshold: s['threshold'] as number, initOpen: s['initOpen'] as number,
+  straightThrough: s['straightThrough'] === true,
 }));
 
 /**
@@ -176,7 +186,9 @@ export class Gated extends Module {
     // Sigmoid switches below the threshold are off at inference: their gate value becomes 0.
     const gate = !this.training && this.lkam.switchKind === 'sigmoid' ? ops.channelScale(s.view([N, M, 1, 1]), engine().tensor(on.active, [N, M])).view([N, M]) : s;
     const p = this.parts;
-    if (p === null || this.mode === 'plain') {
+    // A straight-through switch needs the output of every kernel, off or not, for its gradient.
+    const computeAll = this.training && this.lkam.straightThrough && this.lkam.switchKind === 'hard';
+    if (p === null || this.mode === 'plain' || computeAll) {
       const y = this.block.forward(x);
       if (y.rank !== 4 || y.shape[1] !== M) throw new ShapeError(`Gated: block output ${y.describe()} has ${y.shape[1]} channels, the LKAM makes ${M} switches`);
       const out = ops.channelScale(y, gate);

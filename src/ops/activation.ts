@@ -52,10 +52,14 @@ export function tanh(x: Tensor): Tensor {
     (y, dy, dx) => elementwise('tanhBackward', x.size, (i0, i1) => [y.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0]));
 }
 
-/** min(max(x, lo), hi); the gradient passes where lo <= x <= hi. */
-export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+/**
+ * min(max(x, lo), hi); the gradient passes where lo <= x <= hi, or everywhere when `straightThrough`
+ * (the straight-through estimator: the backward pass treats the clamp as the identity).
+ */
+export function clamp(x: Tensor, lo: number, hi: number, straightThrough = false): Tensor {
   if (!(lo <= hi)) throw new RangeError(`clamp: lo ${lo} should be <= hi ${hi}`);
-  return unary('clamp', x,
+  const [glo, ghi] = straightThrough ? [-Infinity, Infinity] : [lo, hi];
+  return unary(straightThrough ? 'clampStraightThrough' : 'clamp', x,
     (y) => elementwise('clamp', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0, lo, hi]),
-    (_y, dy, dx) => elementwise('clampBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, lo, hi]));
+    (_y, dy, dx) => elementwise('clampBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, glo, ghi]));
 }

@@ -107,3 +107,44 @@ for (const kind of ['reference', 'wasm'] as const) {
     });
   });
 }
+
+describe('dead hard switches: kept closed, or reopened by a straight-through gradient', () => {
+  before(async () => {
+    setEngine(await Engine.create({ kind: 'reference' }));
+  });
+
+  /** Closes switch 0 of the first gate for every input (bias -5, zero weights) and returns its bias gradient after one step. */
+  function closedSwitchGrad(straightThrough: boolean): { grad: number; computed: number } {
+    manualSeed(3);
+    const m = addLKAMs(new Sequential([
+      new Conv2d({ inChannels: 1, outChannels: 4, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(4), new ReLU(),
+      new Conv2d({ inChannels: 4, outChannels: 5, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(5), new ReLU(),
+      new GlobalAvgPool(),
+      new Linear({ inFeatures: 5, outFeatures: 3 }),
+    ]), { straightThrough });
+    const g = gates(m)[0]!;
+    g.lkam.fc.bias!.f32()[0] = -5;
+    const rng = new TestRng(4);
+    const N = 4;
+    const x = Float32Array.from({ length: N * 64 }, () => rng.uniform(-1, 1));
+    const y = Int32Array.from({ length: N }, (_, i) => i % 3);
+    ops.resetSparseCounters();
+    const p = pass(m, 'skip', x, y, true);
+    return { grad: p.grads.get(`${gateName(m)}.lkam.fc.bias`)![0]!, computed: ops.sparseCounters.forwardMacs };
+  }
+  function gateName(m: Module): string {
+    return m.modules().find(([, x]) => x === gates(m)[0])![0];
+  }
+
+  test('keep: a closed switch gets no gradient and its kernel is skipped', () => {
+    const r = closedSwitchGrad(false);
+    assert.equal(r.grad, 0);
+    assert.ok(r.computed > 0, 'the gate should run through the sparse kernels');
+  });
+
+  test('ste: the task loss reaches a closed switch, so it can reopen; every kernel is computed', () => {
+    const r = closedSwitchGrad(true);
+    assert.ok(Math.abs(r.grad) > 1e-6, `bias gradient ${r.grad} should be non-zero`);
+    assert.equal(r.computed, 0, 'no sparse kernels while training with straight-through switches');
+  });
+});
