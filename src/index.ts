@@ -18,5 +18,7 @@ export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptio
 export { LKAM, Gated, addLKAMs, gates, sparsityLoss, type LkamConfig, type AddLkamOptions, type SwitchKind, type LkamPool } from './nn/lkam.js';
 export { measureParsimony, denseMacs, type ParsimonyReport, type LayerActivity, type MacStats } from './train/parsimony.js';
 export { setGains, type GateMode } from './nn/lkam.js';
+export { BudgetController } from './train/budget.js';
+export * from './infer/index.js';
 export * from './io/index.js';
 export * from './data/index.js';
