@@ -7,6 +7,8 @@ import { Arena, LinearMemory } from '../tensor/memory.js';
 import type { KernelName, Kernels } from './kernels.js';
 import { createReferenceKernels } from './reference/index.js';
 import { compileKernels, instantiateKernels, type SimdVariant, type VariantChoice } from './wasm/loader.js';
+import { nodePlatform } from './wasm/node-platform.js';
+import type { WasmPlatform } from './wasm/platform.js';
 import { ThreadPool } from './wasm/pool.js';
 
 export type BackendKind = 'wasm' | 'reference';
@@ -17,6 +19,8 @@ export interface BackendOptions {
   readonly threads?: number;
   /** WASM build: `auto` picks relaxed SIMD when the runtime has it. */
   readonly simd?: VariantChoice;
+  /** Where the wasm backend gets its kernel builds and workers; default Node's (browsers: src/browser). */
+  readonly platform?: WasmPlatform;
 }
 
 export function availableCores(): number {
@@ -26,15 +30,6 @@ export function availableCores(): number {
   const env = os?.env?.PARSIMONY_THREADS;
   if (env !== undefined && Number(env) > 0) return Number(env);
   return 1;
-}
-
-async function nodeCores(): Promise<number> {
-  try {
-    const os = await import('node:os');
-    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  } catch {
-    return availableCores();
-  }
 }
 
 export class Backend {
@@ -64,14 +59,15 @@ export class Backend {
       const mem = new LinearMemory({ shared: typeof SharedArrayBuffer !== 'undefined' });
       return new Backend('reference', 'reference', mem, createReferenceKernels(mem), null);
     }
-    const requested = options.threads ?? (await nodeCores());
+    const platform = options.platform ?? nodePlatform;
+    const requested = options.threads ?? (await platform.cores());
     if (!Number.isInteger(requested) || requested < 1) throw new Error(`threads must be a whole number >= 1, got ${requested}`);
     const canShare = typeof SharedArrayBuffer !== 'undefined' && (typeof crossOriginIsolated === 'undefined' || crossOriginIsolated);
     const threads = canShare ? requested : 1;
-    const compiled = await compileKernels(options.simd ?? 'auto');
+    const compiled = await compileKernels(options.simd ?? 'auto', { platform, sharedMemory: canShare });
     const mem = new LinearMemory({ shared: canShare });
     const kernels = instantiateKernels(compiled, mem.memory);
-    const pool = threads > 1 ? await ThreadPool.create(compiled.module, mem.memory, threads - 1) : null;
+    const pool = threads > 1 ? await ThreadPool.create(compiled.module, mem.memory, threads - 1, platform) : null;
     return new Backend('wasm', compiled.variant, mem, kernels, pool);
   }
 

@@ -3,9 +3,12 @@
  * the caller posts one argument list per worker through a shared control block, runs its own
  * share, then waits (spin, then Atomics.wait) until every worker has finished.
  *
- * Works in Node (worker_threads) and in browsers (Web Workers, cross-origin isolated pages).
+ * Workers are started by the platform (platform.ts): worker_threads in Node, Web Workers in
+ * cross-origin isolated pages.
  */
 import { KERNEL_NAMES, type KernelName } from '../kernels.js';
+import { nodePlatform } from './node-platform.js';
+import type { WasmPlatform, WorkerHandle } from './platform.js';
 
 const MAX_ARGS = 16;
 /** Int32 slots per worker: sequence number, kernel index, argument count, status. */
@@ -19,7 +22,10 @@ const DONE = 0;
 const HEADER_INTS = 16;
 const SPIN_ITERATIONS = 20000;
 
-/** The worker's whole program, as source, so it needs no separate file or loader in Node or browsers. */
+/**
+ * The worker's program, as source, so it needs no separate file or loader in Node or browsers; the
+ * platform adds the lines that call `run` with the first message.
+ */
 const WORKER_SOURCE = `
 "use strict";
 const SLOT_INTS = ${SLOT_INTS}, SEQ = ${SEQ}, FN = ${FN}, ARGC = ${ARGC}, STATUS = ${STATUS}, DONE = ${DONE};
@@ -54,35 +60,16 @@ function run(msg, post) {
     Atomics.notify(ctl, DONE);
   }
 }
-if (typeof require === 'function') {
-  const { parentPort } = require('node:worker_threads');
-  parentPort.once('message', (m) => run(m, (x) => parentPort.postMessage(x)));
-} else {
-  self.onmessage = (e) => { self.onmessage = null; run(e.data, (x) => self.postMessage(x)); };
-}
 `;
 
-interface WorkerHandle {
-  postMessage(msg: unknown): void;
-  terminate(): unknown;
-  /** Node: stop this worker from keeping the process alive. */
-  unref?(): void;
-}
-
-const isNode = typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
-
-async function spawnWorker(onMessage: (m: { ready?: boolean; error?: string; kernel?: string }) => void): Promise<WorkerHandle> {
-  if (isNode) {
-    const { Worker } = await import('node:worker_threads');
-    const w = new Worker(WORKER_SOURCE, { eval: true });
-    w.on('message', onMessage);
-    w.on('error', (e: Error) => onMessage({ error: e.stack ?? String(e) }));
-    return w;
+/** Whether this thread may block in Atomics.wait (a browser page's main thread may not). */
+function threadCanWait(): boolean {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+    return true;
+  } catch {
+    return false;
   }
-  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
-  const w = new Worker(url);
-  w.onmessage = (e: MessageEvent) => onMessage(e.data as { ready?: boolean; error?: string });
-  return w;
 }
 
 export class ThreadPool {
@@ -95,6 +82,7 @@ export class ThreadPool {
   private lastError: string | null = null;
   private closed = false;
   private readonly fnIndex = new Map<string, number>();
+  private readonly canWait = threadCanWait();
 
   private constructor(workers: number, handles: WorkerHandle[], control: SharedArrayBuffer) {
     this.workers = workers;
@@ -109,7 +97,7 @@ export class ThreadPool {
   }
 
   /** Starts `workers` threads, each with its own instance of `module` over `memory`. */
-  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, workers: number): Promise<ThreadPool> {
+  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, workers: number, platform: WasmPlatform = nodePlatform): Promise<ThreadPool> {
     const bytes = (HEADER_INTS + workers * SLOT_INTS) * 4 + workers * MAX_ARGS * 8;
     const control = new SharedArrayBuffer(bytes);
     const handles: WorkerHandle[] = [];
@@ -119,7 +107,7 @@ export class ThreadPool {
       let resolveReady: () => void = () => {};
       let rejectReady: (e: Error) => void = () => {};
       ready.push(new Promise<void>((res, rej) => { resolveReady = res; rejectReady = rej; }));
-      const h = await spawnWorker((m) => {
+      const h = await platform.spawnWorker(WORKER_SOURCE, (m) => {
         if (m.ready === true) resolveReady();
         else if (m.error !== undefined) {
           const text = `worker ${i + 1}${m.kernel !== undefined ? ` (kernel ${m.kernel})` : ''}: ${m.error}`;
@@ -173,7 +161,7 @@ export class ThreadPool {
     for (;;) {
       const done = Atomics.load(ctl, DONE);
       if (done >= this.doneTarget) break;
-      if (++spins > SPIN_ITERATIONS) {
+      if (++spins > SPIN_ITERATIONS && this.canWait) {
         Atomics.wait(ctl, DONE, done, 50);
         spins = 0;
       }
