@@ -2,11 +2,10 @@
 import { main } from './main.js';
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  // Exits explicitly: worker threads of an engine left open by an error would keep the process alive.
+  (code) => process.exit(code),
   (e: unknown) => {
-    console.error(`parsimony: ${(e as Error).message}`);
-    process.exitCode = 1;
+    process.stderr.write(`parsimony: internal error: ${(e as Error).message}\n`);
+    process.exit(1);
   },
 );

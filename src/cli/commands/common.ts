@@ -1,0 +1,51 @@
+/** Pieces several commands share: output options, engine start-up, writing JSON results. */
+import { writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { init, type Engine } from '../../autograd/engine.js';
+import { positiveInt } from '../options.js';
+import { jsonReplacer } from '../output.js';
+
+export function addOutputOptions(cmd: Command, jsonText: string): Command {
+  return cmd
+    .addOption(new Option('--json', jsonText).default(false))
+    .addOption(new Option('--plain', 'plain progress lines, no bars').default(false))
+    .addOption(new Option('-q, --quiet', 'no progress, only the results').default(false));
+}
+
+export function addThreadsOption(cmd: Command): Command {
+  return cmd.addOption(new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt('--threads')));
+}
+
+export async function startEngine(threads: number | undefined): Promise<Engine> {
+  return init(threads === undefined ? {} : { threads });
+}
+
+/** Runs `fn` with an engine, closing it afterwards (its worker threads would keep the process alive). */
+export async function withEngine<T>(threads: number | undefined, fn: (e: Engine) => Promise<T> | T): Promise<T> {
+  const e = await startEngine(threads);
+  try {
+    return await fn(e);
+  } finally {
+    e.close();
+  }
+}
+
+export function writeJson(file: string, value: unknown): void {
+  writeFileSync(file, `${JSON.stringify(value, jsonReplacer)}\n`);
+}
+
+export function pct(x: number): string {
+  return `${(100 * x).toFixed(2)}%`;
+}
+
+export function mega(x: number): string {
+  return `${(x / 1e6).toFixed(2)} M`;
+}
+
+/** A plain-text table: columns padded to their widest cell. */
+export function table(header: readonly string[], rows: ReadonlyArray<readonly (string | number)[]>): string {
+  const cells = [header, ...rows].map((r) => r.map(String));
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+  return [line(cells[0] as string[]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}

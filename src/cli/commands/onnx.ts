@@ -1,0 +1,78 @@
+/** `parsimony export` (our model file → ONNX) and `parsimony import` (ONNX → our model file). */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { denseTwin } from '../../infer/prune.js';
+import { saveModel } from '../../io/node-files.js';
+import { exportOnnx } from '../../io/onnx-export.js';
+import { importOnnx } from '../../io/onnx-import.js';
+import { FASHION_MNIST_CLASSES } from '../../data/fashion-mnist.js';
+import { RUN_FILES } from '../../report/run.js';
+import { InputError } from '../errors.js';
+import { openModel } from '../inputs.js';
+import { shapeArg } from '../options.js';
+import { Output } from '../output.js';
+import { mega, withEngine } from './common.js';
+
+interface ExportFlags {
+  out?: string;
+  dense: boolean;
+  json: boolean;
+}
+
+interface ImportFlags {
+  out?: string;
+  inputShape?: number[];
+  classes?: string;
+  json: boolean;
+}
+
+export function exportCommand(program: Command): void {
+  program.command('export')
+    .argument('<model>', 'a model file, or a run directory')
+    .description('export a model to ONNX (opset 13): LKAM switches become extra graph outputs and multiply their kernels; --dense exports the network without its LKAMs')
+    .addOption(new Option('--out <file>', `the ONNX file (default: ${RUN_FILES.onnx} in the run directory, else MODEL with .onnx)`))
+    .addOption(new Option('--dense', 'export the dense twin: the same weights without LKAMs, every kernel computed').default(false))
+    .addOption(new Option('--json', 'print the result as JSON on stdout').default(false))
+    .action((arg: string, f: ExportFlags) => withEngine(1, () => {
+      const out = new Output(f);
+      const src = openModel(arg);
+      const model = f.dense ? denseTwin(src.model, src.meta.inputShape) : src.model;
+      model.eval();
+      const ex = exportOnnx(model, { inputShape: src.meta.inputShape });
+      const file = f.out ?? (src.runDir !== null ? join(src.runDir, f.dense ? 'model.dense.onnx' : RUN_FILES.onnx) : src.file.replace(/(\.safetensors)?$/, f.dense ? '.dense.onnx' : '.onnx'));
+      writeFileSync(file, ex.bytes);
+      out.result(`wrote ${file} (${ex.bytes.length} bytes): input ${ex.input} [N, ${src.meta.inputShape.join(', ')}], output ${ex.output}${ex.switchOutputs.length > 0 ? `, switch outputs ${ex.switchOutputs.map((s) => s.name).join(', ')}` : ''}`);
+      out.data({ file, bytes: ex.bytes.length, input: ex.input, output: ex.output, inputShape: src.meta.inputShape, switchOutputs: ex.switchOutputs, dense: f.dense });
+    }));
+}
+
+export function importCommand(program: Command): void {
+  program.command('import')
+    .argument('<onnx>', 'an ONNX file (opset 11 to 17; convs, batch norm, ReLU, pooling, linear layers, LKAM gates as export writes them)')
+    .description('import an ONNX model as a Parsimony model file')
+    .addOption(new Option('--out <file>', 'the model file to write (default: ONNX with .safetensors)'))
+    .addOption(new Option('--input-shape <c,h,w>', 'one input image, when the graph does not fix it').argParser(shapeArg('--input-shape')))
+    .addOption(new Option('--classes <names>', "class names, comma-separated, or 'fashion-mnist'"))
+    .addOption(new Option('--json', 'print the result as JSON on stdout').default(false))
+    .action((arg: string, f: ImportFlags) => withEngine(1, () => {
+      const out = new Output(f);
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(arg);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new InputError(`${arg}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected an ONNX file' : (e as Error).message}`);
+      }
+      const im = importOnnx(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { file: arg, ...(f.inputShape === undefined ? {} : { inputShape: f.inputShape }) });
+      const classes = f.classes === undefined ? undefined : f.classes === 'fashion-mnist' ? [...FASHION_MNIST_CLASSES] : f.classes.split(',').map((s) => s.trim());
+      const file = f.out ?? arg.replace(/(\.onnx)?$/, '.safetensors');
+      const model = im.model;
+      model.eval();
+      const outputs = model.outputShape([1, ...im.inputShape])[1] as number;
+      if (classes !== undefined && classes.length !== outputs) throw new InputError(`--classes: ${classes.length} names for a model with ${outputs} outputs`);
+      saveModel(file, model, { inputShape: im.inputShape, ...(classes === undefined ? {} : { classNames: classes }), training: { importedFrom: arg, opset: im.opset } });
+      out.result(`wrote ${file}: ${model.parameterCount()} parameters, input ${im.inputShape.join('x')}, ${outputs} outputs, ${mega(model.macs([1, ...im.inputShape], false))} multiply-adds per image dense, ${im.switchOutputs.size} LKAM(s), opset ${im.opset}`);
+      out.data({ file, parameters: model.parameterCount(), inputShape: im.inputShape, outputs, opset: im.opset, lkams: im.switchOutputs.size });
+    }));
+}

@@ -1,0 +1,455 @@
+/**
+ * `parsimony train`: trains a network on Fashion-MNIST, with or without LKAMs; with --out, into a run
+ * directory (config, per-epoch metrics, checkpoints, the model, its test measurements). Ctrl-C writes
+ * a checkpoint and stops; --resume RUN continues bit for bit.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { engine, init } from '../../autograd/engine.js';
+import { DataLoader } from '../../data/index.js';
+import { resume, saveCheckpoint } from '../../io/checkpoint.js';
+import type { JsonValue } from '../../io/model-file.js';
+import { saveModel } from '../../io/node-files.js';
+import { globalRng, manualSeed } from '../../nn/layers.js';
+import { addLKAMs, gates, setGains, sparsityLoss, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
+import type { Module } from '../../nn/module.js';
+import { Adam, AdamW, SGD, constant, cosine, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../../optim/index.js';
+import { RUN_FILES, readMetrics, type EpochMetrics, type EvalRecord } from '../../report/run.js';
+import { BudgetController } from '../../train/budget.js';
+import { trainStep, type EpochReport, type EvalResult } from '../../train/fit.js';
+import { denseMacs, type ParsimonyReport } from '../../train/parsimony.js';
+import { InputError, Interrupted, UsageError } from '../errors.js';
+import { evaluateModel, testParsimony } from '../evaluation.js';
+import { DATA_HELP, loadData, MODELS, NORMALIZE } from '../inputs.js';
+import { applyConfig, applyValues, fraction, integer, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../options.js';
+import { Output } from '../output.js';
+
+export interface TrainFlags {
+  model: string;
+  data: string;
+  epochs: number;
+  batch: number;
+  lr: number;
+  optimizer: 'adam' | 'adamw' | 'sgd';
+  schedule: 'cosine' | 'step' | 'constant';
+  warmup: number;
+  threads?: number;
+  seed: number;
+  json: boolean;
+  quiet: boolean;
+  plain: boolean;
+  debug: boolean;
+  lkam: boolean;
+  sparsity: number;
+  sparsityWarmup: number;
+  gains: 'uniform' | 'macs';
+  bank: number;
+  pool: LkamPool;
+  grid: number;
+  switch: SwitchKind;
+  deadSwitches: 'keep' | 'ste';
+  budget?: number;
+  save?: string;
+  out?: string;
+  resume?: string;
+  limit?: number;
+  checkpointEvery: number;
+  config?: string;
+}
+
+export interface TrainResult {
+  readonly epochs: EpochReport[];
+  readonly parsimony: ParsimonyReport[];
+  /** The run directory, when there is one. */
+  readonly run: string | null;
+  /** The final model file(s) written. */
+  readonly saved: string[];
+  /** The step training resumed from (null: started afresh). */
+  readonly resumedFrom: number | null;
+  readonly eval: EvalRecord | null;
+}
+
+/** Options a run's config.json does not record (they say how to run, not what to train). */
+const NOT_RECORDED = new Set(['json', 'quiet', 'plain', 'debug', 'config', 'resume', 'out']);
+
+/** The training options, shared by `train` and `demo` (which changes some defaults). */
+export function addTrainOptions(cmd: Command, defaults: { epochs: number; lkam: boolean; sparsity: number; sparsityWarmup: number; out?: string }): Command {
+  const g = (o: Option, heading: string): Option => o.helpGroup(heading);
+  const data = 'Data and network:';
+  const opt = 'Optimisation:';
+  const lk = 'Kernel switches (LKAMs):';
+  const run = 'Run directory, checkpoints and output:';
+  cmd
+    .addOption(g(new Option('--model <name>', 'network to train').choices(Object.keys(MODELS)).default('fmnist-vgg5'), data))
+    .addOption(g(new Option('--data <where>', DATA_HELP).default('builtin'), data))
+    .addOption(g(new Option('--limit <n>', 'use only the first n training and n test images (quick trials)').argParser(positiveInt('--limit')), data))
+    .addOption(g(new Option('--epochs <n>', 'epochs').argParser(positiveInt('--epochs')).default(defaults.epochs), opt))
+    .addOption(g(new Option('--batch <n>', 'batch size').argParser(positiveInt('--batch')).default(128), opt))
+    .addOption(g(new Option('--lr <x>', 'base learning rate').argParser(positiveNumber('--lr')).default(1e-3), opt))
+    .addOption(g(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'adamw', 'sgd']).default('adam'), opt))
+    .addOption(g(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'step', 'constant']).default('cosine'), opt))
+    .addOption(g(new Option('--warmup <steps>', 'linear learning-rate warm-up steps').argParser(nonNegativeInt('--warmup')).default(0), opt))
+    .addOption(g(new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt('--threads')), opt))
+    .addOption(g(new Option('--seed <n>', 'seed for initialisation and data order').argParser(integer('--seed')).default(0), opt));
+  if (defaults.lkam) cmd.addOption(g(new Option('--no-lkam', 'train the dense network, without LKAMs'), lk));
+  else cmd.addOption(g(new Option('--lkam', 'add LKAMs between consecutive convs and train them with the sparsity term').default(false), lk));
+  cmd
+    .addOption(g(new Option('--sparsity <w>', 'weight of the sparsity term (with LKAMs)').argParser(nonNegativeNumber('--sparsity')).default(defaults.sparsity), lk))
+    .addOption(g(new Option('--sparsity-warmup <epochs>', 'epochs over which the sparsity weight rises linearly from 0').argParser(nonNegativeNumber('--sparsity-warmup')).default(defaults.sparsityWarmup), lk))
+    .addOption(g(new Option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity)').argParser(fraction('--budget')), lk))
+    .addOption(g(new Option('--gains <kind>', "per-gate gains: uniform, or proportional to each kernel's multiply-adds").choices(['uniform', 'macs']).default('macs'), lk))
+    .addOption(g(new Option('--bank <k>', '1x1 convolutions in each LKAM').argParser(positiveInt('--bank')).default(4), lk))
+    .addOption(g(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'), lk))
+    .addOption(g(new Option('--grid <g>', 'LKAM pooling grid (1 = global)').argParser(positiveInt('--grid')).default(1), lk))
+    .addOption(g(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'), lk))
+    .addOption(g(new Option('--dead-switches <how>', "hard switches that close for every input: 'keep' them closed (pruned; training skips their kernels) or 'ste' (straight-through gradient, which can reopen them but computes every kernel while training)").choices(['keep', 'ste']).default('keep'), lk))
+    .addOption(g(new Option('--out <dir>', `run directory: ${RUN_FILES.config}, ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}, ${RUN_FILES.model}, ${RUN_FILES.eval}`).default(defaults.out), run))
+    .addOption(g(new Option('--resume <dir>', 'continue the run in this directory from its checkpoint, with its recorded options (options given here override them, e.g. more --epochs)'), run))
+    .addOption(g(new Option('--checkpoint-every <steps>', 'also checkpoint every n steps (0: only at the end of each epoch and on Ctrl-C)').argParser(nonNegativeInt('--checkpoint-every')).default(0), run))
+    .addOption(g(new Option('--save <file>', 'also write the trained model to this file (safetensors)'), run))
+    .addOption(g(new Option('--config <file>', 'JSON file of option values, e.g. {"epochs": 5, "sparsity-warmup": 2}; options on the command line win'), run))
+    .addOption(g(new Option('--json', 'print the result as JSON on stdout (per-epoch reports, test measurements, files written)').default(false), run))
+    .addOption(g(new Option('--plain', 'progress as one plain line per epoch, no bars (the default when stderr is not a terminal)').default(false), run))
+    .addOption(g(new Option('-q, --quiet', 'no progress, only the results').default(false), run));
+  return cmd;
+}
+
+/** Resolves --config and --resume into the command's option values; returns the flags to train with. */
+export function resolveTrainFlags(cmd: Command): TrainFlags {
+  let f = cmd.opts<TrainFlags>();
+  if (f.config !== undefined) applyConfig(cmd, f.config, new Set(['config', 'resume']));
+  f = cmd.opts<TrainFlags>();
+  if (f.resume !== undefined) {
+    const file = join(f.resume, RUN_FILES.config);
+    if (!existsSync(file)) throw new InputError(`--resume ${f.resume}: not a run directory (no ${RUN_FILES.config})`);
+    let saved: unknown;
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new InputError(`${file}: not valid JSON (${(e as Error).message})`);
+    }
+    const options = (saved as { options?: unknown }).options;
+    if (typeof options !== 'object' || options === null) throw new InputError(`${file}: no "options" object`);
+    applyValues(cmd, options as Record<string, unknown>, file, new Set([...NOT_RECORDED]));
+    f = { ...cmd.opts<TrainFlags>(), out: f.resume };
+  }
+  if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
+  return f;
+}
+
+function makeOptimizer(f: TrainFlags, model: Module): Optimizer {
+  const params = model.parameters();
+  return f.optimizer === 'sgd' ? new SGD(params, { lr: f.lr, momentum: 0.9, nesterov: true, weightDecay: 5e-4 })
+    : f.optimizer === 'adamw' ? new AdamW(params, { lr: f.lr }) : new Adam(params, { lr: f.lr });
+}
+
+/** Sums over the steps of an epoch so far; kept in checkpoints so a resumed epoch reports the whole epoch. */
+interface EpochSums {
+  loss: number;
+  correct: number;
+  count: number;
+  extra: number;
+  switchSum: number;
+  switchSteps: number;
+  macs: number;
+  steps: number;
+  seconds: number;
+}
+const zeroSums = (): EpochSums => ({ loss: 0, correct: 0, count: 0, extra: 0, switchSum: 0, switchSteps: 0, macs: 0, steps: 0, seconds: 0 });
+
+function isSums(v: unknown): v is EpochSums {
+  if (typeof v !== 'object' || v === null) return false;
+  return Object.keys(zeroSums()).every((k) => typeof (v as Record<string, unknown>)[k] === 'number');
+}
+
+function defaultRunDir(model: string): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return join('runs', `${model}-${t}`);
+}
+
+function fmtM(x: number): string {
+  return `${(x / 1e6).toFixed(2)}M`;
+}
+
+/** The whole training: returns the result; throws Interrupted after a checkpoint when the user pressed Ctrl-C. */
+export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo'): Promise<TrainResult> {
+  const make = MODELS[f.model];
+  if (make === undefined) throw new UsageError(`--model should be one of ${Object.keys(MODELS).join(', ')}, got '${f.model}'`);
+  const t0 = performance.now();
+  const data = loadData(f.data, f.limit);
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const e = await init(f.threads === undefined ? {} : { threads: f.threads });
+  manualSeed(f.seed);
+  let model = make();
+  const inputShape = [1, ...data.train.shape];
+  if (f.lkam) {
+    model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste' });
+    setGains(model, f.gains, inputShape);
+  }
+  const outputs = model.outputShape(inputShape)[1];
+  if (outputs !== data.train.numClasses) throw new InputError(`--model ${f.model} has ${outputs} outputs, but --data ${f.data} has ${data.train.numClasses} classes`);
+  const opt = makeOptimizer(f, model);
+  const normalize = { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] };
+  const trainLoader = new DataLoader(data.train, { batchSize: f.batch, shuffle: true, seed: f.seed, normalize, workers: 1 });
+  const stepsPerEpoch = trainLoader.length;
+  const total = stepsPerEpoch * f.epochs;
+  const base: Schedule = f.schedule === 'cosine' ? cosine(Math.max(1, total - f.warmup)) : f.schedule === 'step' ? stepDecay(Math.max(1, Math.round(total / 3))) : constant();
+  const schedule = f.warmup > 0 ? linearWarmup(f.warmup, base) : base;
+  const budget = f.budget === undefined ? null : new BudgetController({ target: f.budget, initialWeight: f.sparsity });
+  const dense = denseMacs(model, inputShape);
+  const warm = (step: number): number => (f.sparsityWarmup > 0 ? Math.min(1, step / (f.sparsityWarmup * stepsPerEpoch)) : 1);
+  const sparsityAt = (step: number): number => (budget === null ? f.sparsity : budget.weight) * warm(step);
+  const gs = gates(model);
+
+  let runDir = f.out ?? null;
+  const options = recordedOptions(f);
+  const writeConfig = (dir: string): void => {
+    mkdirSync(dir, { recursive: true });
+    const config = {
+      command, name: dir.replace(/\/+$/, '').split('/').pop(), options,
+      created: new Date().toISOString(), engine: { kernels: e.backend.name, threads: e.backend.threads }, node: process.version,
+      data: { train: data.train.length, test: data.test.length, shape: [...data.train.shape], classNames: [...data.train.classNames] },
+      network: { denseMacs: dense, parameters: model.parameterCount(), lkams: gs.length },
+    };
+    writeFileSync(join(dir, RUN_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+  };
+
+  let startEpoch = 0;
+  let step = 0;
+  let sums = zeroSums();
+  let resumedFrom: number | null = null;
+  const rngs = { nn: globalRng() };
+  if (runDir !== null) {
+    const ckpt = join(runDir, RUN_FILES.checkpoint);
+    if (f.resume !== undefined) {
+      const r = resume(ckpt, { model, optimizer: opt, loader: trainLoader, rngs });
+      if (r === null) throw new InputError(`--resume ${runDir}: no ${RUN_FILES.checkpoint} to resume from`);
+      startEpoch = r.epoch;
+      step = r.step;
+      resumedFrom = r.step;
+      const extra = r.extra as { sums?: unknown; budget?: { weight: number; fraction: number } } | undefined;
+      if (extra !== undefined && isSums(extra.sums)) sums = { ...extra.sums };
+      if (budget !== null && extra?.budget !== undefined) {
+        budget.weight = extra.budget.weight;
+        budget.fraction = extra.budget.fraction;
+      }
+      const kept = readMetrics(join(runDir, RUN_FILES.metrics)).filter((m) => m.epoch <= startEpoch);
+      writeFileSync(join(runDir, RUN_FILES.metrics), kept.map((m) => `${JSON.stringify(m)}\n`).join(''));
+      out.info(`resumed ${runDir} at epoch ${startEpoch + 1}, step ${step} (from ${r.file})`);
+    } else {
+      if (existsSync(ckpt)) throw new InputError(`--out ${runDir}: this run directory already has a checkpoint; continue it with --resume ${runDir}, or choose another --out`);
+      writeConfig(runDir);
+      writeFileSync(join(runDir, RUN_FILES.metrics), '');
+    }
+  }
+  const ensureRunDir = (): string => {
+    if (runDir === null) {
+      runDir = defaultRunDir(f.model);
+      writeConfig(runDir);
+      writeFileSync(join(runDir, RUN_FILES.metrics), '');
+    }
+    return runDir;
+  };
+  const checkpoint = (epoch: number): string => {
+    const file = join(ensureRunDir(), RUN_FILES.checkpoint);
+    const extra: JsonValue = { sums: { ...sums }, ...(budget === null ? {} : { budget: { weight: budget.weight, fraction: budget.fraction } }) };
+    saveCheckpoint(file, { model, optimizer: opt, loader: trainLoader, rngs, epoch, step, extra });
+    return file;
+  };
+
+  out.info(`parsimony ${command}: ${f.model}${f.lkam ? ` with ${gs.length} LKAMs` : ''} (${(dense / 1e6).toFixed(1)} M MACs/image dense, ${model.parameterCount()} parameters)`);
+  out.info(`  data: ${data.train.length} train / ${data.test.length} test images (${f.data}), loaded in ${loadSeconds.toFixed(2)} s`);
+  out.info(`  engine: ${e.backend.name}, ${e.backend.threads} thread(s); batch ${f.batch}, ${f.optimizer} lr ${f.lr}, ${f.schedule}, ${f.epochs} epoch(s)${runDir === null ? '' : `; run directory ${runDir}`}`);
+
+  let stop = false;
+  const onSigint = (): void => {
+    stop = true;
+    process.removeListener('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+
+  const extraLoss = (m: Module): ReturnType<typeof sparsityLoss> => {
+    let s = 0;
+    let n = 0;
+    for (const g of gs) {
+      const sw = g.lkam.lastSwitches;
+      if (sw === null) continue;
+      s += e.backend.kernels.sum(sw.ptr, sw.size);
+      n += sw.size;
+    }
+    if (n > 0) {
+      sums.switchSum += s / n;
+      sums.switchSteps++;
+    }
+    return f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount)) : null;
+  };
+
+  const epochs: EpochReport[] = [];
+  const parsimony: ParsimonyReport[] = [];
+  try {
+    for (let epoch = startEpoch; epoch < f.epochs; epoch++) {
+      const position = trainLoader.getState().epoch === epoch ? Math.ceil(trainLoader.getState().position / f.batch) : 0;
+      const payload = (): Record<string, string> => ({
+        ep: `${epoch + 1}/${f.epochs}`,
+        loss: sums.count > 0 ? (sums.loss / sums.count).toFixed(4) : '-',
+        acc: sums.count > 0 ? `${((100 * sums.correct) / sums.count).toFixed(1)}%` : '-',
+        sw: sums.switchSteps > 0 ? (sums.switchSum / sums.switchSteps).toFixed(3) : '-',
+        macs: sums.steps > 0 ? fmtM(sums.macs / sums.steps) : '-',
+        ips: sums.seconds > 0 ? (sums.count / sums.seconds).toFixed(0) : '-',
+      });
+      const bar = out.bar(stepsPerEpoch, position, `epoch {ep} {bar} {value}/{total} | loss {loss} acc {acc}${f.lkam ? ' | switch {sw}' : ''} | MACs {macs} | {ips} img/s | ETA {eta_formatted}`, payload());
+      let tStep = performance.now();
+      let done = position;
+      for (const b of trainLoader.epoch(epoch)) {
+        opt.lr = f.lr * schedule(step);
+        const r = trainStep(model, opt, b, f.lkam ? extraLoss : undefined);
+        step++;
+        done++;
+        sums.loss += r.loss * r.count;
+        sums.correct += r.correct;
+        sums.count += r.count;
+        sums.extra += r.extraLoss;
+        sums.macs += r.macs;
+        sums.steps++;
+        budget?.update(r.macs, dense);
+        const now = performance.now();
+        sums.seconds += (now - tStep) / 1000;
+        tStep = now;
+        bar.update(done, payload());
+        if (stop) {
+          bar.stop();
+          const file = checkpoint(epoch);
+          throw new Interrupted(`interrupted at epoch ${epoch + 1}, step ${step}: checkpoint written to ${file}; continue with: parsimony train --resume ${runDir}`);
+        }
+        if (f.checkpointEvery > 0 && step % f.checkpointEvery === 0) checkpoint(epoch);
+        // Lets the SIGINT handler run between steps.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        tStep = performance.now();
+      }
+      bar.stop();
+      let test: EvalResult | null = null;
+      let p: ParsimonyReport | null = null;
+      if (f.lkam) {
+        p = testParsimony(model, data.test);
+        parsimony.push(p);
+        test = { loss: p.loss, accuracy: p.accuracy, count: p.count };
+      } else {
+        const q = testParsimony(model, data.test);
+        test = { loss: q.loss, accuracy: q.accuracy, count: q.count };
+      }
+      const report: EpochReport = {
+        epoch: epoch + 1,
+        trainLoss: sums.count > 0 ? sums.loss / sums.count : 0,
+        trainAccuracy: sums.count > 0 ? sums.correct / sums.count : 0,
+        imagesPerSecond: sums.seconds > 0 ? sums.count / sums.seconds : 0,
+        seconds: sums.seconds,
+        test,
+      };
+      epochs.push(report);
+      const metrics: EpochMetrics = {
+        epoch: epoch + 1, step, seconds: report.seconds, imagesPerSecond: report.imagesPerSecond, lr: opt.lr,
+        train: {
+          loss: report.trainLoss, accuracy: report.trainAccuracy, sparsityTerm: sums.steps > 0 ? sums.extra / sums.steps : 0,
+          sparsityWeight: f.lkam ? sparsityAt(opt.stepCount) : 0, meanSwitch: sums.switchSteps > 0 ? sums.switchSum / sums.switchSteps : null,
+          macs: sums.steps > 0 ? sums.macs / sums.steps : dense,
+        },
+        test: { loss: test.loss, accuracy: test.accuracy },
+        macs: p === null ? null : { dense: p.macs.dense, mean: p.macs.mean, min: p.macs.min, median: p.macs.median, max: p.macs.max, reduction: p.macs.reduction },
+        layers: (p?.layers ?? []).map((l) => ({ name: l.name, kernels: l.kernels, meanOn: l.meanOn, meanSwitch: l.meanSwitch, alwaysOff: l.alwaysOff, sometimesOff: l.sometimesOff, neverOff: l.neverOff })),
+      };
+      const parts = [`  epoch ${epoch + 1}/${f.epochs}: train loss ${report.trainLoss.toFixed(4)} acc ${(100 * report.trainAccuracy).toFixed(2)}%`, `${report.imagesPerSecond.toFixed(0)} images/s, ${report.seconds.toFixed(1)} s`];
+      if (p !== null) {
+        const weight = budget === null ? '' : `, sparsity weight ${budget.weight.toFixed(3)}`;
+        parts.push(`sparsity term ${metrics.train.sparsityTerm.toFixed(4)}${weight}, mean switch ${(metrics.train.meanSwitch ?? 0).toFixed(3)}`);
+        parts.push(`test acc ${(100 * p.accuracy).toFixed(2)}%, MACs ${(p.macs.mean / 1e6).toFixed(2)} M (${p.macs.reduction.toFixed(2)}x fewer), kernels on ${p.layers.map((l) => `${(100 * l.meanOn).toFixed(0)}%`).join(' ')}`);
+      } else {
+        parts.push(`test loss ${test.loss.toFixed(4)} acc ${(100 * test.accuracy).toFixed(2)}%`);
+      }
+      out.info(parts.join(' | '));
+      sums = zeroSums();
+      if (stop) ensureRunDir();
+      if (runDir !== null) {
+        appendFileSync(join(runDir, RUN_FILES.metrics), `${JSON.stringify(metrics)}\n`);
+        const file = checkpoint(epoch + 1);
+        if (stop) throw new Interrupted(`interrupted after epoch ${epoch + 1}: checkpoint written to ${file}; continue with: parsimony train --resume ${runDir}`);
+      }
+    }
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    trainLoader.close();
+    out.close();
+  }
+
+  model.eval();
+  const saved: string[] = [];
+  const lastP = parsimony[parsimony.length - 1];
+  const lastEpoch = epochs[epochs.length - 1];
+  const meta = {
+    inputShape: [...data.train.shape],
+    classNames: [...data.train.classNames],
+    training: {
+      model: f.model, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
+      lkam: f.lkam, sparsity: f.sparsity, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, switch: f.switch, deadSwitches: f.deadSwitches, budget: f.budget ?? null,
+      normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
+      limit: f.limit ?? null,
+      testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
+      macReduction: lastP?.macs.reduction ?? null,
+    },
+  };
+  if (f.save !== undefined) {
+    saveModel(f.save, model, meta);
+    saved.push(f.save);
+    out.info(`  saved ${f.save}`);
+  }
+  let evalRecord: EvalRecord | null = null;
+  if (runDir !== null) {
+    const file = join(runDir, RUN_FILES.model);
+    saveModel(file, model, meta);
+    saved.push(file);
+    evalRecord = evaluateModel(model, data.test, { model: file, data: f.data }, lastP);
+    writeFileSync(join(runDir, RUN_FILES.eval), `${JSON.stringify(evalRecord)}\n`);
+    out.info(`  wrote ${file} and ${join(runDir, RUN_FILES.eval)}`);
+  }
+  return { epochs, parsimony, run: runDir, saved, resumedFrom, eval: evalRecord };
+}
+
+/** The options config.json records, with their command-line names. */
+function recordedOptions(f: TrainFlags): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(f)) {
+    if (NOT_RECORDED.has(k) || v === undefined) continue;
+    out[k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)] = v;
+  }
+  return out;
+}
+
+export function trainCommand(program: Command): void {
+  const cmd = program.command('train')
+    .description('train a network on Fashion-MNIST (dense, or with LKAMs and the sparsity term)')
+    .addHelpText('after', `
+Examples:
+  parsimony train --lkam --sparsity 1 --epochs 5 --out runs/s1
+  parsimony train --data full --lkam --budget 0.4 --epochs 10 --out runs/b04 --json
+  parsimony train --resume runs/s1 --epochs 8        # continue, with more epochs
+
+Ctrl-C writes a checkpoint into the run directory (a new one under runs/ without --out) and exits
+with code 130; --resume continues exactly where it stopped.`);
+  addTrainOptions(cmd, { epochs: 3, lkam: false, sparsity: 1, sparsityWarmup: 1 });
+  cmd.action(async (_o: unknown, c: Command) => {
+    const f = resolveTrainFlags(c);
+    const out = new Output(f);
+    const result = await train(f, out, 'train');
+    try {
+      out.data(result);
+      const last = result.epochs[result.epochs.length - 1];
+      const acc = result.eval?.accuracy ?? last?.test?.accuracy;
+      if (acc !== undefined) {
+        const macs = result.eval !== null && result.eval.layers.length > 0 ? `, ${result.eval.macs.reduction.toFixed(2)}x fewer multiply-adds than dense` : '';
+        out.result(`test accuracy ${(100 * acc).toFixed(2)}%${macs}${result.run === null ? '' : ` (run directory ${result.run})`}`);
+      }
+    } finally {
+      engine().close();
+    }
+  });
+}

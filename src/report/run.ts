@@ -1,0 +1,160 @@
+/**
+ * The run directory: what `parsimony train --out RUN` and the commands after it write, and what
+ * `parsimony report` reads. Every file is JSON (metrics.jsonl: one JSON object per line); readers
+ * check the fields they use and name the file and field when one is wrong.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+export const RUN_FILES = {
+  /** Every resolved option of the training command, and how it ran. */
+  config: 'config.json',
+  /** One line per finished epoch (EpochMetrics). */
+  metrics: 'metrics.jsonl',
+  model: 'model.safetensors',
+  checkpoint: 'checkpoint.ckpt',
+  /** The trained model measured on the test set (EvalRecord). */
+  eval: 'eval.json',
+  /** Accuracy against compute for settings of the runtime knob (KnobRecord). */
+  knob: 'knob.json',
+  /** Timings of the compiled plan, skipping and dense (BenchRecord). */
+  bench: 'bench.json',
+  pruned: 'pruned.safetensors',
+  prune: 'prune.json',
+  onnx: 'model.onnx',
+  report: 'report.html',
+} as const;
+
+export class RunFileError extends Error {
+  override readonly name = 'RunFileError';
+}
+
+const num = z.number();
+const macStats = z.object({ dense: num, mean: num, min: num, median: num, max: num, reduction: num });
+
+const layerSummary = z.object({
+  name: z.string(), kernels: num, meanOn: num, meanSwitch: num, alwaysOff: num, sometimesOff: num, neverOff: num,
+});
+
+export const epochMetricsSchema = z.object({
+  epoch: num,
+  step: num,
+  seconds: num,
+  imagesPerSecond: num,
+  lr: num,
+  train: z.object({ loss: num, accuracy: num, sparsityTerm: num, sparsityWeight: num, meanSwitch: num.nullable(), macs: num }),
+  test: z.object({ loss: num, accuracy: num }).nullable(),
+  macs: macStats.nullable(),
+  layers: z.array(layerSummary),
+});
+export type EpochMetrics = z.infer<typeof epochMetricsSchema>;
+
+const thumb = z.object({ index: num, label: num, prediction: num, macs: num, shape: z.array(num), pixels: z.string() });
+
+export const evalSchema = z.object({
+  model: z.string(),
+  data: z.string(),
+  classNames: z.array(z.string()),
+  images: num,
+  /** measureParsimony on the training graph (eval mode). */
+  accuracy: num,
+  loss: num,
+  macs: macStats.extend({ perClass: z.array(num) }),
+  layers: z.array(layerSummary.extend({ onRate: z.array(num), onRateByClass: z.array(z.array(num)) })),
+  perImageMacs: z.array(num),
+  labels: z.array(num),
+  predictions: z.array(num),
+  /** The compiled plan, skipping, on the same images. */
+  plan: z.object({ accuracy: num, meanMacs: num, lkamMacs: num, denseMacs: num, reduction: num, imageMs: num, batch: num, threads: num, agreesWithGraph: num }),
+  /** Uint8 pixels (base64) of the images that cost least and most. */
+  cheapest: z.array(thumb),
+  costliest: z.array(thumb),
+});
+export type EvalRecord = z.infer<typeof evalSchema>;
+export type Thumbnail = z.infer<typeof thumb>;
+
+export const knobPointSchema = z.object({
+  threshold: num.nullable(), budget: num, accuracy: num, meanMacs: num, denseMacs: num, macFraction: num, reduction: num, imageMs: num, images: num,
+});
+export const knobSchema = z.object({ model: z.string(), data: z.string(), images: num, points: z.array(knobPointSchema) });
+export type KnobRecord = z.infer<typeof knobSchema>;
+
+export const benchRowSchema = z.object({
+  engine: z.string(), mode: z.string(), batch: num, threads: num, medianMs: num, p10Ms: num, p90Ms: num, imagesPerSecond: num, macsPerImage: num.nullable(), reps: num,
+});
+export const benchSchema = z.object({
+  model: z.string(),
+  rows: z.array(benchRowSchema),
+  speedup: z.record(z.string(), num.nullable()),
+  macReduction: num,
+  notes: z.array(z.string()),
+  env: z.record(z.string(), z.unknown()),
+});
+export type BenchRecord = z.infer<typeof benchSchema>;
+export type BenchRow = z.infer<typeof benchRowSchema>;
+
+export interface RunData {
+  readonly dir: string;
+  readonly name: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly metrics: readonly EpochMetrics[];
+  readonly eval: EvalRecord | null;
+  readonly knob: KnobRecord | null;
+  readonly bench: BenchRecord | null;
+}
+
+function issueText(e: z.ZodError): string {
+  const i = e.issues[0];
+  if (i === undefined) return 'is invalid';
+  const at = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  return `${at === '' ? '' : `field ${at} `}${i.message}`;
+}
+
+function parseJson(file: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new RunFileError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function readChecked<T>(file: string, schema: z.ZodType<T>): T | null {
+  if (!existsSync(file)) return null;
+  const r = schema.safeParse(parseJson(file, readFileSync(file, 'utf8')));
+  if (!r.success) throw new RunFileError(`${file}: ${issueText(r.error)}`);
+  return r.data;
+}
+
+export function readMetrics(file: string): EpochMetrics[] {
+  if (!existsSync(file)) return [];
+  const out: EpochMetrics[] = [];
+  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const r = epochMetricsSchema.safeParse(parseJson(`${file} line ${i + 1}`, line));
+    if (!r.success) throw new RunFileError(`${file} line ${i + 1}: ${issueText(r.error)}`);
+    out.push(r.data);
+  });
+  return out;
+}
+
+export function isRunDir(dir: string): boolean {
+  return existsSync(dir) && statSync(dir).isDirectory() && existsSync(join(dir, RUN_FILES.config));
+}
+
+/** Reads what a run directory holds; missing optional files are null. */
+export function readRun(dir: string): RunData {
+  if (!existsSync(dir)) throw new RunFileError(`${dir}: no such run directory`);
+  if (!statSync(dir).isDirectory()) throw new RunFileError(`${dir}: expected a run directory (from parsimony train --out), got a file`);
+  const configFile = join(dir, RUN_FILES.config);
+  if (!existsSync(configFile)) throw new RunFileError(`${dir}: not a run directory (no ${RUN_FILES.config}; make one with parsimony train --out ${dir})`);
+  const config = readChecked(configFile, z.record(z.string(), z.unknown())) ?? {};
+  const name = typeof config['name'] === 'string' ? config['name'] : dir.replace(/\/+$/, '').split('/').pop() ?? dir;
+  return {
+    dir, name, config,
+    metrics: readMetrics(join(dir, RUN_FILES.metrics)),
+    eval: readChecked(join(dir, RUN_FILES.eval), evalSchema),
+    knob: readChecked(join(dir, RUN_FILES.knob), knobSchema),
+    bench: readChecked(join(dir, RUN_FILES.bench), benchSchema),
+  };
+}
