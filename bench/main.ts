@@ -18,6 +18,7 @@ const ENTRIES: readonly Entry[] = [
   { name: 'train-step', byDefault: true, load: async () => (await import('./train-step.js')).trainStepBench },
   { name: 'data', byDefault: false, load: async () => (await import('./data.js')).dataBench },
   { name: 'model', byDefault: false, load: async () => (await import('./model.js')).modelBench },
+  { name: 'web', byDefault: false, load: async () => (await import('./web.js')).webBench },
 ];
 
 /** Options that one benchmark reads from process.argv itself, with their values: `--model FILE` (model). */

@@ -39,6 +39,27 @@ export interface Timing {
   readonly reps: number;
 }
 
+/** What `window.parsimonyBench` returns (bench/web.ts): per-image milliseconds, one sample per pass over the images. */
+export interface BenchSamples {
+  readonly backend: string;
+  readonly threads: number;
+  readonly crossOriginIsolated: boolean;
+  readonly images: number;
+  readonly parsimonious: readonly number[];
+  readonly dense: readonly number[];
+  /** Mean multiply-adds per image of the parsimonious plan (LKAMs included), and of the dense network. */
+  readonly meanMacs: number;
+  readonly denseMacs: number;
+}
+
+export interface BenchRequest {
+  /** Test-set indices. */
+  readonly images: readonly number[];
+  readonly budget: number;
+  readonly warmup: number;
+  readonly reps: number;
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -129,5 +150,33 @@ export class Demo {
       dense.push(sample(runDense));
     }
     return { parsimoniousMs: median(sparse), denseMs: median(dense), reps };
+  }
+
+  /**
+   * Both plans over `images` at batch 1: `warmup` + `reps` passes each, a pass running every image
+   * once and giving one sample (its time over the images); the two plans' passes alternate.
+   */
+  benchmark(images: readonly Float32Array[], budget: number, warmup: number, reps: number): BenchSamples {
+    const pass = (run: (x: Float32Array) => void): number => {
+      const t0 = performance.now();
+      for (const x of images) run(x);
+      return (performance.now() - t0) / images.length;
+    };
+    const sparse = (x: Float32Array): void => void this.parsimonious.run(x, { batch: 1, budget });
+    const dense = (x: Float32Array): void => void this.dense.run(x, { batch: 1 });
+    const samples = { parsimonious: [] as number[], dense: [] as number[] };
+    for (let r = 0; r < warmup + reps; r++) {
+      const a = pass(sparse);
+      const b = pass(dense);
+      if (r < warmup) continue;
+      samples.parsimonious.push(a);
+      samples.dense.push(b);
+    }
+    let macs = 0;
+    for (const x of images) macs += this.classify(x, budget).macs;
+    return {
+      backend: this.backendName, threads: this.threads, crossOriginIsolated: this.features.crossOriginIsolated, images: images.length,
+      ...samples, meanMacs: macs / images.length, denseMacs: this.dense.denseMacs,
+    };
   }
 }

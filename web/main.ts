@@ -3,10 +3,10 @@
  * kernels each LKAM switched on, the multiply-adds against the dense network, and both plans' time
  * per image. Query parameters: `threads=N`, `simd=simd|relaxed`.
  *
- * Elements carry what they show as data attributes (data-run, data-macs, data-on…) for the
- * end-to-end test.
+ * Elements carry what they show as data attributes (data-run, data-macs, data-layer…) for the
+ * end-to-end test; `window.parsimonyBench` times both plans over test images for bench/web.ts.
  */
-import { Demo, type Classification } from './demo.js';
+import { Demo, type BenchRequest, type BenchSamples, type Classification } from './demo.js';
 import { loadTestSet, normalise, testImage, type TestSet } from './test-set.js';
 
 const MODEL_URL = new URL('../models/fmnist-vgg5-lkam.safetensors', import.meta.url);
@@ -25,6 +25,7 @@ function element<T extends HTMLElement>(id: string, type: new () => T): T {
 
 const ui = {
   status: element('status', HTMLParagraphElement),
+  threads: element('threads', HTMLSelectElement),
   canvas: element('canvas', HTMLCanvasElement),
   clear: element('clear', HTMLButtonElement),
   random: element('random', HTMLButtonElement),
@@ -257,6 +258,19 @@ class Page {
   }
 }
 
+/** A choice of thread counts, which reloads the page with `threads=N`; one thread only where memory cannot be shared. */
+function offerThreads(demo: Demo): void {
+  const most = demo.features.crossOriginIsolated ? demo.features.cores : 1;
+  for (let n = 1; n <= Math.max(most, demo.threads); n++) ui.threads.append(new Option(String(n), String(n), false, n === demo.threads));
+  ui.threads.disabled = most === 1;
+  ui.threads.title = most === 1 ? 'threads need a cross-origin isolated page' : 'kernels run on this many threads (the page and its workers)';
+  ui.threads.addEventListener('change', () => {
+    const params = new URLSearchParams(location.search);
+    params.set('threads', ui.threads.value);
+    location.search = params.toString();
+  });
+}
+
 /** The test accuracy the model file records from its training, if any. */
 function trainedAccuracy(demo: Demo): number | null {
   const t = demo.meta.training;
@@ -281,9 +295,12 @@ async function main(): Promise<void> {
     f.crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated (one thread)',
     `model: ${demo.gates.length} LKAMs${accuracy === null ? '' : `, test accuracy ${(100 * accuracy).toFixed(1)}% when trained`}`,
   ].join(' · ');
+  offerThreads(demo);
   document.body.dataset['backend'] = demo.backendName;
   document.body.dataset['threads'] = String(demo.threads);
   new Page(demo, tests).start();
+  (globalThis as { parsimonyBench?: (r: BenchRequest) => BenchSamples }).parsimonyBench = (r) =>
+    demo.benchmark(r.images.map((i) => normalise(testImage(tests, i))), r.budget, r.warmup, r.reps);
   document.body.dataset['state'] = 'ready';
 }
 
