@@ -1,11 +1,12 @@
 /**
  * The demo page: picks or draws an image, classifies it with the parsimonious plan, shows which
  * kernels each LKAM switched on, the multiply-adds against the dense network, and both plans' time
- * per image. Query parameters: `threads=N`, `simd=simd|relaxed`.
+ * per image. Query parameters: `threads=N` (default the cores, at most 4), `simd=simd|relaxed`.
  *
  * Elements carry what they show as data attributes (data-run, data-macs, data-layer…) for the
  * end-to-end test; `window.parsimonyBench` times both plans over test images for bench/web.ts.
  */
+import { browserFeatures } from '../src/browser/index.js';
 import { Demo, type BenchRequest, type BenchSamples, type Classification } from './demo.js';
 import { loadTestSet, normalise, testImage, type TestSet } from './test-set.js';
 
@@ -16,6 +17,8 @@ const THUMBS_PER_CLASS = 8;
 const SIDE = 28;
 const BRUSH = 2.2;
 const GRID_COLUMNS = 32;
+/** One 28x28 image gives each kernel call too little work to split across more threads than this. */
+const DEFAULT_MAX_THREADS = 4;
 
 function element<T extends HTMLElement>(id: string, type: new () => T): T {
   const e = document.getElementById(id);
@@ -241,7 +244,10 @@ class Page {
       box.dataset['layer'] = l.name;
       const on = l.on.reduce((a, b) => a + b, 0);
       const title = document.createElement('h3');
-      title.innerHTML = `${l.name} <span class="count">${on} of ${l.kernels} on</span>`;
+      const count = document.createElement('span');
+      count.className = 'count';
+      count.textContent = `${on} of ${l.kernels} on`;
+      title.append(`${l.name} `, count);
       const grid = document.createElement('div');
       grid.className = 'grid';
       grid.style.gridTemplateColumns = `repeat(${GRID_COLUMNS}, 1fr)`;
@@ -256,6 +262,10 @@ class Page {
     });
     ui.switches.replaceChildren(...layers);
   }
+}
+
+function browserCores(): number {
+  return browserFeatures().cores;
 }
 
 /** A choice of thread counts, which reloads the page with `threads=N`; one thread only where memory cannot be shared. */
@@ -281,11 +291,11 @@ function trainedAccuracy(demo: Demo): number | null {
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
-  const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
+  const threads = params.has('threads') ? Number(params.get('threads')) : Math.min(browserCores(), DEFAULT_MAX_THREADS);
   const simdParam = params.get('simd');
   const simd = simdParam === 'simd' || simdParam === 'relaxed' ? simdParam : 'auto';
   const [demo, tests] = await Promise.all([
-    Demo.load({ modelUrl: MODEL_URL, simd, ...(threads === undefined ? {} : { threads }) }),
+    Demo.load({ modelUrl: MODEL_URL, simd, threads }),
     loadTestSet(TEST_IMAGES_URL, TEST_LABELS_URL),
   ]);
   const f = demo.features;

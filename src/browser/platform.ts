@@ -80,6 +80,7 @@ export function browserPlatform(options: BrowserPlatformOptions = {}): WasmPlatf
           if (!(e instanceof TypeError)) throw e;
         }
       }
+      // Bytes that must be rewritten (an unshared memory) are compiled once they have all arrived.
       const bytes = new Uint8Array(await (await fetchOk(url)).arrayBuffer());
       return WebAssembly.compile(patch === undefined ? bytes : patch(bytes));
     },
