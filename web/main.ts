@@ -201,7 +201,7 @@ class Page {
       ui.timeDense.textContent = ms(t.denseMs);
       ui.timeDense.dataset['ms'] = String(t.denseMs);
       const ratio = t.denseMs / t.parsimoniousMs;
-      ui.timingNote.textContent = `Median of ${t.reps} samples per plan on this image; the parsimonious plan takes ${ratio >= 1 ? `${ratio.toFixed(2)}x less time` : `${(1 / ratio).toFixed(2)}x more time`} than the dense one.`;
+      ui.timingNote.textContent = `Median of ${t.reps} samples per plan on this image: the parsimonious plan runs ${ratio >= 1 ? `${ratio.toFixed(2)}x faster` : `${(1 / ratio).toFixed(2)}x slower`} than the dense one.`;
       ui.result.dataset['timed'] = String(run);
     }, 30);
   }

@@ -11,9 +11,9 @@ import { build, preview, type PreviewServer } from 'vite';
 
 const CONFIG = fileURLToPath(new URL('./vite.config.ts', import.meta.url));
 
-/** Chromium's flags for a closed network: no sandbox (containers), no background traffic. */
+/** Chromium's flags for containers (no sandbox, no /dev/shm) on a closed network (no background traffic). */
 export const CHROMIUM_ARGS: readonly string[] = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 

@@ -88,9 +88,13 @@ async function afterUpdate(page: Page, act: () => Promise<void>): Promise<Shown>
   return shown(page);
 }
 
-async function openDemo(isolated: boolean): Promise<{ page: Page; errors: string[] }> {
+async function openDemo(isolated: boolean): Promise<{ page: Page; errors: string[]; wasm: Array<{ url: string; type: string }> }> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors: string[] = [];
+  const wasm: Array<{ url: string; type: string }> = [];
+  page.on('response', (r) => {
+    if (r.url().endsWith('.wasm')) wasm.push({ url: r.url(), type: r.headers()['content-type'] ?? '' });
+  });
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text());
@@ -109,7 +113,7 @@ async function openDemo(isolated: boolean): Promise<{ page: Page; errors: string
   await page.waitForFunction(() => document.body.dataset['state'] !== 'loading', null, { timeout: TIMEOUT_MS });
   const state = await page.evaluate(() => [document.body.dataset['state'], document.querySelector('#status')?.textContent ?? '']);
   assert.equal(state[0], 'ready', `the page did not start: ${state[1]} ${errors.join(' | ')}`);
-  return { page, errors };
+  return { page, errors, wasm };
 }
 
 function assertSame(got: Shown, want: Expected, what: string): void {
@@ -154,8 +158,13 @@ after(async () => {
 });
 
 test('the demo page, cross-origin isolated: threads, test images, the knob, drawing, both timings, a screenshot', { skip }, async () => {
-  const { page, errors } = await openDemo(true);
+  const { page, errors, wasm } = await openDemo(true);
   assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  // Chromium has relaxed SIMD, as the Node engine does: both run the same build.
+  assert.equal(await page.evaluate(() => document.body.dataset['backend']), engine.backend.name);
+  assert.equal(wasm.length, 1, `one kernel build fetched: ${JSON.stringify(wasm)}`);
+  assert.match(wasm[0]?.url ?? '', /parsimony-relaxed[^/]*\.wasm$/);
+  assert.equal(wasm[0]?.type, 'application/wasm', 'served as streaming compilation needs it');
   const threads = Number(await page.evaluate(() => document.body.dataset['threads']));
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
   assert.equal(threads, Math.min(cores, 4), 'an isolated page runs the kernels on its cores, at most 4');
