@@ -15,6 +15,8 @@ export interface DemoOptions {
 export interface SwitchLayer {
   /** Module path of the gated conv. */
   readonly name: string;
+  /** Its place among the network's convs and linear layers, from 1. */
+  readonly position: number;
   readonly kernels: number;
   /** 1 where the LKAM switched the kernel on. */
   readonly on: Uint8Array;
@@ -118,7 +120,10 @@ export class Demo {
   classify(x: Float32Array, budget: number): Classification {
     const logits = this.parsimonious.run(x, { batch: 1, budget });
     const t = this.parsimonious.telemetry();
-    const layers = t.layers.filter((l) => l.onKernels !== null).map((l) => ({ name: l.name, kernels: l.kernels, on: (l.onKernels as Uint8Array).slice() }));
+    const layers: SwitchLayer[] = [];
+    t.layers.forEach((l, i) => {
+      if (l.onKernels !== null) layers.push({ name: l.name, position: i + 1, kernels: l.kernels, on: l.onKernels.slice() });
+    });
     let predicted = 0;
     for (let i = 1; i < logits.length; i++) if ((logits[i] as number) > (logits[predicted] as number)) predicted = i;
     return { logits, probabilities: softmax(logits), predicted, layers, macs: t.macs[0] as number, lkamMacs: t.lkamMacs[0] as number, denseMacs: t.denseMacs };

@@ -48,6 +48,7 @@ const ui = {
   timeDense: element('time-dense', HTMLTableCellElement),
   timingNote: element('timing-note', HTMLParagraphElement),
   switches: element('switches', HTMLDivElement),
+  switchTotal: element('switch-total', HTMLParagraphElement),
 };
 
 const millions = (v: number): string => `${(v / 1e6).toFixed(2)} M`;
@@ -247,7 +248,7 @@ class Page {
       const count = document.createElement('span');
       count.className = 'count';
       count.textContent = `${on} of ${l.kernels} on`;
-      title.append(`${l.name} `, count);
+      title.append(`conv ${l.position} (${l.name}) `, count);
       const grid = document.createElement('div');
       grid.className = 'grid';
       grid.style.gridTemplateColumns = `repeat(${GRID_COLUMNS}, 1fr)`;
@@ -260,6 +261,9 @@ class Page {
       box.append(title, grid);
       return box;
     });
+    const on = c.layers.reduce((a, l) => a + l.on.reduce((x, y) => x + y, 0), 0);
+    const all = c.layers.reduce((a, l) => a + l.kernels, 0);
+    ui.switchTotal.textContent = `${on} of the ${all} gated kernels are on for this image.`;
     ui.switches.replaceChildren(...layers);
   }
 }
