@@ -1,11 +1,5 @@
 /** What the command line tells scripts: exit codes, and which errors a user can cause. */
 import { CommanderError } from 'commander';
-import { DataError } from '../data/errors.js';
-import { ModelFileError, OnnxError } from '../io/errors.js';
-import { CompileError } from '../infer/compilers.js';
-import { PruneError } from '../infer/prune.js';
-import { RunFileError } from '../report/run.js';
-import { NonFiniteLossError } from '../train/fit.js';
 
 /** Exit codes; `parsimony --help` lists them. */
 export const EXIT = {
@@ -35,6 +29,13 @@ export class Interrupted extends Error {
   override readonly name = 'Interrupted';
 }
 
+/**
+ * Errors the lower layers throw about what they were given (by name, so that `--help` need not load
+ * those layers): files and data (DataError, ModelFileError, RunFileError), models (OnnxError,
+ * CompileError, PruneError) and training that diverged (NonFiniteLossError, a learning rate too high).
+ */
+const INPUT_ERRORS = new Set(['DataError', 'ModelFileError', 'RunFileError', 'OnnxError', 'CompileError', 'PruneError', 'NonFiniteLossError']);
+
 const FILE_ERRORS = new Set(['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EEXIST', 'EPERM', 'ENOSPC', 'EROFS']);
 
 function fileErrorText(e: NodeJS.ErrnoException): string {
@@ -58,10 +59,7 @@ export function classify(e: unknown): { code: number; line: string | null } {
   }
   if (e instanceof Interrupted) return { code: EXIT.interrupted, line: e.message };
   if (e instanceof UsageError) return { code: EXIT.usage, line: e.message };
-  if (e instanceof InputError || e instanceof DataError || e instanceof ModelFileError || e instanceof OnnxError || e instanceof CompileError || e instanceof PruneError || e instanceof RunFileError) {
-    return { code: EXIT.input, line: e.message };
-  }
-  if (e instanceof NonFiniteLossError) return { code: EXIT.input, line: e.message };
+  if (e instanceof InputError || (e instanceof Error && INPUT_ERRORS.has(e.name))) return { code: EXIT.input, line: e.message };
   const errno = e as NodeJS.ErrnoException;
   if (e instanceof Error && typeof errno.code === 'string' && FILE_ERRORS.has(errno.code) && typeof errno.syscall === 'string') {
     return { code: EXIT.input, line: fileErrorText(errno) };

@@ -8,9 +8,10 @@ import type { Module } from '../nn/module.js';
 import { fmnistVgg5, smallResNet } from '../nn/zoo.js';
 import { RUN_FILES } from '../report/run.js';
 import { InputError } from './errors.js';
+import type { ModelName } from './names.js';
 
 /** The networks `train --model` builds. */
-export const MODELS: Readonly<Record<string, () => Module>> = {
+export const MODELS: Readonly<Record<ModelName, () => Module>> = {
   'fmnist-vgg5': () => fmnistVgg5(),
   'fmnist-vgg5-wide': () => fmnistVgg5({ width: 2 }),
   'fmnist-vgg5-narrow': () => fmnistVgg5({ width: 0.25 }),
@@ -20,7 +21,6 @@ export const MODELS: Readonly<Record<string, () => Module>> = {
 /** The per-channel normalisation training uses (Fashion-MNIST's pixel mean and deviation). */
 export const NORMALIZE = { mean: [0.286], std: [0.353] } as const;
 
-export const DATA_HELP = "'builtin' (the 6,000/1,000-image subset shipped with Parsimony), 'full' (Debian's dataset-fashion-mnist: 60,000/10,000), or a folder holding the four Fashion-MNIST IDX files";
 
 export interface Data {
   readonly train: InMemoryDataset;

@@ -5,7 +5,6 @@
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { Option, type Command } from 'commander';
 import { engine } from '../../autograd/engine.js';
 import { planMacs, summarizeTimes, timeCalls } from '../../infer/measure.js';
 import { compile, type InferencePlan } from '../../infer/plan.js';
@@ -13,10 +12,9 @@ import { denseTwin } from '../../infer/prune.js';
 import { exportOnnx } from '../../io/onnx-export.js';
 import type { Module } from '../../nn/module.js';
 import { RUN_FILES, type BenchRecord, type BenchRow } from '../../report/run.js';
-import { checkFits, DATA_HELP, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
-import { positiveInt } from '../options.js';
+import { checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
 import { Output } from '../output.js';
-import { addOutputOptions, mega, table, withEngine, writeJson } from './common.js';
+import { mega, table, withEngine, writeJson } from './common.js';
 
 interface BenchFlags {
   data?: string;
@@ -73,23 +71,7 @@ async function openOrt(dense: Module, inputShape: readonly number[], threads: nu
   };
 }
 
-export function benchCommand(program: Command): void {
-  const cmd = program.command('bench')
-    .argument('<model>', 'a model file, or a run directory')
-    .description('time a model through the compiled plan, skipping switched-off kernels, against its dense twin (same weights, every kernel computed) in the same run; and the dense ONNX export through onnxruntime-node when it is installed')
-    .addOption(new Option('--data <where>', `${DATA_HELP}; its first test images are timed (default: what the model was trained on)`))
-    .addOption(new Option('--batch <n>', 'the larger batch (batch 1 is always timed)').argParser(positiveInt('--batch')).default(64))
-    .addOption(new Option('--reps <n>', 'timed calls per round at batch 1 (the larger batch gets a sixth, at least 3)').argParser(positiveInt('--reps')).default(40))
-    .addOption(new Option('--warmup <n>', 'untimed calls before each timing').argParser(positiveInt('--warmup')).default(5))
-    .addOption(new Option('--rounds <n>', 'rounds; the configurations alternate within each, so a background load hits them alike').argParser(positiveInt('--rounds')).default(3))
-    .addOption(new Option('--threads <n>', 'threads').argParser(positiveInt('--threads')).default(1))
-    .addOption(new Option('--no-ort', 'do not time onnxruntime-node'))
-    .addOption(new Option('--out <file>', `where to write the results (default: ${RUN_FILES.bench} in the run directory)`))
-    .addHelpText('after', `
-Times are medians over all rounds of one call (batch 1: one image per call, the images in turn).
-The speed-up is the dense twin's median time over the skipping plan's, measured in the same run.`);
-  addOutputOptions(cmd, 'print the results as JSON on stdout');
-  cmd.action(async (arg: string, f: BenchFlags) => {
+export async function run(arg: string, f: BenchFlags): Promise<void> {
     const out = new Output(f);
     const { record, src } = await withEngine(f.threads, async () => {
       const src = openModel(arg);
@@ -104,7 +86,6 @@ The speed-up is the dense twin's median time over the skipping plan's, measured 
     printBench(record, out);
     if (file !== null) out.info(`wrote ${file}`);
     out.data({ file, ...record });
-  });
 }
 
 export function printBench(r: BenchRecord, out: Output): void {

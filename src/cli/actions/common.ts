@@ -1,20 +1,7 @@
-/** Pieces several commands share: output options, engine start-up, writing JSON results. */
+/** Pieces several actions share: engine start-up, writing JSON results, number formats, tables. */
 import { writeFileSync } from 'node:fs';
-import { Option, type Command } from 'commander';
 import { init, type Engine } from '../../autograd/engine.js';
-import { positiveInt } from '../options.js';
 import { jsonReplacer } from '../output.js';
-
-export function addOutputOptions(cmd: Command, jsonText: string): Command {
-  return cmd
-    .addOption(new Option('--json', jsonText).default(false))
-    .addOption(new Option('--plain', 'plain progress lines, no bars').default(false))
-    .addOption(new Option('-q, --quiet', 'no progress, only the results').default(false));
-}
-
-export function addThreadsOption(cmd: Command): Command {
-  return cmd.addOption(new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt('--threads')));
-}
 
 export async function startEngine(threads: number | undefined): Promise<Engine> {
   return init(threads === undefined ? {} : { threads });

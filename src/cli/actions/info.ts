@@ -1,6 +1,5 @@
 /** `parsimony info MODEL`: what a model file holds. */
 import { statSync } from 'node:fs';
-import { type Command, Option } from 'commander';
 import { gates } from '../../nn/lkam.js';
 import type { Module } from '../../nn/module.js';
 import { Conv2d, Linear } from '../../nn/layers.js';
@@ -28,12 +27,8 @@ function layerRows(model: Module): LayerRow[] {
   });
 }
 
-export function infoCommand(program: Command): void {
-  program.command('info')
-    .argument('<model>', 'a model file, or a run directory')
-    .description("print a model file's architecture, parameter count, dense multiply-adds, LKAMs, training record and pruned state")
-    .addOption(new Option('--json', 'print the information as JSON on stdout').default(false))
-    .action((arg: string, f: InfoFlags) => withEngine(1, () => {
+export function run(arg: string, f: InfoFlags): Promise<void> {
+  return withEngine(1, () => {
       const out = new Output(f);
       const src = openModel(arg);
       const m = src.model;
@@ -52,10 +47,10 @@ export function infoCommand(program: Command): void {
       out.result(`${src.file} (${info.bytes} bytes)`);
       out.result(`  input ${src.meta.inputShape.join('x')}, ${info.outputs} outputs${src.meta.classNames !== undefined ? ` (${src.meta.classNames.join(', ')})` : ''}`);
       out.result(`  ${info.parameters} parameters; ${mega(info.denseMacs)} multiply-adds per image dense, ${mega(info.macsWithLkams)} with every kernel on and the LKAMs`);
-      out.result(`  LKAMs: ${lkams.length === 0 ? 'none' : lkams.map((l) => `${l.gate} (${l.switches} switches, ${l.switch})`).join(', ')}`);
+      out.result(`  LKAMs: ${lkams.length === 0 ? 'none' : `${lkams.length}, gating ${lkams.map((l) => `${l.gate} (${l.switches} switches, ${l.switch})`).join(', ')}`}`);
       out.result(`  pruned: ${pruned === null ? 'no' : `yes, ${(pruned as { kernelsRemoved?: number }).kernelsRemoved ?? '?'} kernel(s) removed`}`);
       if (training !== null) out.result(`  training: ${JSON.stringify(training)}`);
       out.result(table(['layer', 'type', 'shape', 'parameters'], info.layers.map((l) => [l.path, l.type, l.shape, l.parameters])).split('\n').map((l) => `  ${l}`).join('\n'));
       out.data(info);
-    }));
+  });
 }

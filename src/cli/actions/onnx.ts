@@ -1,7 +1,6 @@
 /** `parsimony export` (our model file → ONNX) and `parsimony import` (ONNX → our model file). */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Option, type Command } from 'commander';
 import { denseTwin } from '../../infer/prune.js';
 import { saveModel } from '../../io/node-files.js';
 import { exportOnnx } from '../../io/onnx-export.js';
@@ -10,7 +9,6 @@ import { FASHION_MNIST_CLASSES } from '../../data/fashion-mnist.js';
 import { RUN_FILES } from '../../report/run.js';
 import { InputError } from '../errors.js';
 import { openModel } from '../inputs.js';
-import { shapeArg } from '../options.js';
 import { Output } from '../output.js';
 import { mega, withEngine } from './common.js';
 
@@ -27,14 +25,8 @@ interface ImportFlags {
   json: boolean;
 }
 
-export function exportCommand(program: Command): void {
-  program.command('export')
-    .argument('<model>', 'a model file, or a run directory')
-    .description('export a model to ONNX (opset 13): LKAM switches become extra graph outputs and multiply their kernels; --dense exports the network without its LKAMs')
-    .addOption(new Option('--out <file>', `the ONNX file (default: ${RUN_FILES.onnx} in the run directory, else MODEL with .onnx)`))
-    .addOption(new Option('--dense', 'export the dense twin: the same weights without LKAMs, every kernel computed').default(false))
-    .addOption(new Option('--json', 'print the result as JSON on stdout').default(false))
-    .action((arg: string, f: ExportFlags) => withEngine(1, () => {
+export function runExport(arg: string, f: ExportFlags): Promise<void> {
+  return withEngine(1, () => {
       const out = new Output(f);
       const src = openModel(arg);
       const model = f.dense ? denseTwin(src.model, src.meta.inputShape) : src.model;
@@ -44,18 +36,11 @@ export function exportCommand(program: Command): void {
       writeFileSync(file, ex.bytes);
       out.result(`wrote ${file} (${ex.bytes.length} bytes): input ${ex.input} [N, ${src.meta.inputShape.join(', ')}], output ${ex.output}${ex.switchOutputs.length > 0 ? `, switch outputs ${ex.switchOutputs.map((s) => s.name).join(', ')}` : ''}`);
       out.data({ file, bytes: ex.bytes.length, input: ex.input, output: ex.output, inputShape: src.meta.inputShape, switchOutputs: ex.switchOutputs, dense: f.dense });
-    }));
+  });
 }
 
-export function importCommand(program: Command): void {
-  program.command('import')
-    .argument('<onnx>', 'an ONNX file (opset 11 to 17; convs, batch norm, ReLU, pooling, linear layers, LKAM gates as export writes them)')
-    .description('import an ONNX model as a Parsimony model file')
-    .addOption(new Option('--out <file>', 'the model file to write (default: ONNX with .safetensors)'))
-    .addOption(new Option('--input-shape <c,h,w>', 'one input image, when the graph does not fix it').argParser(shapeArg('--input-shape')))
-    .addOption(new Option('--classes <names>', "class names, comma-separated, or 'fashion-mnist'"))
-    .addOption(new Option('--json', 'print the result as JSON on stdout').default(false))
-    .action((arg: string, f: ImportFlags) => withEngine(1, () => {
+export function runImport(arg: string, f: ImportFlags): Promise<void> {
+  return withEngine(1, () => {
       const out = new Output(f);
       let bytes: Buffer;
       try {
@@ -74,5 +59,5 @@ export function importCommand(program: Command): void {
       saveModel(file, model, { inputShape: im.inputShape, ...(classes === undefined ? {} : { classNames: classes }), training: { importedFrom: arg, opset: im.opset } });
       out.result(`wrote ${file}: ${model.parameterCount()} parameters, input ${im.inputShape.join('x')}, ${outputs} outputs, ${mega(model.macs([1, ...im.inputShape], false))} multiply-adds per image dense, ${im.switchOutputs.size} LKAM(s), opset ${im.opset}`);
       out.data({ file, parameters: model.parameterCount(), inputShape: im.inputShape, outputs, opset: im.opset, lkams: im.switchOutputs.size });
-    }));
+  });
 }

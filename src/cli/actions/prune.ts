@@ -1,16 +1,14 @@
 /** `parsimony prune MODEL`: removes the kernels that no image of a data split switches on. */
 import { join } from 'node:path';
-import { Option, type Command } from 'commander';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
 import { neverOnRemovals, planMacs } from '../../infer/measure.js';
 import { compile } from '../../infer/plan.js';
 import { pruneStatic } from '../../infer/prune.js';
 import { RUN_FILES } from '../../report/run.js';
-import { checkFits, DATA_HELP, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
-import { positiveInt } from '../options.js';
+import { checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
 import { Output } from '../output.js';
-import { addOutputOptions, addThreadsOption, mega, withEngine, writeJson } from './common.js';
+import { mega, withEngine, writeJson } from './common.js';
 
 interface PruneFlags {
   data?: string;
@@ -47,21 +45,7 @@ function runAll(plan: ReturnType<typeof compile>, images: Float32Array, per: num
   return out;
 }
 
-export function pruneCommand(program: Command): void {
-  const cmd = program.command('prune')
-    .argument('<model>', 'a model file with LKAMs, or a run directory')
-    .description('static pruning: remove the kernels that no image of a data split switches on, then check that the pruned model predicts what the gated one does on the test set')
-    .addOption(new Option('--data <where>', `${DATA_HELP} (default: what the model was trained on)`))
-    .addOption(new Option('--split <which>', 'the images whose switches decide what is removed').choices(['train', 'test']).default('train'))
-    .addOption(new Option('--limit <n>', 'use only the first n images of each split').argParser(positiveInt('--limit')))
-    .addOption(new Option('--out <file>', `the pruned model file (default: ${RUN_FILES.pruned} in the run directory, else MODEL with .pruned.safetensors)`))
-    .addHelpText('after', `
-Kernels off for every image of the split are removed, with the input channels that read them
-downstream; every other kernel keeps its switch. Test predictions that differ between the gated and
-the pruned model are counted (0 unless a test image switches on a kernel no split image did).`);
-  addThreadsOption(cmd);
-  addOutputOptions(cmd, 'print the result as JSON on stdout');
-  cmd.action(async (arg: string, f: PruneFlags) => {
+export async function run(arg: string, f: PruneFlags): Promise<void> {
     const out = new Output(f);
     await withEngine(f.threads, () => {
       const src = openModel(arg);
@@ -129,5 +113,4 @@ the pruned model are counted (0 unless a test image switches on a kernel no spli
       out.result(`wrote ${file}`);
       out.data(result);
     });
-  });
 }

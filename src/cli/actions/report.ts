@@ -1,7 +1,6 @@
 /** `parsimony report RUN...`: one self-contained HTML page from one or more run directories. */
 import { readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
 import { renderReport } from '../../report/html.js';
 import { isRunDir, readRun, RUN_FILES, type RunData } from '../../report/run.js';
 import { InputError } from '../errors.js';
@@ -52,27 +51,11 @@ function commonParent(dirs: readonly string[]): string {
   return dirs.every((d) => resolve(d) === common) ? dirname(common) : common;
 }
 
-export function reportCommand(program: Command): void {
-  program.command('report')
-    .argument('<runs...>', 'run directories (from parsimony train --out), or a folder of them (a sparsity sweep)')
-    .description('write one self-contained HTML report (works offline): training curves, kernel activity per class, multiply-adds per image and per class, the cheapest and costliest test images, accuracy against compute (runtime knob, sparsity sweep), the benchmark table')
-    .addOption(new Option('--out <file>', `the HTML file (default: ${RUN_FILES.report} in the run directory, or in the folder of runs)`))
-    .addOption(new Option('--title <text>', 'the page title'))
-    .addOption(new Option('--json', 'print the result as JSON on stdout').default(false))
-    .addHelpText('after', `
-The first run is shown in detail; with several runs, the sparsity-weight curve has one point per run.
-Sections whose measurements are missing say which command makes them (eval, eval --thresholds/--budgets, bench).
-
-Examples:
-  parsimony report runs/s1
-  parsimony report runs/sweep            # every run directory inside runs/sweep
-  parsimony report runs/s0.5 runs/s1 runs/s2 --out sweep.html`)
-    .action(async (args: string[], f: ReportFlags) => {
+export async function run(args: string[], f: ReportFlags): Promise<void> {
       const out = new Output(f);
       const { runs, sweepDir } = findRuns(args);
       const file = f.out ?? join(runs.length === 1 ? (runs[0] as string) : (sweepDir ?? commonParent(runs)), RUN_FILES.report);
       const r = await writeReport(runs, file, f.title);
       out.result(`wrote ${file} (${r.runs.length} run${r.runs.length === 1 ? '' : 's'})`);
       out.data({ file, runs });
-    });
 }

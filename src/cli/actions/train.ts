@@ -5,7 +5,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { engine, init } from '../../autograd/engine.js';
 import { DataLoader } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
@@ -21,8 +21,8 @@ import { trainStep, type EpochReport, type EvalResult } from '../../train/fit.js
 import { denseMacs, type ParsimonyReport } from '../../train/parsimony.js';
 import { InputError, Interrupted, UsageError } from '../errors.js';
 import { evaluateModel, testParsimony } from '../evaluation.js';
-import { DATA_HELP, loadData, MODELS, NORMALIZE } from '../inputs.js';
-import { applyConfig, applyValues, fraction, integer, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../options.js';
+import { loadData, MODELS, NORMALIZE } from '../inputs.js';
+import { applyConfig, applyValues } from '../options.js';
 import { Output } from '../output.js';
 
 export interface TrainFlags {
@@ -72,48 +72,6 @@ export interface TrainResult {
 
 /** Options a run's config.json does not record (they say how to run, not what to train). */
 const NOT_RECORDED = new Set(['json', 'quiet', 'plain', 'debug', 'config', 'resume', 'out']);
-
-/** The training options, shared by `train` and `demo` (which changes some defaults). */
-export function addTrainOptions(cmd: Command, defaults: { epochs: number; lkam: boolean; sparsity: number; sparsityWarmup: number; out?: string }): Command {
-  const g = (o: Option, heading: string): Option => o.helpGroup(heading);
-  const data = 'Data and network:';
-  const opt = 'Optimisation:';
-  const lk = 'Kernel switches (LKAMs):';
-  const run = 'Run directory, checkpoints and output:';
-  cmd
-    .addOption(g(new Option('--model <name>', 'network to train').choices(Object.keys(MODELS)).default('fmnist-vgg5'), data))
-    .addOption(g(new Option('--data <where>', DATA_HELP).default('builtin'), data))
-    .addOption(g(new Option('--limit <n>', 'use only the first n training and n test images (quick trials)').argParser(positiveInt('--limit')), data))
-    .addOption(g(new Option('--epochs <n>', 'epochs').argParser(positiveInt('--epochs')).default(defaults.epochs), opt))
-    .addOption(g(new Option('--batch <n>', 'batch size').argParser(positiveInt('--batch')).default(128), opt))
-    .addOption(g(new Option('--lr <x>', 'base learning rate').argParser(positiveNumber('--lr')).default(1e-3), opt))
-    .addOption(g(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'adamw', 'sgd']).default('adam'), opt))
-    .addOption(g(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'step', 'constant']).default('cosine'), opt))
-    .addOption(g(new Option('--warmup <steps>', 'linear learning-rate warm-up steps').argParser(nonNegativeInt('--warmup')).default(0), opt))
-    .addOption(g(new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt('--threads')), opt))
-    .addOption(g(new Option('--seed <n>', 'seed for initialisation and data order').argParser(integer('--seed')).default(0), opt));
-  if (defaults.lkam) cmd.addOption(g(new Option('--no-lkam', 'train the dense network, without LKAMs'), lk));
-  else cmd.addOption(g(new Option('--lkam', 'add LKAMs between consecutive convs and train them with the sparsity term').default(false), lk));
-  cmd
-    .addOption(g(new Option('--sparsity <w>', 'weight of the sparsity term (with LKAMs)').argParser(nonNegativeNumber('--sparsity')).default(defaults.sparsity), lk))
-    .addOption(g(new Option('--sparsity-warmup <epochs>', 'epochs over which the sparsity weight rises linearly from 0').argParser(nonNegativeNumber('--sparsity-warmup')).default(defaults.sparsityWarmup), lk))
-    .addOption(g(new Option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity)').argParser(fraction('--budget')), lk))
-    .addOption(g(new Option('--gains <kind>', "per-gate gains: uniform, or proportional to each kernel's multiply-adds").choices(['uniform', 'macs']).default('macs'), lk))
-    .addOption(g(new Option('--bank <k>', '1x1 convolutions in each LKAM').argParser(positiveInt('--bank')).default(4), lk))
-    .addOption(g(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'), lk))
-    .addOption(g(new Option('--grid <g>', 'LKAM pooling grid (1 = global)').argParser(positiveInt('--grid')).default(1), lk))
-    .addOption(g(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'), lk))
-    .addOption(g(new Option('--dead-switches <how>', "hard switches that close for every input: 'keep' them closed (pruned; training skips their kernels) or 'ste' (straight-through gradient, which can reopen them but computes every kernel while training)").choices(['keep', 'ste']).default('keep'), lk))
-    .addOption(g(new Option('--out <dir>', `run directory: ${RUN_FILES.config}, ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}, ${RUN_FILES.model}, ${RUN_FILES.eval}`).default(defaults.out), run))
-    .addOption(g(new Option('--resume <dir>', 'continue the run in this directory from its checkpoint, with its recorded options (options given here override them, e.g. more --epochs)'), run))
-    .addOption(g(new Option('--checkpoint-every <steps>', 'also checkpoint every n steps (0: only at the end of each epoch and on Ctrl-C)').argParser(nonNegativeInt('--checkpoint-every')).default(0), run))
-    .addOption(g(new Option('--save <file>', 'also write the trained model to this file (safetensors)'), run))
-    .addOption(g(new Option('--config <file>', 'JSON file of option values, e.g. {"epochs": 5, "sparsity-warmup": 2}; options on the command line win'), run))
-    .addOption(g(new Option('--json', 'print the result as JSON on stdout (per-epoch reports, test measurements, files written)').default(false), run))
-    .addOption(g(new Option('--plain', 'progress as one plain line per epoch, no bars (the default when stderr is not a terminal)').default(false), run))
-    .addOption(g(new Option('-q, --quiet', 'no progress, only the results').default(false), run));
-  return cmd;
-}
 
 /** Resolves --config and --resume into the command's option values; returns the flags to train with. */
 export function resolveTrainFlags(cmd: Command): TrainFlags {
@@ -174,7 +132,7 @@ function fmtM(x: number): string {
 
 /** The whole training: returns the result; throws Interrupted after a checkpoint when the user pressed Ctrl-C. */
 export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo'): Promise<TrainResult> {
-  const make = MODELS[f.model];
+  const make = (MODELS as Readonly<Record<string, () => Module>>)[f.model];
   if (make === undefined) throw new UsageError(`--model should be one of ${Object.keys(MODELS).join(', ')}, got '${f.model}'`);
   const t0 = performance.now();
   const data = loadData(f.data, f.limit);
@@ -424,32 +382,20 @@ function recordedOptions(f: TrainFlags): Record<string, unknown> {
   return out;
 }
 
-export function trainCommand(program: Command): void {
-  const cmd = program.command('train')
-    .description('train a network on Fashion-MNIST (dense, or with LKAMs and the sparsity term)')
-    .addHelpText('after', `
-Examples:
-  parsimony train --lkam --sparsity 1 --epochs 5 --out runs/s1
-  parsimony train --data full --lkam --budget 0.4 --epochs 10 --out runs/b04 --json
-  parsimony train --resume runs/s1 --epochs 8        # continue, with more epochs
-
-Ctrl-C writes a checkpoint into the run directory (a new one under runs/ without --out) and exits
-with code 130; --resume continues exactly where it stopped.`);
-  addTrainOptions(cmd, { epochs: 3, lkam: false, sparsity: 1, sparsityWarmup: 1 });
-  cmd.action(async (_o: unknown, c: Command) => {
-    const f = resolveTrainFlags(c);
-    const out = new Output(f);
-    const result = await train(f, out, 'train');
-    try {
-      out.data(result);
-      const last = result.epochs[result.epochs.length - 1];
-      const acc = result.eval?.accuracy ?? last?.test?.accuracy;
-      if (acc !== undefined) {
-        const macs = result.eval !== null && result.eval.layers.length > 0 ? `, ${result.eval.macs.reduction.toFixed(2)}x fewer multiply-adds than dense` : '';
-        out.result(`test accuracy ${(100 * acc).toFixed(2)}%${macs}${result.run === null ? '' : ` (run directory ${result.run})`}`);
-      }
-    } finally {
-      engine().close();
+export async function run(_o: unknown, c: Command): Promise<void> {
+  const f = resolveTrainFlags(c);
+  const out = new Output(f);
+  const result = await train(f, out, 'train');
+  try {
+    out.data(result);
+    const last = result.epochs[result.epochs.length - 1];
+    const acc = result.eval?.accuracy ?? last?.test?.accuracy;
+    const reduction = result.eval !== null && result.eval.layers.length > 0 ? result.eval.macs.reduction : result.parsimony[result.parsimony.length - 1]?.macs.reduction;
+    if (acc !== undefined) {
+      const macs = reduction === undefined ? '' : `, ${reduction.toFixed(2)}x fewer multiply-adds than dense`;
+      out.result(`test accuracy ${(100 * acc).toFixed(2)}%${macs}${result.run === null ? '' : ` (run directory ${result.run})`}`);
     }
-  });
+  } finally {
+    engine().close();
+  }
 }

@@ -1,0 +1,64 @@
+/** `parsimony train` and the training options `demo` shares. */
+import { Option, type Command } from 'commander';
+import { RUN_FILES } from '../../report/run.js';
+import { DATA_HELP, MODEL_NAMES } from '../names.js';
+import { fraction, integer, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../options.js';
+import { lazy } from './shared.js';
+
+export function addTrainOptions(cmd: Command, defaults: { epochs: number; lkam: boolean; sparsity: number; sparsityWarmup: number; out?: string }): Command {
+  const g = (o: Option, heading: string): Option => o.helpGroup(heading);
+  const data = 'Data and network:';
+  const opt = 'Optimisation:';
+  const lk = 'Kernel switches (LKAMs):';
+  const run = 'Run directory, checkpoints and output:';
+  cmd
+    .addOption(g(new Option('--model <name>', 'network to train').choices([...MODEL_NAMES]).default('fmnist-vgg5'), data))
+    .addOption(g(new Option('--data <where>', DATA_HELP).default('builtin'), data))
+    .addOption(g(new Option('--limit <n>', 'use only the first n training and n test images (quick trials)').argParser(positiveInt('--limit')), data))
+    .addOption(g(new Option('--epochs <n>', 'epochs').argParser(positiveInt('--epochs')).default(defaults.epochs), opt))
+    .addOption(g(new Option('--batch <n>', 'batch size').argParser(positiveInt('--batch')).default(128), opt))
+    .addOption(g(new Option('--lr <x>', 'base learning rate').argParser(positiveNumber('--lr')).default(1e-3), opt))
+    .addOption(g(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'adamw', 'sgd']).default('adam'), opt))
+    .addOption(g(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'step', 'constant']).default('cosine'), opt))
+    .addOption(g(new Option('--warmup <steps>', 'linear learning-rate warm-up steps').argParser(nonNegativeInt('--warmup')).default(0), opt))
+    .addOption(g(new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt('--threads')), opt))
+    .addOption(g(new Option('--seed <n>', 'seed for initialisation and data order').argParser(integer('--seed')).default(0), opt));
+  if (defaults.lkam) cmd.addOption(g(new Option('--no-lkam', 'train the dense network, without LKAMs'), lk));
+  else cmd.addOption(g(new Option('--lkam', 'add LKAMs between consecutive convs and train them with the sparsity term').default(false), lk));
+  cmd
+    .addOption(g(new Option('--sparsity <w>', 'weight of the sparsity term (with LKAMs)').argParser(nonNegativeNumber('--sparsity')).default(defaults.sparsity), lk))
+    .addOption(g(new Option('--sparsity-warmup <epochs>', 'epochs over which the sparsity weight rises linearly from 0').argParser(nonNegativeNumber('--sparsity-warmup')).default(defaults.sparsityWarmup), lk))
+    .addOption(g(new Option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity)').argParser(fraction('--budget')), lk))
+    .addOption(g(new Option('--gains <kind>', "per-gate gains: uniform, or proportional to each kernel's multiply-adds").choices(['uniform', 'macs']).default('macs'), lk))
+    .addOption(g(new Option('--bank <k>', '1x1 convolutions in each LKAM').argParser(positiveInt('--bank')).default(4), lk))
+    .addOption(g(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'), lk))
+    .addOption(g(new Option('--grid <g>', 'LKAM pooling grid (1 = global)').argParser(positiveInt('--grid')).default(1), lk))
+    .addOption(g(new Option('--switch <kind>', 'switch function').choices(['hard', 'sigmoid']).default('hard'), lk))
+    .addOption(g(new Option('--dead-switches <how>', "hard switches that close for every input: 'keep' them closed (pruned; training skips their kernels) or 'ste' (straight-through gradient, which can reopen them but computes every kernel while training)").choices(['keep', 'ste']).default('keep'), lk))
+    .addOption(g(new Option('--out <dir>', `run directory: ${RUN_FILES.config}, ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}, ${RUN_FILES.model}, ${RUN_FILES.eval}`).default(defaults.out), run))
+    .addOption(g(new Option('--resume <dir>', 'continue the run in this directory from its checkpoint, with its recorded options (options given here override them, e.g. more --epochs)'), run))
+    .addOption(g(new Option('--checkpoint-every <steps>', 'also checkpoint every n steps (0: only at the end of each epoch and on Ctrl-C)').argParser(nonNegativeInt('--checkpoint-every')).default(0), run))
+    .addOption(g(new Option('--save <file>', 'also write the trained model to this file (safetensors)'), run))
+    .addOption(g(new Option('--config <file>', 'JSON file of option values, e.g. {"epochs": 5, "sparsity-warmup": 2}; options on the command line win'), run))
+    .addOption(g(new Option('--json', 'print the result as JSON on stdout (per-epoch reports, test measurements, files written)').default(false), run))
+    .addOption(g(new Option('--plain', 'progress as one plain line per epoch, no bars (the default when stderr is not a terminal)').default(false), run))
+    .addOption(g(new Option('-q, --quiet', 'no progress, only the results').default(false), run));
+  return cmd;
+}
+
+export function trainCommand(program: Command): void {
+  const cmd = program.command('train')
+    .description('train a network on Fashion-MNIST (dense, or with LKAMs and the sparsity term)')
+    .addHelpText('after', `
+Examples:
+  parsimony train --lkam --sparsity 1 --epochs 5 --out runs/s1
+  parsimony train --data full --lkam --budget 0.4 --epochs 10 --out runs/b04 --json
+  parsimony train --resume runs/s1 --epochs 8        # continue, with more epochs
+
+Progress: a bar per epoch on a terminal (batches, loss, accuracy, mean switch value, multiply-adds
+per image, images/s, ETA), one line per epoch otherwise. Ctrl-C writes a checkpoint into the run
+directory (a new one under runs/ without --out) and exits with code 130; --resume continues exactly
+where it stopped.`);
+  addTrainOptions(cmd, { epochs: 3, lkam: false, sparsity: 1, sparsityWarmup: 1 });
+  cmd.action(lazy(() => import('../actions/train.js')));
+}

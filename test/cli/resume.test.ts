@@ -1,0 +1,57 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli, explain, QUICK, startCli } from './helpers.js';
+
+const EPOCHS = '12';
+const TRAIN = ['train', ...QUICK, '--batch', '16', '--epochs', EPOCHS, '--lkam', '--sparsity', '1', '--plain'];
+
+describe('parsimony train: Ctrl-C writes a checkpoint, --resume continues bit for bit', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'parsimony-cli-resume-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('an interrupted and resumed run ends with the same model file as an uninterrupted one', async () => {
+    const whole = join(dir, 'whole');
+    const cut = join(dir, 'cut');
+    const reference = cli([...TRAIN, '--out', whole]);
+    const run = startCli([...TRAIN, '--out', cut]);
+    await run.waitFor(/epoch 1\/12: /);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    assert.equal(r.code, 130, explain([...TRAIN, '--out', cut], r));
+    assert.match(r.stderr, new RegExp(`^parsimony: interrupted (at|after) epoch \\d+.*checkpoint written to ${cut}/checkpoint\\.ckpt; continue with: parsimony train --resume ${cut}\\n$`));
+    assert.ok(existsSync(join(cut, 'checkpoint.ckpt')));
+    assert.ok(!existsSync(join(cut, 'model.safetensors')), 'no final model after an interruption');
+
+    const args = ['train', '--resume', cut, '--json'];
+    const resumed = await cli(args);
+    assert.equal(resumed.code, 0, explain(args, resumed));
+    const out = JSON.parse(resumed.stdout) as { resumedFrom: number | null; run: string };
+    assert.ok(out.resumedFrom !== null && out.resumedFrom > 0, 'resumed from a step after the first');
+    assert.equal(out.run, cut);
+    const ref = await reference;
+    assert.equal(ref.code, 0, explain([...TRAIN, '--out', whole], ref));
+    const a = readFileSync(join(whole, 'model.safetensors'));
+    const b = readFileSync(join(cut, 'model.safetensors'));
+    assert.ok(a.equals(b), 'the resumed run wrote the same bytes as the uninterrupted one');
+    const epochs = readFileSync(join(cut, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+    assert.deepEqual(epochs, Array.from({ length: Number(EPOCHS) }, (_, i) => i + 1), 'metrics.jsonl has every epoch once');
+  });
+
+  test('--resume of a folder that is not a run, or has no checkpoint, is an input error', async () => {
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    const r1 = await cli(['train', '--resume', empty]);
+    assert.equal(r1.code, 3, explain(['train', '--resume', empty], r1));
+    assert.match(r1.stderr, /^parsimony: --resume .*empty: not a run directory \(no config\.json\)\n$/);
+    writeFileSync(join(empty, 'config.json'), JSON.stringify({ options: { model: 'fmnist-vgg5-narrow', limit: 16, lkam: true } }));
+    const r2 = await cli(['train', '--resume', empty]);
+    assert.equal(r2.code, 3, explain(['train', '--resume', empty], r2));
+    assert.match(r2.stderr, /^parsimony: --resume .*empty: no checkpoint\.ckpt to resume from\n$/);
+  });
+});
