@@ -58,7 +58,7 @@ const ms = (v: number): string => (v < 1 ? `${(v * 1000).toFixed(0)} µs` : `${v
 function paintGrey(canvas: HTMLCanvasElement, grey: Uint8Array): void {
   canvas.width = SIDE;
   canvas.height = SIDE;
-  const ctx = canvas.getContext('2d');
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
   if (ctx === null) return;
   const img = ctx.createImageData(SIDE, SIDE);
   for (let i = 0; i < grey.length; i++) {
