@@ -5,7 +5,7 @@ import { DATA_HELP, MODEL_NAMES } from '../names.js';
 import { fraction, integer, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../options.js';
 import { lazy } from './shared.js';
 
-export function addTrainOptions(cmd: Command, defaults: { epochs: number; lkam: boolean; sparsity: number; sparsityWarmup: number; out?: string }): Command {
+export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: number; lkam: boolean; sparsity: number; sparsityWarmup: number; out?: string }): Command {
   const g = (o: Option, heading: string): Option => o.helpGroup(heading);
   const data = 'Data and network:';
   const opt = 'Optimisation:';
@@ -17,7 +17,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lkam: 
     .addOption(g(new Option('--limit <n>', 'use only the first n training and n test images (quick trials)').argParser(positiveInt('--limit')), data))
     .addOption(g(new Option('--epochs <n>', 'epochs').argParser(positiveInt('--epochs')).default(defaults.epochs), opt))
     .addOption(g(new Option('--batch <n>', 'batch size').argParser(positiveInt('--batch')).default(128), opt))
-    .addOption(g(new Option('--lr <x>', 'base learning rate').argParser(positiveNumber('--lr')).default(1e-3), opt))
+    .addOption(g(new Option('--lr <x>', 'base learning rate').argParser(positiveNumber('--lr')).default(defaults.lr), opt))
     .addOption(g(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'adamw', 'sgd']).default('adam'), opt))
     .addOption(g(new Option('--schedule <name>', 'learning-rate schedule over all steps').choices(['cosine', 'step', 'constant']).default('cosine'), opt))
     .addOption(g(new Option('--warmup <steps>', 'linear learning-rate warm-up steps').argParser(nonNegativeInt('--warmup')).default(0), opt))
@@ -59,6 +59,6 @@ Progress: a bar per epoch on a terminal (batches, loss, accuracy, mean switch va
 per image, images/s, ETA), one line per epoch otherwise. Ctrl-C writes a checkpoint into the run
 directory (a new one under runs/ without --out) and exits with code 130; --resume continues exactly
 where it stopped.`);
-  addTrainOptions(cmd, { epochs: 3, lkam: false, sparsity: 1, sparsityWarmup: 1 });
+  addTrainOptions(cmd, { epochs: 3, lr: 1e-3, lkam: false, sparsity: 1, sparsityWarmup: 1 });
   cmd.action(lazy(() => import('../actions/train.js')));
 }
