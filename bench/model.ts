@@ -21,7 +21,7 @@ import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { Engine } from '../src/autograd/engine.js';
-import type { InferencePlan, Telemetry } from '../src/infer/index.js';
+import type { InferencePlan } from '../src/infer/index.js';
 import type { Module } from '../src/nn/module.js';
 import {
   BenchRng, contentionLine, environment, keepAlive, printTable, round, summarize, time, verifyOutputs, writeResults, VERIFY_RELATIVE,
@@ -172,13 +172,8 @@ export async function buildModels(p: P, e: Engine, file: string | null): Promise
   const hasGates = p.gates(gated).length > 0;
   const dense = p.denseTwin(gated, inputShape);
   const probe = p.compile(gated, { inputShape, maxBatch: MAX_BATCH, backend: e.backend, threads: 1 });
-  const never = p.kernelsNeverOn(probe, images);
+  const removed = p.neverOnRemovals(gated, probe, images);
   probe.dispose();
-  const removed = new Map([...never].filter(([, k]) => k.length > 0).map(([path, k]) => {
-    const conv = gated.modules().find(([q]) => q === path)?.[1] as { outChannels: number } | undefined;
-    // A conv whose kernels are all off keeps one (a conv cannot have none; its output is zero anyway).
-    return [path, conv !== undefined && k.length >= conv.outChannels ? k.slice(1) : k] as const;
-  }));
   const pruned = p.pruneStatic(gated, removed, { inputShape });
   pruned.eval();
   dense.eval();
@@ -441,27 +436,12 @@ function configs(): ConfigSpec[] {
 /** Mean of the per-image multiply-adds of a plan over the calibration images, with the layers' mean active kernels. */
 function measureMacs(p: P, e: Engine, model: Module, models: Models, skip: boolean): { mean: number; dense: number; layers: Array<{ name: string; kernels: number; mean_active: number }> } {
   const plan = p.compile(model, { inputShape: models.inputShape, maxBatch: MAX_BATCH, skip, backend: e.backend, threads: 1 });
-  const per = models.inputShape.reduce((a, b) => a * b, 1);
-  const images = models.images.length / per;
-  let total = 0;
-  const active = new Map<string, { kernels: number; sum: number }>();
-  let t: Telemetry | null = null;
-  for (let n0 = 0; n0 < images; n0 += MAX_BATCH) {
-    const n = Math.min(MAX_BATCH, images - n0);
-    plan.run(models.images.subarray(n0 * per, (n0 + n) * per));
-    t = plan.telemetry();
-    total += t.macs.reduce((a, b) => a + b, 0);
-    for (const l of t.layers) {
-      const a = active.get(l.name) ?? { kernels: l.kernels, sum: 0 };
-      a.sum += l.computedKernels.reduce((x, y) => x + y, 0);
-      active.set(l.name, a);
-    }
+  try {
+    const m = p.planMacs(plan, models.images);
+    return { mean: m.mean, dense: m.dense, layers: m.layers.map((l) => ({ name: l.name, kernels: l.kernels, mean_active: round(l.meanActive, 2) })) };
+  } finally {
+    plan.dispose();
   }
-  plan.dispose();
-  return {
-    mean: total / images, dense: t?.denseMacs ?? 0,
-    layers: [...active].map(([name, a]) => ({ name, kernels: a.kernels, mean_active: round(a.sum / images, 2) })),
-  };
 }
 
 export const modelBench: Bench = {

@@ -3,3 +3,5 @@ export { compile, InferencePlan, type CompileOptions, type RunOptions, type Tele
 export { registerCompiler, compilableTypes, CompileError, type CompileContext, type ModuleCompiler } from './compilers.js';
 export { pruneStatic, denseTwin, kernelsNeverOn, registerPruneRule, PruneError, type PruneContext, type PruneOptions, type PruneResult, type PruneRule } from './prune.js';
 export type { Node as InferNode, Value as InferValue } from './ir.js';
+export { knobCurve, knobGrid, type KnobData, type KnobOptions, type KnobPoint, type KnobSetting } from './knob.js';
+export { neverOnRemovals, planMacs, timeCalls, summarizeTimes, type CallTiming, type PlanMacs } from './measure.js';
