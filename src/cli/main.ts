@@ -27,6 +27,17 @@ A typical session:
   parsimony bench runs/s1
   parsimony report runs/s1          # writes runs/s1/report.html`;
 
+/** Our parsers name the flag and the expectation, so commander's preamble would say it twice. */
+function tidyCommanderError(s: string): string {
+  const m = /^error: option '(-[^ ',]+(?:, )?(--[^ ']+)?)[^']*' argument '([^']*)' is invalid\. ([\s\S]*)$/.exec(s);
+  if (m !== null) {
+    const flag = m[2] ?? m[1] ?? '';
+    const rest = m[4] ?? '';
+    return rest.startsWith(flag) ? rest : `${flag}: '${m[3] ?? ''}' is not allowed. ${rest}`;
+  }
+  return s.replace(/^error: /, '');
+}
+
 export function buildProgram(): Command {
   const program = new Command('parsimony')
     .description('Train convolutional networks that learn which kernels each input needs, and skip the rest at inference.')
@@ -34,7 +45,7 @@ export function buildProgram(): Command {
     .option('--debug', 'print stack traces on errors', false)
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({ outputError: (s, write) => write(s.startsWith('error:') ? `parsimony: ${s}` : s) })
+    .configureOutput({ outputError: (s, write) => write(`parsimony: ${tidyCommanderError(s)}`) })
     .addHelpText('after', EXIT_HELP);
   program.addHelpCommand('help [command]', 'show the help of a command');
   trainCommand(program);

@@ -71,11 +71,6 @@ export function shapeArg(flag: string) {
   };
 }
 
-/** The `--config FILE` option every command that has many flags takes. */
-export function addConfigOption(cmd: Command): Command {
-  return cmd.option('--config <file>', 'JSON file of option values (keys are option names, e.g. {"epochs": 5, "sparsity-warmup": 2}); options on the command line win');
-}
-
 function camel(key: string): string {
   return key.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
@@ -125,7 +120,7 @@ export function applyValues(cmd: Command, values: Readonly<Record<string, unknow
     if (value === null) continue;
     if (!opt.required && !opt.optional) {
       if (typeof value !== 'boolean') throw new UsageError(`${where}: '${rawKey}' should be true or false, got ${describeValue(value)}`);
-      cmd.setOptionValueWithSource(key, opt.negate ? value : value, 'config');
+      cmd.setOptionValueWithSource(key, value, 'config');
       continue;
     }
     if (typeof value !== 'string' && typeof value !== 'number' && !Array.isArray(value)) {
@@ -145,14 +140,4 @@ export function applyValues(cmd: Command, values: Readonly<Record<string, unknow
     }
     cmd.setOptionValueWithSource(key, parsed, 'config');
   }
-}
-
-/** Option values as plain JSON (what config.json records), without the ones in `omit`. */
-export function resolvedOptions(cmd: Command, omit: ReadonlySet<string>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(cmd.opts())) {
-    if (omit.has(k) || v === undefined) continue;
-    out[k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)] = v;
-  }
-  return out;
 }

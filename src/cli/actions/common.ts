@@ -3,13 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { init, type Engine } from '../../autograd/engine.js';
 import { jsonReplacer } from '../output.js';
 
-export async function startEngine(threads: number | undefined): Promise<Engine> {
-  return init(threads === undefined ? {} : { threads });
-}
-
 /** Runs `fn` with an engine, closing it afterwards (its worker threads would keep the process alive). */
 export async function withEngine<T>(threads: number | undefined, fn: (e: Engine) => Promise<T> | T): Promise<T> {
-  const e = await startEngine(threads);
+  const e = await init(threads === undefined ? {} : { threads });
   try {
     return await fn(e);
   } finally {
