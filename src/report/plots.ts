@@ -157,8 +157,7 @@ export function knobPlot(k: KnobRecord): Plot {
       width: WIDTH, height: HEIGHT,
       data: { values: rows },
       encoding: {
-        x: { field: 'mmacs', type: 'quantitative', title: 'mean M multiply-adds per image', scale: { zero: false } },
-        y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale: { zero: false }, axis: { format: '.0%' } },
+        ...accuracyAgainstMacs,
         color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom' } },
       },
       layer: [
@@ -168,6 +167,12 @@ export function knobPlot(k: KnobRecord): Plot {
     } as TopLevelSpec,
   };
 }
+
+/** The axes of both accuracy-against-compute plots. */
+const accuracyAgainstMacs = {
+  x: { field: 'mmacs', type: 'quantitative', title: 'mean M multiply-adds per image', scale: { zero: false } },
+  y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale: { zero: false }, axis: { format: '.0%' } },
+} as const;
 
 /** The label of a run in the sweep: its sparsity weight or compute budget. */
 export function sweepLabel(r: RunData): string {
@@ -192,8 +197,7 @@ export function sweepPlot(runs: readonly RunData[]): Plot | null {
       width: WIDTH, height: HEIGHT,
       data: { values: rows },
       encoding: {
-        x: { field: 'mmacs', type: 'quantitative', title: 'mean M multiply-adds per image', scale: { zero: false } },
-        y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale: { zero: false }, axis: { format: '.0%' } },
+        ...accuracyAgainstMacs,
       },
       layer: [
         { mark: { type: 'line', point: { size: 60 }, color: '#7c3aed', strokeWidth: 2 }, encoding: { order: { field: 'mmacs' }, tooltip: [{ field: 'run' }, { field: 'label' }, { field: 'accuracy', format: '.2%' }, { field: 'mmacs', format: '.2f' }, { field: 'reduction', format: '.2f' }] } },
