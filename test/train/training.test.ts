@@ -75,4 +75,23 @@ describe('the compute-budget controller', () => {
     assert.ok(c.weight < high, `weight ${c.weight} after steps under budget`);
     assert.throws(() => new BudgetController({ target: 1.5 }), /compute budget 1.5 should be a fraction in \(0, 1\]/);
   });
+
+  test('with a ramp, the target falls from dense to the budget and the weight tracks it without winding up', () => {
+    const c = new BudgetController({ target: 0.3, initialWeight: 0.1, rate: 0.05, rampSteps: 100 });
+    assert.equal(c.targetAt(0), 1);
+    assert.ok(Math.abs(c.targetAt(50) - 0.65) < 1e-12);
+    assert.equal(c.targetAt(100), 0.3);
+    assert.equal(c.targetAt(500), 0.3);
+    // A network whose MACs follow the target exactly: the weight barely moves.
+    for (let i = 0; i < 100; i++) c.update(c.targetAt(c.stepCount) * 1e6, 1e6);
+    assert.ok(c.weight < 0.2, `weight ${c.weight} while on target`);
+    // Still dense while the target falls: the weight rises, but far less than without a ramp.
+    const ramped = new BudgetController({ target: 0.3, initialWeight: 0.1, rate: 0.05, rampSteps: 100 });
+    const flat = new BudgetController({ target: 0.3, initialWeight: 0.1, rate: 0.05 });
+    for (let i = 0; i < 30; i++) {
+      ramped.update(1e6, 1e6);
+      flat.update(1e6, 1e6);
+    }
+    assert.ok(ramped.weight > 0.1 && ramped.weight < flat.weight / 10, `ramped ${ramped.weight}, flat ${flat.weight}`);
+  });
 });

@@ -154,10 +154,11 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const total = stepsPerEpoch * f.epochs;
   const base: Schedule = f.schedule === 'cosine' ? cosine(Math.max(1, total - f.warmup)) : f.schedule === 'step' ? stepDecay(Math.max(1, Math.round(total / 3))) : constant();
   const schedule = f.warmup > 0 ? linearWarmup(f.warmup, base) : base;
-  const budget = f.budget === undefined ? null : new BudgetController({ target: f.budget, initialWeight: f.sparsity });
+  // With a budget, the warm-up is the controller's: its target falls from dense to the budget over it.
+  const budget = f.budget === undefined ? null : new BudgetController({ target: f.budget, initialWeight: f.sparsity, rampSteps: f.sparsityWarmup * stepsPerEpoch });
   const dense = denseMacs(model, inputShape);
   const warm = (step: number): number => (f.sparsityWarmup > 0 ? Math.min(1, step / (f.sparsityWarmup * stepsPerEpoch)) : 1);
-  const sparsityAt = (step: number): number => (budget === null ? f.sparsity : budget.weight) * warm(step);
+  const sparsityAt = (step: number): number => (budget === null ? f.sparsity * warm(step) : budget.weight);
   const gs = gates(model);
 
   let runDir = f.out ?? null;
@@ -191,6 +192,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       if (budget !== null && extra?.budget !== undefined) {
         budget.weight = extra.budget.weight;
         budget.fraction = extra.budget.fraction;
+        budget.stepCount = step;
       }
       const kept = readMetrics(join(runDir, RUN_FILES.metrics)).filter((m) => m.epoch <= startEpoch);
       writeFileSync(join(runDir, RUN_FILES.metrics), kept.map((m) => `${JSON.stringify(m)}\n`).join(''));

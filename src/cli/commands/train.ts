@@ -27,8 +27,8 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
   else cmd.addOption(g(new Option('--lkam', 'add LKAMs between consecutive convs and train them with the sparsity term').default(false), lk));
   cmd
     .addOption(g(new Option('--sparsity <w>', 'weight of the sparsity term (with LKAMs)').argParser(nonNegativeNumber('--sparsity')).default(defaults.sparsity), lk))
-    .addOption(g(new Option('--sparsity-warmup <epochs>', 'epochs over which the sparsity weight rises linearly from 0').argParser(nonNegativeNumber('--sparsity-warmup')).default(defaults.sparsityWarmup), lk))
-    .addOption(g(new Option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity)').argParser(fraction('--budget')), lk))
+    .addOption(g(new Option('--sparsity-warmup <epochs>', 'epochs over which the sparsity weight rises linearly from 0 (with --budget: over which the target falls linearly from dense to the budget)').argParser(nonNegativeNumber('--sparsity-warmup')).default(defaults.sparsityWarmup), lk))
+    .addOption(g(new Option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity); the target falls from dense to it over --sparsity-warmup epochs, since closed switches do not reopen').argParser(fraction('--budget')), lk))
     .addOption(g(new Option('--gains <kind>', "per-gate gains: uniform, or proportional to each kernel's multiply-adds").choices(['uniform', 'macs']).default('macs'), lk))
     .addOption(g(new Option('--bank <k>', '1x1 convolutions in each LKAM').argParser(positiveInt('--bank')).default(4), lk))
     .addOption(g(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'), lk))
