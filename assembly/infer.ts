@@ -45,16 +45,24 @@ const SLACK: i32 = 16;
 
 // ---- conv2dInfer ----
 
+/**
+ * max(acc + bias, lo) in four lanes. pmax(x, lo) is one instruction where max is eight in V8 (x64), keeps
+ * x when x is NaN, as max does, and differs from max only in giving -0 for max(-0, 0).
+ */
+@inline function clampLo(x: v128, lv: v128): v128 {
+  return f32x4.pmax(x, lv);
+}
+
 /** max(acc + bias, lo) * gate for one full row of a tile, stored to p. */
 @inline function finish(p: usize, v0: v128, v1: v128, rb: usize, rg: usize, lv: v128): void {
   const bv = v128.load32_splat(rb);
   const gv = v128.load32_splat(rg);
-  v128.store(p, f32x4.mul(f32x4.max(f32x4.add(v0, bv), lv), gv));
-  v128.store(p, f32x4.mul(f32x4.max(f32x4.add(v1, bv), lv), gv), 16);
+  v128.store(p, f32x4.mul(clampLo(f32x4.add(v0, bv), lv), gv));
+  v128.store(p, f32x4.mul(clampLo(f32x4.add(v1, bv), lv), gv), 16);
 }
 
 @inline function finish4(p: usize, v: v128, rb: usize, rg: usize, lv: v128): void {
-  v128.store(p, f32x4.mul(f32x4.max(f32x4.add(v, v128.load32_splat(rb)), lv), v128.load32_splat(rg)));
+  v128.store(p, f32x4.mul(clampLo(f32x4.add(v, v128.load32_splat(rb)), lv), v128.load32_splat(rg)));
 }
 
 @inline function spill(tmp: usize, r: i32, v0: v128, v1: v128): void {
@@ -68,11 +76,11 @@ function finishEdge(tmp: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: 
   for (let r = 0; r < mr; r++) {
     const bv = v128.load32_splat(rb + (<usize>r << 2)), gv = v128.load32_splat(rg + (<usize>r << 2));
     const t = tmp + (<usize>r << 5), d = c + <usize>r * ldc;
-    let v = f32x4.mul(f32x4.max(f32x4.add(v128.load(t), bv), lv), gv);
+    let v = f32x4.mul(clampLo(f32x4.add(v128.load(t), bv), lv), gv);
     let l = 0;
     if (nr >= 4) {
       v128.store(d, v);
-      v = f32x4.mul(f32x4.max(f32x4.add(v128.load(t, 16), bv), lv), gv);
+      v = f32x4.mul(clampLo(f32x4.add(v128.load(t, 16), bv), lv), gv);
       l = 4;
     }
     if (l < nr) store<f32>(d + (<usize>l << 2), f32x4.extract_lane(v, 0));
@@ -179,6 +187,52 @@ function tile4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb
   finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
 }
 
+/** The 5 x 8 tile from the first 5 rows of an MR-row panel. */
+function tile5(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0), c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0), c40 = f32x4.splat(0), c41 = f32x4.splat(0);
+  const step = <usize>GEMM_MR << 2;
+  const end = a + <usize>K * step;
+  let kp = koff;
+  while (a < end) {
+    const bk = b + (<usize>load<i32>(kp) << 2);
+    const b0 = v128.load(bk);
+    const b1 = v128.load(bk, 16);
+    let av = v128.load32_splat(a);
+    c00 = madd(av, b0, c00);
+    c01 = madd(av, b1, c01);
+    av = v128.load32_splat(a, 4);
+    c10 = madd(av, b0, c10);
+    c11 = madd(av, b1, c11);
+    av = v128.load32_splat(a, 8);
+    c20 = madd(av, b0, c20);
+    c21 = madd(av, b1, c21);
+    av = v128.load32_splat(a, 12);
+    c30 = madd(av, b0, c30);
+    c31 = madd(av, b1, c31);
+    av = v128.load32_splat(a, 16);
+    c40 = madd(av, b0, c40);
+    c41 = madd(av, b1, c41);
+    a += 24;
+    kp += 4;
+  }
+  if (mr == 5 && nr == 8) {
+    const lv = v128.load32_splat(lp);
+    finish(c, c00, c01, rb, rg, lv);
+    finish(c + ldc, c10, c11, rb + 4, rg + 4, lv);
+    finish(c + 2 * ldc, c20, c21, rb + 8, rg + 8, lv);
+    finish(c + 3 * ldc, c30, c31, rb + 12, rg + 12, lv);
+    finish(c + 4 * ldc, c40, c41, rb + 16, rg + 16, lv);
+    return;
+  }
+  spill(tmp, 0, c00, c01);
+  spill(tmp, 1, c10, c11);
+  spill(tmp, 2, c20, c21);
+  spill(tmp, 3, c30, c31);
+  spill(tmp, 4, c40, c41);
+  finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
+}
+
 /** The 6 x 4 tile, as tile6 over four pixels (the last ones of a row). */
 function tile6x4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0), c4 = f32x4.splat(0), c5 = f32x4.splat(0);
@@ -244,25 +298,69 @@ function tile4x4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, 
   finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
 }
 
-// Output rows go in tiles of GEMM_MR rows, the last ones of 4 rows in the relaxed build (6 x 8 tiles),
-// so that at most one computed row is padding: 6a + 1 rows are (a - 1) sixes and two fours.
+/** The 5 x 4 tile from the first 5 rows of an MR-row panel. */
+function tile5x4(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize): void {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0), c4 = f32x4.splat(0);
+  const step = <usize>GEMM_MR << 2;
+  const end = a + <usize>K * step;
+  let kp = koff;
+  while (a < end) {
+    const bk = b + (<usize>load<i32>(kp) << 2);
+    const b0 = v128.load(bk);
+    c0 = madd(v128.load32_splat(a), b0, c0);
+    c1 = madd(v128.load32_splat(a, 4), b0, c1);
+    c2 = madd(v128.load32_splat(a, 8), b0, c2);
+    c3 = madd(v128.load32_splat(a, 12), b0, c3);
+    c4 = madd(v128.load32_splat(a, 16), b0, c4);
+    a += 24;
+    kp += 4;
+  }
+  if (mr == 5 && nr == 4) {
+    const lv = v128.load32_splat(lp);
+    finish4(c, c0, rb, rg, lv);
+    finish4(c + ldc, c1, rb + 4, rg + 4, lv);
+    finish4(c + 2 * ldc, c2, rb + 8, rg + 8, lv);
+    finish4(c + 3 * ldc, c3, rb + 12, rg + 12, lv);
+    finish4(c + 4 * ldc, c4, rb + 16, rg + 16, lv);
+    return;
+  }
+  v128.store(tmp, c0);
+  v128.store(tmp, c1, 32);
+  v128.store(tmp, c2, 64);
+  v128.store(tmp, c3, 96);
+  v128.store(tmp, c4, 128);
+  finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
+}
+
+// Output rows go in tiles of 6, then at most one of 5, then 4 rows in the relaxed build (6 x 8 tiles;
+// the 4-row tile is the least efficient per row), so that only 1, 2, 3 and 7 rows compute a padding row:
+// 6a + r rows are a sixes (r 0), a sixes and a four (r 4), a sixes and a five (r 5), a - 1 sixes, a five
+// and a four (r 3), a - 1 sixes and two fours (r 2), a - 2 sixes, a five and two fours (r 1, a >= 2).
+// The plain SIMD build (4 x 8 tiles) uses fours only.
 
 /** Tiles of 6 rows for `rows` rows. */
 @inline function sixes(rows: i32): i32 {
-  if (GEMM_MR != 6 || rows <= 4) return 0;
+  if (GEMM_MR != 6 || rows < 6) return 0;
   const q = rows / 6, r = rows - q * 6;
-  return r == 1 || r == 2 ? q - 1 : r == 5 ? q + 1 : q;
+  return r == 1 ? max<i32>(q - 2, 0) : r == 2 || r == 3 ? q - 1 : q;
+}
+
+/** Tiles of 5 rows (0 or 1), after the sixes. */
+@inline function fives(rows: i32): i32 {
+  if (GEMM_MR != 6) return 0;
+  const r = rows % 6;
+  return rows == 5 || (rows >= 9 && (r == 1 || r == 3 || r == 5)) ? 1 : 0;
 }
 
 @inline function tileCount(rows: i32): i32 {
-  const s = sixes(rows);
-  return s + (rows - s * 6 + 3) / 4;
+  const s = sixes(rows), f = fives(rows);
+  return s + f + (rows - s * 6 - f * 5 + 3) / 4;
 }
 
 /** The first row of tile t (t may be tileCount(rows): then the rows the tiles cover). */
 @inline function tileStart(rows: i32, t: i32): i32 {
-  const s = sixes(rows);
-  return t <= s ? t * 6 : s * 6 + (t - s) * 4;
+  const s = sixes(rows), f = fives(rows);
+  return t <= s ? t * 6 : t <= s + f ? s * 6 + (t - s) * 5 : s * 6 + f * 5 + (t - s - f) * 4;
 }
 
 /**
@@ -273,20 +371,24 @@ function runTiles(rows: i32, t0: i32, t1: i32, K: i32, a: usize, b: usize, koff:
   const panelBytes = <usize>K * <usize>GEMM_MR << 2;
   const tmp = lp + 64;
   const first = tileStart(rows, t0);
+  const s = sixes(rows), sf = s + fives(rows);
+  let r0 = first;
   for (let t = t0; t < t1; t++) {
-    const r0 = tileStart(rows, t);
-    const h = tileStart(rows, t + 1) - r0;
+    const h = t < s ? 6 : t < sf ? 5 : 4;
     const mr = min<i32>(h, rows - r0);
     const o = <usize>(r0 - first);
     const ct = c + o * ldc, rbt = rb + (o << 2), rgt = rg + (o << 2);
     if (nr > 4) {
       if (h == 6) tile6(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
+      else if (h == 5) tile5(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
       else tile4(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
     } else {
       if (h == 6) tile6x4(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
+      else if (h == 5) tile5x4(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
       else tile4x4(K, a, b, koff, ct, ldc, rbt, rgt, lp, mr, nr, tmp);
     }
     a += panelBytes;
+    r0 += h;
   }
 }
 
@@ -320,12 +422,12 @@ function packWeights3x3(w: usize, C: i32, outs: usize, rows: i32, t0: i32, t1: i
   for (let t = t0; t < t1; t++) {
     const r0 = tileStart(rows, t), h = tileStart(rows, t + 1) - r0;
     let d = dst + <usize>(t - t0) * <usize>nIn * 216;
-    // Rows past the outputs repeat the last one: their results are never stored.
+    // Rows past the outputs repeat the last one, and a 5-row tile packs a sixth: their results are never stored.
     const last = rows - 1;
     const m0 = listed(outs, min<i32>(r0, last)), m1 = listed(outs, min<i32>(r0 + 1, last));
     const m2 = listed(outs, min<i32>(r0 + 2, last)), m3 = listed(outs, min<i32>(r0 + 3, last));
     const w0 = w + <usize>m0 * rowBytes, w1 = w + <usize>m1 * rowBytes, w2 = w + <usize>m2 * rowBytes, w3 = w + <usize>m3 * rowBytes;
-    if (h == 6) {
+    if (h >= 5) {
       const m4 = listed(outs, min<i32>(r0 + 4, last)), m5 = listed(outs, min<i32>(r0 + 5, last));
       const w4 = w + <usize>m4 * rowBytes, w5 = w + <usize>m5 * rowBytes;
       for (let j = 0; j < nIn; j++) {
@@ -524,7 +626,10 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
               const corner = xpad + ((<usize>(oh * sH) * <usize>Wp + <usize>(ow0 * sW)) << 2);
               const c = yOut + ((<usize>(oh * OW + ow0)) << 2);
               if (sW == 1) {
-                runTiles(nOut, t0, t1, K, a, corner, koff, c, ldc, rowBias, rowGate, loCell, nr);
+                // Short chunks store all 8 (or 4) lanes but on the plane's last row: the lanes past the row
+                // fall on the next row's first pixels, which are computed later.
+                const full = nr > 4 ? 8 : 4;
+                runTiles(nOut, t0, t1, K, a, corner, koff, c, ldc, rowBias, rowGate, loCell, oh * OW + ow0 + full <= P ? full : nr);
               } else {
                 packPanel(panel, corner, koff, K, sW, nr);
                 runTiles(nOut, t0, t1, K, a, panel, kid, c, ldc, rowBias, rowGate, loCell, nr);

@@ -7,7 +7,7 @@ const SLACK = 16;
 /** Bytes of a region of n floats or ints, rounded up to 64. */
 const region = (n: number): number => Math.ceil((n * 4) / 64) * 64;
 
-/** Floats of conv2dInferPack's arrangement of a weight [M, C, KH, KW]: tiles of 6 or 4 rows, 6 floats per row and k. */
+/** Floats of conv2dInferPack's arrangement of a weight [M, C, KH, KW]: tiles of 6, 5 or 4 rows, 6 floats per row and k. */
 export function packedWeightFloats(g: ConvGeometry): number {
   return (g.M + 12) * g.C * g.KH * g.KW;
 }

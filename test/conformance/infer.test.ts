@@ -115,6 +115,31 @@ test('conv2dInfer: a 3x3 conv over 28x28 with 32 of 32 inputs and 11 of 32 outpu
     [y], (k) => k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, 0, bias.ptr, 0, 0, y.ptr, yList.ptr, 0, 2, 0, 1, 0, scratch), always(close), 4);
 });
 
+test('conv2dInfer: every out count 1-40 of 40 (each mix of 6-, 5- and 4-row tiles, padding rows), 3x3 over 7x7 and 14x14 (short rows stored whole), 1 and 2 parts; close', () => {
+  const rng = new TestRng(5);
+  for (const side of [7, 14]) {
+    for (let nOut = 1; nOut <= 40; nOut++) {
+      h.arena.reset();
+      const g = convGeometry({ N: 2, C: 6, M: 40, H: side, W: side, KH: 3, KW: 3, stride: 1, strideW: 1, pad: 1, padW: 1, dil: 1 });
+      const P = side * side;
+      const ins = [[0, 2, 3, 5], [1, 4]];
+      const outs = [Array.from({ length: nOut }, (_, i) => i), Array.from({ length: nOut }, (_, i) => 39 - i).reverse()];
+      const desc = h.arena.alloc(64);
+      writeConvDesc(h.mem.i32, desc, g);
+      const x = buf(2 * 6 * P), xList = buf(2 * 7, 0, true), yList = buf(2 * 41, 0, true), w = buf(40 * 6 * 9), bias = buf(40), gate = buf(2 * 40), y = buf(2 * 40 * P);
+      const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+      for (const parts of [1, 2]) {
+        conform(`conv2dInfer ${describeConv(g)} out=${nOut} parts=${parts}`, [[x, compactData(rng, ins, 6, P)], [xList, listData(ins, 6)], [yList, listData(outs, 40)],
+          [w, uniform(rng, w.n)], [bias, uniform(rng, 40)], [gate, uniform(rng, 80, 0, 1)]], [y], (k) => {
+          let total = 0;
+          for (let p = 0; p < parts; p++) total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, 0, bias.ptr, 0, gate.ptr, y.ptr, yList.ptr, 0, 2, p, parts, 0, scratch);
+          return total;
+        }, always(close), 4);
+      }
+    }
+  }
+});
+
 test('conv2dInfer on 1x1 maps with 1x1 kernels (linear layers): listed inputs only, every part split; close', () => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 15 }), fc.integer({ min: 1, max: 3 }),
     fc.constantFrom(0, 0.5, 1), fc.constantFrom(0.4, 1), seed, (N, C, M, parts, pIn, pOut, s) => {
