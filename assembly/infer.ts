@@ -7,7 +7,7 @@
 // MR-row panels, or takes the panels conv2dInferPack made when both lists are complete; the input is
 // read in place from zero-padded copies of the listed planes, 8 output pixels of one row at a time.
 
-import { expf4, madd } from './vmath';
+import { expf4, hsum, madd } from './vmath';
 
 const F_C = 1, F_H = 2, F_W = 3, F_M = 4, F_KH = 5, F_KW = 6, F_SH = 7, F_SW = 8;
 const F_PT = 9, F_PL = 10, F_DH = 11, F_DW = 12, F_OH = 14, F_OW = 15;
@@ -914,4 +914,216 @@ export function addChannels(a: usize, aList: usize, b: usize, bList: usize, C: i
       }
     }
   }
+}
+
+// ---- LKAM bank and pooling ----
+
+// lkamBankPool takes the bank's outputs four at a time (a group; rows past k get zero weights), eight
+// pixels a block: acc[r][l] = Σ_j wg[j*4 + r] * x[j][p0 + l] over the listed input planes j, with wg
+// the group's weights packed per image as [listed input][4]. A global pooling reduces the blocks in
+// registers; a grid computes one map row at a time into the scratch row and reduces its cells' spans.
+
+/** Bank outputs of group wg (nIn inputs) at 8 pixels xp.. of each plane, to rows d, d + ld, d + 2 ld, d + 3 ld. */
+function bankBlock8(wg: usize, nIn: i32, xp: usize, planeBytes: usize, d: usize, ld: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  const end = wg + (<usize>nIn << 4);
+  let a = wg;
+  while (a < end) {
+    const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+    let av = v128.load32_splat(a);
+    c00 = madd(av, x0, c00);
+    c01 = madd(av, x1, c01);
+    av = v128.load32_splat(a, 4);
+    c10 = madd(av, x0, c10);
+    c11 = madd(av, x1, c11);
+    av = v128.load32_splat(a, 8);
+    c20 = madd(av, x0, c20);
+    c21 = madd(av, x1, c21);
+    av = v128.load32_splat(a, 12);
+    c30 = madd(av, x0, c30);
+    c31 = madd(av, x1, c31);
+    a += 16;
+    xp += planeBytes;
+  }
+  v128.store(d, c00);
+  v128.store(d, c01, 16);
+  v128.store(d + ld, c10);
+  v128.store(d + ld, c11, 16);
+  v128.store(d + 2 * ld, c20);
+  v128.store(d + 2 * ld, c21, 16);
+  v128.store(d + 3 * ld, c30);
+  v128.store(d + 3 * ld, c31, 16);
+}
+
+/**
+ * Global pooling of group wg over HW >= 8 pixels: per row, the max (kind 0) or the sum to cells + r * cellStride.
+ * Returns false when a max may have met a NaN (pmax skips NaN; the sum of every block then is NaN): the caller redoes it.
+ */
+function globalBlocks(wg: usize, nIn: i32, xImage: usize, HW: i32, kind: i32, cells: usize, cellStride: usize): bool {
+  const planeBytes = <usize>HW << 2;
+  const isMax = kind == 0;
+  const init = isMax ? f32x4.splat(-Infinity) : f32x4.splat(0);
+  let r0 = init, r1 = init, r2 = init, r3 = init, canary = f32x4.splat(0);
+  const end = wg + (<usize>nIn << 4);
+  for (let p0 = 0; p0 < HW; p0 += 8) {
+    // The last block ends at HW; its lanes before p0 were counted by the block before.
+    const start = min<i32>(p0, HW - 8);
+    let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+    let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+    let xp = xImage + (<usize>start << 2);
+    let a = wg;
+    while (a < end) {
+      const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+      let av = v128.load32_splat(a);
+      c00 = madd(av, x0, c00);
+      c01 = madd(av, x1, c01);
+      av = v128.load32_splat(a, 4);
+      c10 = madd(av, x0, c10);
+      c11 = madd(av, x1, c11);
+      av = v128.load32_splat(a, 8);
+      c20 = madd(av, x0, c20);
+      c21 = madd(av, x1, c21);
+      av = v128.load32_splat(a, 12);
+      c30 = madd(av, x0, c30);
+      c31 = madd(av, x1, c31);
+      a += 16;
+      xp += planeBytes;
+    }
+    if (isMax) {
+      r0 = f32x4.pmax(r0, f32x4.pmax(c00, c01));
+      r1 = f32x4.pmax(r1, f32x4.pmax(c10, c11));
+      r2 = f32x4.pmax(r2, f32x4.pmax(c20, c21));
+      r3 = f32x4.pmax(r3, f32x4.pmax(c30, c31));
+      canary = f32x4.add(canary, f32x4.add(f32x4.add(f32x4.add(c00, c01), f32x4.add(c10, c11)), f32x4.add(f32x4.add(c20, c21), f32x4.add(c30, c31))));
+    } else {
+      if (start < p0) {
+        const skip = i32x4.splat(p0 - start);
+        const m0 = i32x4.ge_s(i32x4(0, 1, 2, 3), skip), m1 = i32x4.ge_s(i32x4(4, 5, 6, 7), skip);
+        c00 = v128.and(c00, m0);
+        c01 = v128.and(c01, m1);
+        c10 = v128.and(c10, m0);
+        c11 = v128.and(c11, m1);
+        c20 = v128.and(c20, m0);
+        c21 = v128.and(c21, m1);
+        c30 = v128.and(c30, m0);
+        c31 = v128.and(c31, m1);
+      }
+      r0 = f32x4.add(r0, f32x4.add(c00, c01));
+      r1 = f32x4.add(r1, f32x4.add(c10, c11));
+      r2 = f32x4.add(r2, f32x4.add(c20, c21));
+      r3 = f32x4.add(r3, f32x4.add(c30, c31));
+    }
+  }
+  if (isMax) {
+    if (hsum(canary) != hsum(canary)) return false;
+    store<f32>(cells, max<f32>(max<f32>(f32x4.extract_lane(r0, 0), f32x4.extract_lane(r0, 1)), max<f32>(f32x4.extract_lane(r0, 2), f32x4.extract_lane(r0, 3))));
+    store<f32>(cells + cellStride, max<f32>(max<f32>(f32x4.extract_lane(r1, 0), f32x4.extract_lane(r1, 1)), max<f32>(f32x4.extract_lane(r1, 2), f32x4.extract_lane(r1, 3))));
+    store<f32>(cells + 2 * cellStride, max<f32>(max<f32>(f32x4.extract_lane(r2, 0), f32x4.extract_lane(r2, 1)), max<f32>(f32x4.extract_lane(r2, 2), f32x4.extract_lane(r2, 3))));
+    store<f32>(cells + 3 * cellStride, max<f32>(max<f32>(f32x4.extract_lane(r3, 0), f32x4.extract_lane(r3, 1)), max<f32>(f32x4.extract_lane(r3, 2), f32x4.extract_lane(r3, 3))));
+  } else {
+    store<f32>(cells, hsum(r0));
+    store<f32>(cells + cellStride, hsum(r1));
+    store<f32>(cells + 2 * cellStride, hsum(r2));
+    store<f32>(cells + 3 * cellStride, hsum(r3));
+  }
+  return true;
+}
+
+/**
+ * Grid pooling of group wg (any sizes, NaN as pool2dInfer): windows of kernel ceil(S/g) and stride floor(S/g)
+ * per axis; cells (4 rows of g*g floats) get each window's max or sum; row holds one map row of the 4 outputs.
+ */
+function gridRows(wg: usize, nIn: i32, xImage: usize, H: i32, W: i32, g: i32, kind: i32, cells: usize, row: usize): void {
+  const HW = H * W, G = g * g;
+  const planeBytes = <usize>HW << 2, ld = <usize>W << 2;
+  const KH = (H + g - 1) / g, sH = H / g, KW = (W + g - 1) / g, sW = W / g;
+  const isMax = kind == 0;
+  for (let i = 0; i < 4 * G; i++) store<f32>(cells + (<usize>i << 2), isMax ? -Infinity : 0);
+  for (let h = 0; h < H; h++) {
+    const xRow = xImage + ((<usize>h * <usize>W) << 2);
+    if (W >= 8) {
+      for (let p0 = 0; p0 < W; p0 += 8) {
+        const start = min<i32>(p0, W - 8);
+        bankBlock8(wg, nIn, xRow + (<usize>start << 2), planeBytes, row + (<usize>start << 2), ld);
+      }
+    } else {
+      for (let q = 0; q < W; q++) {
+        let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+        for (let j = 0; j < nIn; j++) {
+          const e = load<f32>(xRow + <usize>j * planeBytes + (<usize>q << 2));
+          const a = wg + (<usize>j << 4);
+          a0 += load<f32>(a) * e;
+          a1 += load<f32>(a, 4) * e;
+          a2 += load<f32>(a, 8) * e;
+          a3 += load<f32>(a, 12) * e;
+        }
+        store<f32>(row + (<usize>q << 2), a0);
+        store<f32>(row + ld + (<usize>q << 2), a1);
+        store<f32>(row + 2 * ld + (<usize>q << 2), a2);
+        store<f32>(row + 3 * ld + (<usize>q << 2), a3);
+      }
+    }
+    for (let oh = 0; oh < g; oh++) {
+      const hs = oh * sH;
+      if (h < hs || h >= hs + KH) continue;
+      for (let ow = 0; ow < g; ow++) {
+        const ws = ow * sW;
+        for (let r = 0; r < 4; r++) {
+          const cell = cells + ((<usize>(r * G + oh * g + ow)) << 2);
+          const src = row + <usize>r * ld;
+          let v = load<f32>(cell);
+          for (let q = ws; q < ws + KW; q++) {
+            const e = load<f32>(src + (<usize>q << 2));
+            if (isMax) {
+              if (beatsMax(e, v)) v = e;
+            } else {
+              v += e;
+            }
+          }
+          store<f32>(cell, v);
+        }
+      }
+    }
+  }
+}
+
+export function lkamBankPool(x: usize, xList: usize, C: i32, H: i32, W: i32, w: usize, bias: usize, k: i32, grid: i32, kind: i32,
+  feat: usize, macs: usize, n0: i32, n1: i32, scratch: usize): f64 {
+  const HW = H * W, G = grid * grid, groups = (k + 3) >> 2;
+  const KH = (H + grid - 1) / grid, KW = (W + grid - 1) / grid;
+  const wpk = scratch;
+  const cells = wpk + region(<usize>groups * 4 * <usize>C);
+  const row = cells + region(<usize>(4 * G));
+  const cellStride = <usize>G << 2;
+  let total: f64 = 0;
+  for (let n = n0; n < n1; n++) {
+    const nIn = listCount(xList, n, C), ids = listIds(xList, n, C);
+    const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
+    const fv = feat + ((<usize>n * <usize>(k * G)) << 2);
+    for (let gi = 0; gi < groups; gi++) {
+      const wg = wpk + ((<usize>gi * <usize>nIn) << 4);
+      for (let j = 0; j < nIn; j++) {
+        const c = load<i32>(ids + (<usize>j << 2));
+        for (let r = 0; r < 4; r++) {
+          const m = gi * 4 + r;
+          store<f32>(wg + (<usize>(j * 4 + r) << 2), m < k ? load<f32>(w + ((<usize>m * <usize>C + <usize>c) << 2)) : 0);
+        }
+      }
+      if (grid != 1 || HW < 8 || !globalBlocks(wg, nIn, xImage, HW, kind, cells, cellStride)) gridRows(wg, nIn, xImage, H, W, grid, kind, cells, row);
+      const rows = min<i32>(4, k - gi * 4);
+      for (let r = 0; r < rows; r++) {
+        const m = gi * 4 + r;
+        const b: f32 = bias != 0 ? load<f32>(bias + (<usize>m << 2)) : 0;
+        for (let i = 0; i < G; i++) {
+          const v = load<f32>(cells + ((<usize>(r * G + i)) << 2));
+          store<f32>(fv + ((<usize>(m * G + i)) << 2), (kind == 0 ? v : v / <f32>(KH * KW)) + b);
+        }
+      }
+    }
+    const done = <f64>k * <f64>nIn * <f64>HW;
+    if (macs != 0) store<f64>(macs + (<usize>n << 3), done);
+    total += done;
+  }
+  return total;
 }

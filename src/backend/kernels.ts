@@ -184,6 +184,15 @@ export interface Kernels {
    */
   lkamSwitches(feat: number, F: number, fcW: number, fcB: number, M: number, rule: number, threshold: number, budget: number,
     inList: number, C: number, gate: number, outList: number, macs: number, n0: number, n1: number, scratch: number): number;
+  /**
+   * An LKAM's bank and pooling for images [n0,n1): the k 1x1 convolutions w [k, C] over x's listed planes plus
+   * bias[j] (0 for none), pooled over a grid x grid of windows (per axis kernel ceil(S/grid), stride
+   * floor(S/grid), as LKAM.forward), max (kind 0, NaN propagates) or average (kind 1), to feat [N, k, grid, grid];
+   * the maps are never stored. macs[n] (float64, 0 for none) = k * listed inputs * H * W; returns their sum.
+   * scratch: lkamBankPoolScratchBytes (src/infer/scratch.ts).
+   */
+  lkamBankPool(x: number, xList: number, C: number, H: number, W: number, w: number, bias: number, k: number, grid: number, kind: number,
+    feat: number, macs: number, n0: number, n1: number, scratch: number): number;
   /** Max (kind 0) or average (kind 1) pooling of each image's listed planes; y is compact with x's list. */
   pool2dInfer(desc: number, x: number, xList: number, y: number, kind: number, n0: number, n1: number): void;
   /** y [N, C] compact with x's list: y[n, j] = max (kind 0) or mean (kind 1) of x's plane j, for j < the count. */
@@ -218,6 +227,6 @@ const KERNEL_SET: Record<KernelName, 0> = {
   fill: 0, copy: 0, add: 0, sub: 0, mul: 0, scale: 0, axpy: 0, addBias: 0, channelSum: 0, channelScale: 0,
   channelScaleBackward: 0, sum: 0, sumSquares: 0, countNonFinite: 0, dropoutForward: 0,
   sgdStep: 0, adamStep: 0,
-  conv2dInfer: 0, conv2dInferPack: 0, lkamSwitches: 0, pool2dInfer: 0, globalPoolInfer: 0, scatterChannels: 0, addChannels: 0,
+  conv2dInfer: 0, conv2dInferPack: 0, lkamSwitches: 0, lkamBankPool: 0, pool2dInfer: 0, globalPoolInfer: 0, scatterChannels: 0, addChannels: 0,
 };
 export const KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNEL_SET) as KernelName[];

@@ -21,8 +21,8 @@ import { shapeString } from '../tensor/tensor.js';
 import { checkCompilable, CompileError, compilerFor, type CompileContext } from './compilers.js';
 import { fuse } from './fuse.js';
 import { inputsOf, sizeOf, type ConvNode, type LinearNode, type Node, type SwitchNode, type Value, type ValueKind } from './ir.js';
-import { conv2dInferScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
-import { ConvStep, FnStep, ImageStep, ReluStep, Sequence, SwitchStep, type Exec, type Step } from './steps.js';
+import { conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
+import { BankPoolStep, ConvStep, FnStep, ImageStep, ReluStep, Sequence, SwitchStep, type Exec, type Step } from './steps.js';
 
 export interface CompileOptions {
   /** One input image, [C, H, W]. */
@@ -176,7 +176,7 @@ function scratchBytes(nodes: readonly Node[]): number {
     if (n.op === 'linear') bytes = Math.max(bytes, conv2dInferScratchBytes(linearGeometry(n.x, n.y.shape[0] as number)));
     if (n.op === 'switches') {
       const [C, H, W] = n.x.shape as [number, number, number];
-      bytes = Math.max(bytes, conv2dInferScratchBytes(bankGeometry(C, H, W, n.bank)), lkamSwitchesScratchBytes(n.y.shape[0] as number));
+      bytes = Math.max(bytes, lkamBankPoolScratchBytes(C, W, n.bank, n.grid), lkamSwitchesScratchBytes(n.y.shape[0] as number));
     }
   }
   return bytes;
@@ -186,10 +186,6 @@ function scratchBytes(nodes: readonly Node[]): number {
 function linearGeometry(x: Value, out: number): ConvGeometry {
   const [C, H, W] = x.kind === 'map' ? (x.shape as [number, number, number]) : [sizeOf(x), 1, 1];
   return { N: 1, C, H, W, M: out, KH: H, KW: W, strideH: 1, strideW: 1, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1, groups: 1, OH: 1, OW: 1 };
-}
-
-function bankGeometry(C: number, H: number, W: number, bank: number): ConvGeometry {
-  return { N: 1, C, H, W, M: bank, KH: 1, KW: 1, strideH: 1, strideW: 1, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1, groups: 1, OH: H, OW: W };
 }
 
 class Lowering {
@@ -487,43 +483,21 @@ class Lowering {
     const x = this.get(n.x);
     const [C, H, W] = n.x.shape as [number, number, number];
     const M = n.y.shape[0] as number;
-    const HW = H * W;
-    const bg = bankGeometry(C, H, W, n.bank);
-    const bankDesc = this.alloc(64);
-    writeConvDesc(this.mem.i32, bankDesc, bg);
-    const bankW = this.upload(n.bankWeight);
-    const bankPacked = this.alloc(packedWeightFloats(bg) * 4);
-    e.kernels.conv2dInferPack(bankDesc, bankW, bankPacked);
-    const identBank = this.identityList(n.bank);
-    const bankOut = this.take(n.bank * HW);
-    const bankMacs = this.alloc(e.threads * e.maxBatch * 8);
-    const bankStep = new ConvStep(e, `lkam bank ${n.name}`, bankDesc, x.buf.ptr, x.layout, bankW, bankPacked, this.upload(n.bankBias), -Infinity, 0,
-      bankOut.ptr, identBank, bankMacs, n.bank * C * HW);
     const F = n.bank * n.grid * n.grid;
     const feat = this.take(F);
-    const kind = n.pool === 'max' ? 0 : 1;
-    let pool: Step;
-    if (n.grid === 1) {
-      pool = new ImageStep(e, `lkam pool ${n.name}`, 'globalPoolInfer', [bankOut.ptr, identBank, n.bank, HW, kind, feat.ptr, 0, 0], 6, n.bank);
-    } else {
-      // The grid as LKAM.forward pools it: windows of ceil(H/g) with a stride of floor(H/g).
-      const desc = this.alloc(64);
-      writePoolDesc(this.mem.i32, desc, {
-        N: e.maxBatch, C: n.bank, H, W, KH: Math.ceil(H / n.grid), KW: Math.ceil(W / n.grid), strideH: Math.floor(H / n.grid), strideW: Math.floor(W / n.grid),
-        padTop: 0, padLeft: 0, OH: n.grid, OW: n.grid, countIncludePad: 1,
-      });
-      pool = new ImageStep(e, `lkam pool ${n.name}`, 'pool2dInfer', [desc, bankOut.ptr, identBank, feat.ptr, kind, 0, 0], 5, F);
-    }
+    const bankMacs = this.alloc(e.threads * e.maxBatch * 8);
+    const bank = new BankPoolStep(e, `lkam bank ${n.name}`, x.buf.ptr, x.layout, C, H, W, this.upload(n.bankWeight), this.upload(n.bankBias), n.bank, n.grid,
+      n.pool === 'max' ? 0 : 1, feat.ptr, bankMacs);
     const gate = this.alloc(e.maxBatch * M * 4);
     const list = this.alloc(e.maxBatch * (M + 1) * 4);
     this.mem.i32.fill(0, list >>> 2, (list >>> 2) + e.maxBatch * (M + 1));
     const fcMacs = this.alloc(e.threads * e.maxBatch * 8);
-    const step = new SwitchStep(e, `lkam ${n.name}`, bankStep, pool, feat.ptr, F, this.upload(n.fcWeight), this.upload(n.fcBias), M, n.kind === 'sigmoid',
+    const step = new SwitchStep(e, `lkam ${n.name}`, bank, feat.ptr, F, this.upload(n.fcWeight), this.upload(n.fcBias), M, n.kind === 'sigmoid',
       n.threshold, x.active, C, gate, list, fcMacs);
     this.steps.push(step);
     this.lkams.push({ name: n.name, step, fcMacs });
     this.switches.set(n.y, { gate, list, M });
-    return [bankOut, feat];
+    return [feat];
   }
 }
 

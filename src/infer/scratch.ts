@@ -23,3 +23,8 @@ export function conv2dInferScratchBytes(g: ConvGeometry): number {
 export function lkamSwitchesScratchBytes(M: number): number {
   return 3 * region(M);
 }
+
+/** The packed bank weights (four outputs a group, per listed input), 4 rows of grid cells, 4 rows of a map row. */
+export function lkamBankPoolScratchBytes(C: number, W: number, k: number, grid: number): number {
+  return region(Math.ceil(k / 4) * 4 * C) + region(4 * grid * grid) + region(4 * W);
+}

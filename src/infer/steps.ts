@@ -120,7 +120,35 @@ export class ImageStep<K extends KernelName> implements Step {
   }
 }
 
-/** The LKAM: bank conv, pooling to features, switches; the threshold and budget are set per call. */
+/** lkamBankPool: an LKAM's bank and pooling to features; macs has a row of maxBatch float64 per thread, of which images use row 0. */
+export class BankPoolStep implements Step {
+  /** Per image, the rows of `macs` its last run wrote (always 1: images are never split). */
+  readonly rowsUsed: Uint8Array;
+  private readonly dispatch: Dispatch<'lkamBankPool'>;
+  private readonly macsPerImage: number;
+
+  constructor(readonly exec: Exec, readonly label: string, readonly x: number, readonly xList: number, readonly C: number, readonly H: number,
+    readonly W: number, readonly w: number, readonly bias: number, readonly k: number, readonly grid: number, readonly kind: number,
+    readonly feat: number, readonly macs: number) {
+    this.rowsUsed = new Uint8Array(exec.maxBatch).fill(1);
+    this.macsPerImage = k * C * H * W;
+    this.dispatch = new Dispatch(exec, 'lkamBankPool', [x, xList, C, H, W, w, bias, k, grid, kind, feat, macs, 0, 0, 0]);
+    this.dispatch.args.forEach((a, t) => { a[14] = exec.scratch[t] as number; });
+  }
+
+  run(n0: number, n1: number): void {
+    const T = this.exec.threads;
+    if (T > 1 && n1 - n0 >= T && (n1 - n0) * this.macsPerImage >= PART_SPLIT_MIN_MACS) {
+      this.dispatch.byImages(n0, n1, 12);
+      this.dispatch.run();
+      return;
+    }
+    this.exec.kernels.lkamBankPool(this.x, this.xList, this.C, this.H, this.W, this.w, this.bias, this.k, this.grid, this.kind, this.feat, this.macs,
+      n0, n1, this.exec.scratch[0] as number);
+  }
+}
+
+/** The LKAM: bank and pooling to features, switches; the threshold and budget are set per call. */
 export class SwitchStep implements Step {
   rule: number;
   threshold: number;
@@ -128,7 +156,7 @@ export class SwitchStep implements Step {
   readonly defaultRule: number;
   readonly defaultThreshold: number;
 
-  constructor(readonly exec: Exec, readonly label: string, readonly bank: ConvStep, readonly pool: Step,
+  constructor(readonly exec: Exec, readonly label: string, readonly bank: BankPoolStep,
     readonly feat: number, readonly F: number, readonly fcW: number, readonly fcB: number, readonly M: number, sigmoid: boolean, lkamThreshold: number,
     readonly inList: number, readonly C: number, readonly gate: number, readonly list: number, readonly macs: number) {
     // Hard switches are on above 0, sigmoid ones at or above their LKAM's threshold (as Gated in eval mode).
@@ -152,7 +180,6 @@ export class SwitchStep implements Step {
 
   run(n0: number, n1: number): void {
     this.bank.run(n0, n1);
-    this.pool.run(n0, n1);
     this.exec.kernels.lkamSwitches(this.feat, this.F, this.fcW, this.fcB, this.M, this.rule, this.threshold, this.budget, this.inList, this.C,
       this.gate, this.list, this.macs, n0, n1, this.exec.scratch[0] as number);
   }

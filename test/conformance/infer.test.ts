@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { convOutSize, writeConvDesc, writePoolDesc, type ConvGeometry, type Kernels, type PoolGeometry } from '../../src/backend/kernels.js';
-import { conv2dInferScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
+import { conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
 import { h, everyKernelSet, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
 import { close, exact } from '../util/tolerance.js';
@@ -265,4 +265,65 @@ test('globalPoolInfer (compact), scatterChannels and addChannels (dense): listed
     conform(`scatterChannels ${label}`, inputs, [dense], (k) => k.scatterChannels(xa.ptr, la.ptr, C, HW, dense.ptr, n0, n1), always(exact));
     conform(`addChannels ${label}`, inputs, [dense], (k) => k.addChannels(xa.ptr, la.ptr, xb.ptr, lb.ptr, C, HW, r.relu ? 0 : -Infinity, dense.ptr, n0, n1), always(exact));
   }), { seed: 9, numRuns: 300 });
+});
+
+const bankPoolCase = fc.record({
+  N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 40 }), k: fc.integer({ min: 1, max: 9 }),
+  H: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 10, max: 28 })), W: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 10, max: 30 })),
+  grid: fc.integer({ min: 1, max: 4 }), kind: fc.integer({ min: 0, max: 1 }), pIn: fc.constantFrom(0, 0.3, 1), bias: fc.boolean(),
+  special: fc.constantFrom('none', 'nan', 'inf'),
+}).map((r) => ({ ...r, grid: Math.min(r.grid, r.H, r.W) }));
+
+test('lkamBankPool: bank of k 1x1 convs over listed planes, global and grid max/avg pooling, NaN and infinities, image ranges split; close, MACs exact', () => {
+  fc.assert(fc.property(bankPoolCase, seed, (r, s) => {
+    h.arena.reset();
+    const rng = new TestRng(s);
+    const { N, C, H, W, k, grid } = r;
+    const HW = H * W, F = k * grid * grid;
+    const sets = randomSets(rng, N, C, r.pIn);
+    const [n0, n1] = rangeOf(rng, N);
+    const cut = rng.int(n0, n1);
+    const x = buf(N * C * HW), list = buf(N * (C + 1), 0, true), w = buf(k * C), bias = buf(k), feat = buf(N * F), macs = buf(2 * N, 0, true);
+    const guarded = buf(lkamBankPoolScratchBytes(C, W, k, grid) / 4);
+    let data = compactData(rng, sets, C, HW);
+    if (r.special === 'nan') data = withNaN(data, sets, C, HW, rng);
+    if (r.special === 'inf') {
+      // +Infinity and -Infinity in one image's planes: bank outputs of +inf, -inf and NaN (inf - inf).
+      data = withNaN(data, sets, C, HW, rng).map((e) => (Number.isNaN(e) ? Infinity : e));
+      const n = sets.findIndex((set) => set.length > 0);
+      if (n >= 0) data[n * C * HW + rng.int(0, (sets[n] as number[]).length * HW - 1)] = -Infinity;
+    }
+    const label = `lkamBankPool N=${N} C=${C} H=${H} W=${W} k=${k} grid=${grid} kind=${r.kind} ${r.special} n=[${n0},${cut},${n1}) in=${JSON.stringify(sets)}`;
+    const call = (kk: Kernels): number =>
+      kk.lkamBankPool(x.ptr, list.ptr, C, H, W, w.ptr, r.bias ? bias.ptr : 0, k, grid, r.kind, feat.ptr, macs.ptr, n0, cut, guarded.ptr) +
+      kk.lkamBankPool(x.ptr, list.ptr, C, H, W, w.ptr, r.bias ? bias.ptr : 0, k, grid, r.kind, feat.ptr, macs.ptr, cut, n1, guarded.ptr);
+    conform(label, [[x, data], [list, listData(sets, C)], [w, uniform(rng, w.n)], [bias, uniform(rng, k)]], [feat], call, always(close), 4);
+    for (const { name, k: kk } of everyKernelSet) {
+      prefill(guarded);
+      prefill(macs);
+      const total = call(kk);
+      assertGuards(guarded, `${label} ${name}: scratch of lkamBankPoolScratchBytes`);
+      const perImage = new Float64Array(h.mem.memory.buffer, macs.ptr, N);
+      let expected = 0;
+      for (let n = n0; n < n1; n++) {
+        const done = k * (sets[n] as number[]).length * HW;
+        assert.equal(perImage[n], done, `${label} ${name}: multiply-adds of image ${n}`);
+        expected += done;
+      }
+      assert.equal(total, expected, `${label} ${name}: multiply-adds returned`);
+    }
+  }), { seed: 17, numRuns: 400 });
+});
+
+test('lkamBankPool: the fmnist LKAMs (32 of 32 planes of 28x28, 9 of 32 of 14x14, 24 of 64 of 7x7), k 4, global max; close', () => {
+  const rng = new TestRng(21);
+  for (const [C, side, pIn] of [[32, 28, 1], [32, 14, 0.3], [64, 7, 0.4]] as const) {
+    h.arena.reset();
+    const HW = side * side;
+    const sets = randomSets(rng, 2, C, pIn);
+    const x = buf(2 * C * HW), list = buf(2 * (C + 1), 0, true), w = buf(4 * C), bias = buf(4), feat = buf(8);
+    const scratch = h.arena.alloc(lkamBankPoolScratchBytes(C, side, 4, 1));
+    conform(`lkamBankPool C=${C} ${side}x${side}`, [[x, compactData(rng, sets, C, HW)], [list, listData(sets, C)], [w, uniform(rng, w.n, -0.3, 0.3)], [bias, uniform(rng, 4)]], [feat],
+      (kk) => kk.lkamBankPool(x.ptr, list.ptr, C, side, side, w.ptr, bias.ptr, 4, 1, 0, feat.ptr, 0, 0, 2, scratch), always(close), 4);
+  }
 });

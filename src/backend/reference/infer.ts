@@ -1,7 +1,7 @@
 import type { LinearMemory } from '../../tensor/memory.js';
 import { ConvDescField as F, PoolDescField as PF, type Kernels } from '../kernels.js';
 
-type InferKernels = Pick<Kernels, 'conv2dInfer' | 'conv2dInferPack' | 'lkamSwitches' | 'pool2dInfer' | 'globalPoolInfer' | 'scatterChannels' | 'addChannels'>;
+type InferKernels = Pick<Kernels, 'conv2dInfer' | 'conv2dInferPack' | 'lkamSwitches' | 'lkamBankPool' | 'pool2dInfer' | 'globalPoolInfer' | 'scatterChannels' | 'addChannels'>;
 
 const f = Math.fround;
 
@@ -112,6 +112,44 @@ export function inferReference(mem: LinearMemory): InferKernels {
         on.forEach((m, i) => { i32[at + 1 + i] = m; });
         if (macs !== 0) f64View(mem, macs, n + 1)[n] = F_ * M;
         total += F_ * M;
+      }
+      return total;
+    },
+    lkamBankPool(x, xList, C, H, W, w, bias, k, grid, kind, feat, macs, n0, n1) {
+      const v = mem.f32;
+      const HW = H * W, G = grid * grid;
+      const KH = Math.ceil(H / grid), KW = Math.ceil(W / grid), sH = Math.floor(H / grid), sW = Math.floor(W / grid);
+      const map = new Float32Array(HW);
+      let total = 0;
+      for (let n = n0; n < n1; n++) {
+        const ins = listed(mem.i32, xList, n, C);
+        for (let m = 0; m < k; m++) {
+          const b = bias === 0 ? 0 : (v[(bias >>> 2) + m] as number);
+          for (let p = 0; p < HW; p++) {
+            let acc = 0;
+            ins.forEach((c, j) => { acc += (v[(x >>> 2) + (n * C + j) * HW + p] as number) * (v[(w >>> 2) + m * C + c] as number); });
+            map[p] = f(acc) + b;
+          }
+          for (let oh = 0; oh < grid; oh++) {
+            for (let ow = 0; ow < grid; ow++) {
+              let out = kind === 0 ? -Infinity : 0;
+              for (let hh = oh * sH; hh < oh * sH + KH; hh++) {
+                for (let q = ow * sW; q < ow * sW + KW; q++) {
+                  const e = map[hh * W + q] as number;
+                  if (kind === 0) {
+                    if (beatsMax(e, out)) out = e;
+                  } else {
+                    out = f(out + e);
+                  }
+                }
+              }
+              v[(feat >>> 2) + n * k * G + m * G + oh * grid + ow] = kind === 0 ? out : out / (KH * KW);
+            }
+          }
+        }
+        const done = k * ins.length * HW;
+        if (macs !== 0) f64View(mem, macs, n + 1)[n] = done;
+        total += done;
       }
       return total;
     },
