@@ -98,7 +98,11 @@ export class LKAM extends Module {
     const H = h.shape[2] as number;
     const W = h.shape[3] as number;
     if (H < this.grid || W < this.grid) throw new ShapeError(`LKAM: a ${this.grid}x${this.grid} pooling grid does not fit maps of ${H}x${W}`);
-    // Windows [floor(i*H/g), ceil((i+1)*H/g)), as adaptive pooling, from a kernel of ceil(H/g) and a stride of floor(H/g).
+    // Cell i covers [i*floor(S/g), i*floor(S/g) + ceil(S/g)) along a side of S: g equal cells when g
+    // divides S, neighbours overlapping by one otherwise. The cells must reach the last row and column.
+    const g = this.grid;
+    const uncovered = (S: number): boolean => (g - 1) * Math.floor(S / g) + Math.ceil(S / g) < S;
+    if (uncovered(H) || uncovered(W)) throw new ShapeError(`LKAM: a ${g}x${g} pooling grid over maps of ${H}x${W} would leave the last rows or columns out of every cell; choose a grid that divides the map size`);
     const kernel: [number, number] = [Math.ceil(H / this.grid), Math.ceil(W / this.grid)];
     const stride: [number, number] = [Math.floor(H / this.grid), Math.floor(W / this.grid)];
     const o = { kernel, stride };

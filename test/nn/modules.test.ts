@@ -65,6 +65,18 @@ describe('modules', () => {
     assert.throws(() => addLKAMs(fmnistVgg5(), { layers: [1, 9] }), /conv indices 9 do not exist \(the model has 5 convs/);
   });
 
+  test('an LKAM grid whose cells would miss the last rows of the maps is refused by name', () => {
+    const e = engine();
+    const lk = new LKAM({ inChannels: 2, switches: 3, grid: 4 });
+    const x = e.tensor(new Float32Array(2 * 100), [1, 2, 10, 10]);
+    assert.throws(() => e.noGrad(() => lk.forward(x)), (err: Error) => err instanceof ShapeError && /a 4x4 pooling grid over maps of 10x10 would leave the last rows or columns out/.test(err.message));
+    e.endStep();
+    const ok = new LKAM({ inChannels: 2, switches: 3, grid: 2 });
+    const y = e.tensor(new Float32Array(2 * 49), [1, 2, 7, 7]);
+    assert.deepEqual(e.noGrad(() => ok.forward(y)).shape, [1, 3]);
+    e.endStep();
+  });
+
   test('LKAM switches start open and its gradients match finite differences (grid 2, max pooling)', async () => {
     const prev = engine();
     setEngine(await Engine.create({ kind: 'reference' }));
