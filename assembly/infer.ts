@@ -34,7 +34,9 @@ const SLACK: i32 = 16;
 }
 
 @inline function zeroFloats(d: usize, n: i32): void {
-  for (let i = 0; i < n; i++) store<f32>(d + (<usize>i << 2), 0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(d + (<usize>i << 2), f32x4.splat(0));
+  for (; i < n; i++) store<f32>(d + (<usize>i << 2), 0);
 }
 
 @inline function copyFloats(d: usize, s: usize, n: i32): void {
@@ -505,6 +507,11 @@ function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, t0: i3
  * every cell of dst is written.
  */
 function padCopy(src: usize, planes: i32, H: i32, W: i32, pT: i32, pL: i32, dst: usize, Hp: i32, Wp: i32): void {
+  const pR = Wp - pL - W;
+  if (W >= 4 && pL >= 0 && pL <= 4 && pR >= 0 && pR <= 4) {
+    padCopyRows(src, planes, H, W, pT, pL, dst, Hp, Wp);
+    return;
+  }
   const j0 = min<i32>(Wp, max<i32>(0, pL)), j1 = max<i32>(j0, min<i32>(Wp, pL + W));
   for (let j = 0; j < planes; j++) {
     const s = src + ((<usize>j * <usize>H * <usize>W) << 2);
@@ -520,6 +527,38 @@ function padCopy(src: usize, planes: i32, H: i32, W: i32, pT: i32, pL: i32, dst:
       }
       d += <usize>Wp << 2;
     }
+  }
+}
+
+/**
+ * padCopy of whole rows with side pads of at most 4 and W >= 4: each row is four zeros, the row's
+ * vectors (the last one overlapping) and four zeros; the right zeros run up to 4 floats into the next
+ * row, written after it, or past the last plane into the region's slack.
+ */
+function padCopyRows(src: usize, planes: i32, H: i32, W: i32, pT: i32, pL: i32, dst: usize, Hp: i32, Wp: i32): void {
+  const z = f32x4.splat(0);
+  const rowBytes = <usize>W << 2, tail = rowBytes - 16, dRow = <usize>Wp << 2;
+  const lead = <usize>pL << 2;
+  const top = min<i32>(max<i32>(pT, 0), Hp), end = min<i32>(Hp, pT + H);
+  let s = src, d = dst;
+  for (let j = 0; j < planes; j++) {
+    const plane = d;
+    zeroFloats(d, top * Wp);
+    d += <usize>top * dRow;
+    s += <usize>(top - pT) * rowBytes;
+    for (let i = top; i < end; i++) {
+      v128.store(d, z);
+      const r = d + lead;
+      let o: usize = 0;
+      for (; o < tail; o += 16) v128.store(r + o, v128.load(s + o));
+      v128.store(r + tail, v128.load(s + tail));
+      v128.store(r + rowBytes, z);
+      s += rowBytes;
+      d += dRow;
+    }
+    zeroFloats(d, (Hp - max<i32>(end, top)) * Wp);
+    d = plane + <usize>Hp * dRow;
+    s = src + ((<usize>(j + 1) * <usize>H * <usize>W) << 2);
   }
 }
 
@@ -555,7 +594,8 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   // through it. The tiles' spill block (6 rows of 8 floats) follows it.
   const loCell = panel + region(<usize>Kfull * 8 + SLACK);
   store<f32>(loCell, lo);
-  for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
+  // kid serves only packed B panels (strided or flat-tail pixels).
+  if (sW != 1 || (flat && P > 1 && P % 8 != 0)) for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
   const ldc = <usize>P << 2;
 
   let total: f64 = 0;
@@ -712,8 +752,10 @@ export function lkamSwitches(feat: usize, F: i32, fcW: usize, fcB: usize, M: i32
       const pre = acc + (fcB != 0 ? load<f32>(fcB + (<usize>m << 2)) : 0);
       const s: f32 = sigmoid ? sigmoid1(pre) : min<f32>(max<f32>(pre, 0), 1);
       const isOn = inclusive ? s >= threshold : s > threshold;
-      store<f32>(g + (<usize>m << 2), isOn ? s : 0);
-      if (isOn) store<i32>(idx + (<usize>(on++) << 2), m);
+      // Branch-free: whether a switch is on is as good as random.
+      store<f32>(g + (<usize>m << 2), select<f32>(s, 0, isOn));
+      store<i32>(idx + (<usize>on << 2), m);
+      on += <i32>isOn;
     }
     let limit = M;
     if (budget < 1 && on > 0) {
