@@ -37,8 +37,8 @@ export interface LkamConfig {
   /**
    * Dead hard switches. A hard switch whose pre-activation is below 0 for every input gets no gradient
    * and stays off for good (false, the default: it is pruned, and training skips its kernel). With
-   * true, the clamp's gradient passes straight through, so the task loss can reopen it; that needs the
-   * kernels of off switches computed during training (no skipping while training).
+   * true, the clamp's gradient passes straight through below 0, so the task loss can reopen it; that
+   * needs the kernels of off switches computed during training (no skipping while training).
    */
   readonly straightThrough?: boolean;
   readonly rng?: Rng;
