@@ -1073,13 +1073,13 @@ function globalBlocks(wg: usize, nIn: i32, xImage: usize, HW: i32, kind: i32, ce
 }
 
 /**
- * Grid pooling of group wg (any sizes, NaN as pool2dInfer): windows of kernel ceil(S/g) and stride floor(S/g)
- * per axis; cells (4 rows of g*g floats) get each window's max or sum; row holds one map row of the 4 outputs.
+ * Grid pooling of group wg (any sizes, NaN as pool2dInfer): windows of stride floor(S/g) and kernel
+ * S - (g-1)*floor(S/g) per axis (gridWindow in src/nn/lkam.ts); cells (4 rows of g*g floats) get each window's max or sum; row holds one map row of the 4 outputs.
  */
 function gridRows(wg: usize, nIn: i32, xImage: usize, H: i32, W: i32, g: i32, kind: i32, cells: usize, row: usize): void {
   const HW = H * W, G = g * g;
   const planeBytes = <usize>HW << 2, ld = <usize>W << 2;
-  const KH = (H + g - 1) / g, sH = H / g, KW = (W + g - 1) / g, sW = W / g;
+  const sH = H / g, sW = W / g, KH = H - (g - 1) * sH, KW = W - (g - 1) * sW;
   const isMax = kind == 0;
   for (let i = 0; i < 4 * G; i++) store<f32>(cells + (<usize>i << 2), isMax ? -Infinity : 0);
   for (let h = 0; h < H; h++) {
@@ -1133,7 +1133,7 @@ function gridRows(wg: usize, nIn: i32, xImage: usize, H: i32, W: i32, g: i32, ki
 export function lkamBankPool(x: usize, xList: usize, C: i32, H: i32, W: i32, w: usize, bias: usize, k: i32, grid: i32, kind: i32,
   feat: usize, macs: usize, n0: i32, n1: i32, scratch: usize): f64 {
   const HW = H * W, G = grid * grid, groups = (k + 3) >> 2;
-  const KH = (H + grid - 1) / grid, KW = (W + grid - 1) / grid;
+  const KH = H - (grid - 1) * (H / grid), KW = W - (grid - 1) * (W / grid);
   const wpk = scratch;
   const cells = wpk + region(<usize>groups * 4 * <usize>C);
   const row = cells + region(<usize>(4 * G));

@@ -186,8 +186,8 @@ export interface Kernels {
     inList: number, C: number, gate: number, outList: number, macs: number, n0: number, n1: number, scratch: number): number;
   /**
    * An LKAM's bank and pooling for images [n0,n1): the k 1x1 convolutions w [k, C] over x's listed planes plus
-   * bias[j] (0 for none), pooled over a grid x grid of windows (per axis kernel ceil(S/grid), stride
-   * floor(S/grid), as LKAM.forward), max (kind 0, NaN propagates) or average (kind 1), to feat [N, k, grid, grid];
+   * bias[j] (0 for none), pooled over a grid x grid of windows (per axis stride floor(S/grid), kernel
+   * S - (grid-1)*stride, as LKAM.forward), max (kind 0, NaN propagates) or average (kind 1), to feat [N, k, grid, grid];
    * the maps are never stored. macs[n] (float64, 0 for none) = k * listed inputs * H * W; returns their sum.
    * scratch: lkamBankPoolScratchBytes (src/infer/scratch.ts).
    */

@@ -9,7 +9,7 @@
  * off at inference (GreaterOrEqual → Cast → Mul before the Unsqueeze), as in Gated.forward.
  */
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
-import { Gated, LKAM } from '../nn/lkam.js';
+import { Gated, gridWindow, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
 import { OnnxError } from './errors.js';
@@ -280,9 +280,10 @@ registerOnnxExporter('LKAM', (m, ctx, input) => {
   } else {
     const H = shape[2] as number;
     const W = shape[3] as number;
-    // The grid as LKAM.forward computes it: kernel ceil(H/g), stride floor(H/g).
-    const kernel = [Math.ceil(H / k.grid), Math.ceil(W / k.grid)];
-    const stride = [Math.floor(H / k.grid), Math.floor(W / k.grid)];
+    // The grid as LKAM.forward computes it.
+    const rows = gridWindow(H, k.grid), cols = gridWindow(W, k.grid);
+    const kernel = [rows.kernel, cols.kernel];
+    const stride = [rows.stride, cols.stride];
     const attrs = [intsAttr('kernel_shape', kernel), intsAttr('strides', stride)];
     pooled = ctx.node(k.pool === 'max' ? 'MaxPool' : 'AveragePool', [bank], k.pool === 'max' ? attrs : [...attrs, intAttr('count_include_pad', 1)]);
   }

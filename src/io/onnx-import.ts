@@ -11,7 +11,7 @@
  * joining two branches (Add, or a gate's Mul) starts at the nearest value both branches come from.
  */
 import { AvgPool2d, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
-import { Gated, LKAM, type LkamPool, type SwitchKind } from '../nn/lkam.js';
+import { Gated, gridWindow, LKAM, type LkamPool, type SwitchKind } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { describeError, OnnxError } from './errors.js';
 import { copyInto } from './model-file.js';
@@ -576,7 +576,10 @@ function matchGate(g: Graph, mul: Node): GateMatch {
     const k = ints(pool, 'kernel_shape', []);
     const s = ints(pool, 'strides', [1, 1]);
     if (ints(pool, 'pads', [0, 0, 0, 0]).some((v) => v !== 0)) fail('padded grid pooling');
-    const fits = (gr: number): boolean => Math.ceil(H / gr) === k[0] && Math.ceil(W / gr) === k[1] && Math.floor(H / gr) === s[0] && Math.floor(W / gr) === s[1];
+    const fits = (gr: number): boolean => {
+      const rows = gridWindow(H, gr), cols = gridWindow(W, gr);
+      return rows.kernel === k[0] && cols.kernel === k[1] && rows.stride === s[0] && cols.stride === s[1];
+    };
     grid = Array.from({ length: Math.min(H, W) }, (_, i) => i + 1).find(fits) ?? fail(`a ${k.join('x')} pool with stride ${s.join('x')} on ${H}x${W} maps is not a grid`);
   } else return fail(`${pool.op} pooling`);
   used.push(gemm, flat, pool, conv);

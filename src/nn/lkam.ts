@@ -16,6 +16,16 @@ import { Module, type ModuleSpec } from './module.js';
 import { buildModule, registerModule } from './registry.js';
 
 export type SwitchKind = 'hard' | 'sigmoid';
+
+/**
+ * The windows of a g-cell pooling grid along a side of S: stride floor(S/g) and kernel
+ * S - (g - 1) * stride, so that the g equal windows start at 0 and the last one ends at S (g equal
+ * cells when g divides S; neighbours overlap otherwise). Training, inference and ONNX all use it.
+ */
+export function gridWindow(S: number, g: number): { kernel: number; stride: number } {
+  const stride = Math.floor(S / g);
+  return { kernel: S - (g - 1) * stride, stride };
+}
 export type LkamPool = 'max' | 'avg';
 
 export interface LkamConfig {
@@ -98,14 +108,8 @@ export class LKAM extends Module {
     const H = h.shape[2] as number;
     const W = h.shape[3] as number;
     if (H < this.grid || W < this.grid) throw new ShapeError(`LKAM: a ${this.grid}x${this.grid} pooling grid does not fit maps of ${H}x${W}`);
-    // Cell i covers [i*floor(S/g), i*floor(S/g) + ceil(S/g)) along a side of S: g equal cells when g
-    // divides S, neighbours overlapping by one otherwise. The cells must reach the last row and column.
-    const g = this.grid;
-    const uncovered = (S: number): boolean => (g - 1) * Math.floor(S / g) + Math.ceil(S / g) < S;
-    if (uncovered(H) || uncovered(W)) throw new ShapeError(`LKAM: a ${g}x${g} pooling grid over maps of ${H}x${W} would leave the last rows or columns out of every cell; choose a grid that divides the map size`);
-    const kernel: [number, number] = [Math.ceil(H / this.grid), Math.ceil(W / this.grid)];
-    const stride: [number, number] = [Math.floor(H / this.grid), Math.floor(W / this.grid)];
-    const o = { kernel, stride };
+    const rows = gridWindow(H, this.grid), cols = gridWindow(W, this.grid);
+    const o = { kernel: [rows.kernel, cols.kernel] as [number, number], stride: [rows.stride, cols.stride] as [number, number] };
     return this.pool === 'max' ? ops.maxPool2d(h, o) : ops.avgPool2d(h, o);
   }
 

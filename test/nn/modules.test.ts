@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
 import * as ops from '../../src/ops/index.js';
 import { Conv2d, Residual, Sequential, manualSeed } from '../../src/nn/layers.js';
-import { addLKAMs, Gated, gates, LKAM, sparsityLoss } from '../../src/nn/lkam.js';
+import { addLKAMs, Gated, gates, gridWindow, LKAM, sparsityLoss } from '../../src/nn/lkam.js';
 import { buildModule, UnknownModuleError } from '../../src/nn/registry.js';
 import { fmnistVgg5, smallResNet } from '../../src/nn/zoo.js';
 import type { Module } from '../../src/nn/module.js';
@@ -65,16 +65,17 @@ describe('modules', () => {
     assert.throws(() => addLKAMs(fmnistVgg5(), { layers: [1, 9] }), /conv indices 9 do not exist \(the model has 5 convs/);
   });
 
-  test('an LKAM grid whose cells would miss the last rows of the maps is refused by name', () => {
-    const e = engine();
-    const lk = new LKAM({ inChannels: 2, switches: 3, grid: 4 });
-    const x = e.tensor(new Float32Array(2 * 100), [1, 2, 10, 10]);
-    assert.throws(() => e.noGrad(() => lk.forward(x)), (err: Error) => err instanceof ShapeError && /a 4x4 pooling grid over maps of 10x10 would leave the last rows or columns out/.test(err.message));
-    e.endStep();
-    const ok = new LKAM({ inChannels: 2, switches: 3, grid: 2 });
-    const y = e.tensor(new Float32Array(2 * 49), [1, 2, 7, 7]);
-    assert.deepEqual(e.noGrad(() => ok.forward(y)).shape, [1, 3]);
-    e.endStep();
+  test('LKAM grid cells are equal windows from the first row to the last, whatever the map size', () => {
+    assert.deepEqual(gridWindow(28, 2), { kernel: 14, stride: 14 });
+    assert.deepEqual(gridWindow(7, 2), { kernel: 4, stride: 3 });
+    assert.deepEqual(gridWindow(14, 3), { kernel: 6, stride: 4 });
+    for (let S = 1; S <= 40; S++) {
+      for (let g = 1; g <= S; g++) {
+        const { kernel, stride } = gridWindow(S, g);
+        assert.equal((g - 1) * stride + kernel, S, `the last of ${g} cells ends at ${S}`);
+        assert.ok(kernel >= stride && stride >= 1, `S ${S}, g ${g}: windows overlap or touch`);
+      }
+    }
   });
 
   test('LKAM switches start open and its gradients match finite differences (grid 2, max pooling)', async () => {

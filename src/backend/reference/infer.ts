@@ -118,7 +118,7 @@ export function inferReference(mem: LinearMemory): InferKernels {
     lkamBankPool(x, xList, C, H, W, w, bias, k, grid, kind, feat, macs, n0, n1) {
       const v = mem.f32;
       const HW = H * W, G = grid * grid;
-      const KH = Math.ceil(H / grid), KW = Math.ceil(W / grid), sH = Math.floor(H / grid), sW = Math.floor(W / grid);
+      const sH = Math.floor(H / grid), sW = Math.floor(W / grid), KH = H - (grid - 1) * sH, KW = W - (grid - 1) * sW;
       const map = new Float32Array(HW);
       let total = 0;
       for (let n = n0; n < n1; n++) {
