@@ -45,7 +45,7 @@ function lineChart(id: string, title: string, caption: string, rows: Array<Recor
       encoding: {
         x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
         y: { field: y.field, type: 'quantitative', title: y.title, scale: { zero: y.zero ?? false }, ...(y.format === undefined ? {} : { axis: { format: y.format } }) },
-        color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+        color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 3 } },
         tooltip: [{ field: 'series' }, { field: 'epoch' }, { field: y.field, format: y.format ?? '.4f' }],
       },
     } as TopLevelSpec,
@@ -158,7 +158,7 @@ export function knobPlot(k: KnobRecord): Plot {
       data: { values: rows },
       encoding: {
         ...accuracyAgainstMacs,
-        color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+        color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 3 } },
       },
       layer: [
         { mark: { type: 'line', point: true, strokeWidth: 2 }, encoding: { order: { field: 'mmacs' }, tooltip: [{ field: 'threshold' }, { field: 'budget' }, { field: 'accuracy', format: '.2%' }, { field: 'mmacs', format: '.2f' }, { field: 'fraction', format: '.1%' }] } },
