@@ -1,5 +1,9 @@
 /** Runs the real `parsimony` bin (src/cli/bin.ts through tsx) in a child process. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -63,3 +67,13 @@ export function explain(args: readonly string[], r: CliResult): string {
 
 /** The quick-training flags the tests share: the narrow network, few images, one thread, seeded. */
 export const QUICK = ['--model', 'fmnist-vgg5-narrow', '--limit', '256', '--batch', '32', '--threads', '1', '--seed', '3'] as const;
+
+/** A fresh temporary directory for the enclosing describe block (made before its tests, removed after); returns a getter. */
+export function tempDir(prefix: string): () => string {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return () => dir;
+}

@@ -1,23 +1,18 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, explain, QUICK, startCli } from './helpers.js';
+import { cli, explain, QUICK, startCli, tempDir } from './helpers.js';
 
 const EPOCHS = '12';
 const TRAIN = ['train', ...QUICK, '--batch', '16', '--epochs', EPOCHS, '--lkam', '--sparsity', '1', '--plain'];
 
 describe('parsimony train: Ctrl-C writes a checkpoint, --resume continues bit for bit', () => {
-  let dir = '';
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'parsimony-cli-resume-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('parsimony-cli-resume-');
 
   test('an interrupted and resumed run ends with the same model file as an uninterrupted one', async () => {
-    const whole = join(dir, 'whole');
-    const cut = join(dir, 'cut');
+    const whole = join(dir(), 'whole');
+    const cut = join(dir(), 'cut');
     const reference = cli([...TRAIN, '--out', whole]);
     const run = startCli([...TRAIN, '--out', cut]);
     await run.waitFor(/epoch 1\/12: /);
@@ -44,7 +39,7 @@ describe('parsimony train: Ctrl-C writes a checkpoint, --resume continues bit fo
   });
 
   test('--resume of a folder that is not a run, or has no checkpoint, is an input error', async () => {
-    const empty = join(dir, 'empty');
+    const empty = join(dir(), 'empty');
     mkdirSync(empty);
     const r1 = await cli(['train', '--resume', empty]);
     assert.equal(r1.code, 3, explain(['train', '--resume', empty], r1));

@@ -1,12 +1,11 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { engine, init } from '../../src/autograd/engine.js';
 import { saveModel } from '../../src/io/node-files.js';
 import { Conv2d, Flatten, Linear, manualSeed, Sequential } from '../../src/nn/layers.js';
-import { cli, explain, QUICK } from './helpers.js';
+import { cli, explain, QUICK, tempDir } from './helpers.js';
 
 const COMMANDS = ['train', 'eval', 'prune', 'export', 'import', 'bench', 'report', 'info', 'demo'] as const;
 
@@ -19,11 +18,7 @@ function assertOneLine(stderr: string, pattern: RegExp): void {
 }
 
 describe('parsimony: help, usage errors and input errors', () => {
-  let dir = '';
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'parsimony-cli-usage-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('parsimony-cli-usage-');
 
   test('--help lists every command and the exit codes', async () => {
     const r = await cli(['--help']);
@@ -72,14 +67,14 @@ describe('parsimony: help, usage errors and input errors', () => {
   });
 
   test('input errors exit 3 with one line naming the input: missing files and folders', async () => {
-    const missing = join(dir, 'nope');
+    const missing = join(dir(), 'nope');
     const cases: Array<[string[], RegExp]> = [
       [['eval', missing], new RegExp(`^parsimony: ${missing}: no such file or run directory`)],
-      [['info', join(dir, 'nope.safetensors')], /nope\.safetensors: no such file or run directory/],
-      [['import', join(dir, 'nope.onnx')], /nope\.onnx: no such file/],
+      [['info', join(dir(), 'nope.safetensors')], /nope\.safetensors: no such file or run directory/],
+      [['import', join(dir(), 'nope.onnx')], /nope\.onnx: no such file/],
       [['report', missing], /nope: no such run directory/],
       [['train', '--data', missing, '--epochs', '1'], /nope: Fashion-MNIST folder not found/],
-      [['train', '--config', join(dir, 'nope.json')], /--config .*nope\.json: no such file/],
+      [['train', '--config', join(dir(), 'nope.json')], /--config .*nope\.json: no such file/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args)));
     cases.forEach(([args, pattern], i) => {
@@ -92,7 +87,7 @@ describe('parsimony: help, usage errors and input errors', () => {
   test('a model that does not fit the data: one line naming the file, the shapes; --debug adds the stack', async () => {
     await init({ threads: 1 });
     manualSeed(1);
-    const file = join(dir, 'small-input.safetensors');
+    const file = join(dir(), 'small-input.safetensors');
     saveModel(file, new Sequential([new Conv2d({ inChannels: 1, outChannels: 2, kernel: 3, padding: 1 }), new Flatten(), new Linear({ inFeatures: 128, outFeatures: 10 })]), { inputShape: [1, 8, 8] });
     engine().close();
     const r = await cli(['eval', file, '--data', 'builtin']);
@@ -104,7 +99,7 @@ describe('parsimony: help, usage errors and input errors', () => {
   });
 
   test('a corrupt model file is an input error naming the file', async () => {
-    const file = join(dir, 'corrupt.safetensors');
+    const file = join(dir(), 'corrupt.safetensors');
     writeFileSync(file, Buffer.from('not a safetensors file at all'));
     const r = await cli(['info', file]);
     assert.equal(r.code, 3, explain(['info', file], r));
@@ -112,9 +107,9 @@ describe('parsimony: help, usage errors and input errors', () => {
   });
 
   test('config files: values apply as options, the command line wins, unknown keys and bad values are usage errors', async () => {
-    const good = join(dir, 'good.json');
+    const good = join(dir(), 'good.json');
     writeFileSync(good, JSON.stringify({ epochs: 2, 'sparsity-warmup': 0, lkam: true, sparsity: 0.5, optimizer: 'sgd', lr: 0.01 }));
-    const out = join(dir, 'cfg-run');
+    const out = join(dir(), 'cfg-run');
     const args = ['train', ...QUICK, '--limit', '64', '--config', good, '--epochs', '1', '--out', out, '--json'];
     const r = await cli(args);
     assert.equal(r.code, 0, explain(args, r));
@@ -135,7 +130,7 @@ describe('parsimony: help, usage errors and input errors', () => {
       [[1, 2], /expected a JSON object/],
     ];
     const results = await Promise.all(bad.map(async (value, i) => {
-      const file = join(dir, `bad-${i}.json`);
+      const file = join(dir(), `bad-${i}.json`);
       writeFileSync(file, JSON.stringify(value[0]));
       return cli(['train', '--config', file]);
     }));
