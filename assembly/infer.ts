@@ -808,14 +808,17 @@ export function pool2dInfer(desc: usize, x: usize, xList: usize, y: usize, kind:
         for (let oh = 0; oh < OH; oh++) {
           const r0 = xp + ((<usize>(2 * oh) * <usize>W) << 2), r1 = r0 + (<usize>W << 2);
           const yr = yp + ((<usize>oh * <usize>OW) << 2);
-          let ow = 0;
           // f32x4.max propagates NaN as beatsMax does; only the sign of an all-zero window may differ.
-          for (; ow + 4 <= OW; ow += 4) {
-            const o = <usize>(2 * ow) << 2;
+          // With OW >= 4 the last block is the 4 outputs before OW: an overlap is written twice, the same values.
+          const vectors = OW >= 4;
+          for (let ow = 0; vectors && ow < OW; ow += 4) {
+            const at = min<i32>(ow, OW - 4);
+            const o = <usize>(2 * at) << 2;
             const lo = f32x4.max(v128.load(r0 + o), v128.load(r1 + o));
             const hi = f32x4.max(v128.load(r0 + o, 16), v128.load(r1 + o, 16));
-            v128.store(yr + (<usize>ow << 2), f32x4.max(v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), v128.shuffle<f32>(lo, hi, 1, 3, 5, 7)));
+            v128.store(yr + (<usize>at << 2), f32x4.max(v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), v128.shuffle<f32>(lo, hi, 1, 3, 5, 7)));
           }
+          let ow = vectors ? OW : 0;
           for (; ow < OW; ow++) {
             const o = <usize>(2 * ow) << 2;
             let best = load<f32>(r0 + o);

@@ -204,7 +204,7 @@ test('lkamSwitches: hard and sigmoid, strict and inclusive thresholds, MAC budge
 });
 
 const poolCase = fc.record({
-  N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 5 }), H: fc.integer({ min: 1, max: 13 }), W: fc.integer({ min: 1, max: 13 }),
+  N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 5 }), H: fc.integer({ min: 1, max: 13 }), W: fc.integer({ min: 1, max: 19 }),
   KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 3 }), strideH: fc.integer({ min: 1, max: 3 }), strideW: fc.integer({ min: 1, max: 3 }),
   padTop: fc.integer({ min: 0, max: 1 }), padLeft: fc.integer({ min: 0, max: 1 }), countIncludePad: fc.integer({ min: 0, max: 1 }),
   kind: fc.integer({ min: 0, max: 1 }), pOn: fc.constantFrom(0, 0.5, 1), twoByTwo: fc.boolean(), nan: fc.boolean(),
