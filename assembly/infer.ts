@@ -693,12 +693,11 @@ export function conv2dInferPack(desc: usize, w: usize, wPacked: usize): void {
 
 // ---- LKAM switches ----
 
-/** The sigmoid of the training graph's kernel (assembly/activation.ts) in one lane. */
-@inline function sigmoid1(x: f32): f32 {
-  const v = f32x4.splat(x);
+/** The sigmoid of the training graph's kernel (assembly/activation.ts) in four lanes. */
+@inline function sigmoid4(v: v128): v128 {
   const e = expf4(f32x4.neg(f32x4.abs(v)));
   const pos = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), e));
-  return f32x4.extract_lane(v128.bitselect(pos, f32x4.mul(e, pos), f32x4.ge(v, f32x4.splat(0))), 0);
+  return v128.bitselect(pos, f32x4.mul(e, pos), f32x4.ge(v, f32x4.splat(0)));
 }
 
 /** Whether switch a ranks before switch b: larger value first, then lower index. */
@@ -749,8 +748,15 @@ export function lkamSwitches(feat: usize, F: i32, fcW: usize, fcB: usize, M: i32
       const wr = fcW + ((<usize>m * <usize>F) << 2);
       let acc: f32 = 0;
       for (let f = 0; f < F; f++) acc += load<f32>(wr + (<usize>f << 2)) * load<f32>(fv + (<usize>f << 2));
-      const pre = acc + (fcB != 0 ? load<f32>(fcB + (<usize>m << 2)) : 0);
-      const s: f32 = sigmoid ? sigmoid1(pre) : min<f32>(max<f32>(pre, 0), 1);
+      store<f32>(tmp + (<usize>m << 2), acc + (fcB != 0 ? load<f32>(fcB + (<usize>m << 2)) : 0));
+    }
+    // Four switches a vector: tmp's region holds whole vectors.
+    for (let m0 = 0; m0 < M; m0 += 4) {
+      const pre = v128.load(tmp + (<usize>m0 << 2));
+      v128.store(tmp + (<usize>m0 << 2), sigmoid ? sigmoid4(pre) : f32x4.min(f32x4.max(pre, f32x4.splat(0)), f32x4.splat(1)));
+    }
+    for (let m = 0; m < M; m++) {
+      const s = load<f32>(tmp + (<usize>m << 2));
       const isOn = inclusive ? s >= threshold : s > threshold;
       // Branch-free: whether a switch is on is as good as random.
       store<f32>(g + (<usize>m << 2), select<f32>(s, 0, isOn));
