@@ -4,7 +4,8 @@
 // and in list order (list + n*(C+1)*4: count, then ascending ids). conv2dInfer reads only the listed
 // input planes and computes only the listed outputs, bias, lower clamp (ReLU) and switch values fused
 // into its epilogue. Per image it packs the weight block (listed outputs x listed inputs x taps) into
-// MR-row panels, or takes the panels conv2dInferPack made when both lists are complete; the input is
+// MR-row panels; when every output is listed it takes the panels conv2dInferPack made, whole when every
+// input is listed too, else copying each listed input's block out of them; the input is
 // read in place from zero-padded copies of the listed planes, 8 output pixels of one row at a time.
 
 import { expf4, hsum, madd } from './vmath';
@@ -503,6 +504,26 @@ function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, t0: i3
 }
 
 /**
+ * The panels of tiles [t0, t1) for every output and the listed inputs, from conv2dInferPack's panels
+ * (Kfull * MR floats a tile, each input's taps * MR floats contiguous): one block copy per tile and input.
+ */
+function gatherPanels(wPacked: usize, Kfull: i32, taps: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize): void {
+  const block = <usize>(taps * GEMM_MR) << 2, last = block - 16;
+  const tileBytes = <usize>Kfull * <usize>GEMM_MR << 2;
+  let d = dst;
+  for (let t = t0; t < t1; t++) {
+    const src = wPacked + <usize>t * tileBytes;
+    for (let j = 0; j < nIn; j++) {
+      const s = src + <usize>load<i32>(ins + (<usize>j << 2)) * block;
+      // block >= 16 (MR >= 4): the last vector overlaps the one before it.
+      for (let o: usize = 0; o < last; o += 16) v128.store(d + o, v128.load(s + o));
+      v128.store(d + last, v128.load(s + last));
+      d += block;
+    }
+  }
+}
+
+/**
  * dst[j] (Hp x Wp) = plane j of src (H x W) shifted by (pT, pL), zeros around, for j < planes:
  * every cell of dst is written.
  */
@@ -634,8 +655,12 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
       } else {
         const K = nIn * taps;
         let a = apack;
-        if (wPacked != 0 && nIn == C && nOut == M) a = wPacked + ((<usize>t0 * <usize>Kfull * <usize>GEMM_MR) << 2);
-        else packWeights(w, C, taps, outs, nOut, t0, t1, ins, nIn, apack);
+        if (wPacked != 0 && nOut == M) {
+          if (nIn == C) a = wPacked + ((<usize>t0 * <usize>Kfull * <usize>GEMM_MR) << 2);
+          else gatherPanels(wPacked, Kfull, taps, t0, t1, ins, nIn, apack);
+        } else {
+          packWeights(w, C, taps, outs, nOut, t0, t1, ins, nIn, apack);
+        }
         const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
         if (flat) {
           for (let j = 0; j < nIn; j++) store<i32>(koff + (<usize>j << 2), j * HW);

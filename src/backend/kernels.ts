@@ -167,7 +167,7 @@ export interface Kernels {
    * max(conv(x's listed planes, w[m, listed inputs]) + bias[m], lo) * gate[n * M + m] (bias and gate
    * 0 for none). `part` of `parts` computes one contiguous share of each image's listed outputs (the
    * shares cover them once; how they are cut depends on the build). wPacked (0 for none) holds
-   * conv2dInferPack's arrangement of w, read for images whose lists are complete. macs (0 for none):
+   * conv2dInferPack's arrangement of w, read for images whose output list is complete. macs (0 for none):
    * float64 macs[n] = multiply-adds done for image n, OH*OW*KH*KW per (output, input) pair; returns their sum.
    * scratch: conv2dInferScratchBytes (src/infer/scratch.ts).
    */

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { convOutSize, writeConvDesc, writePoolDesc, type ConvGeometry, type Kernels, type PoolGeometry } from '../../src/backend/kernels.js';
 import { conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
-import { h, everyKernelSet, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
+import { h, everyKernelSet, variants, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
-import { close, exact } from '../util/tolerance.js';
+import { assertClose, close, exact } from '../util/tolerance.js';
 
 /** A random channel set per image: each channel on with probability pOn (pOn 1 gives complete lists). */
 function randomSets(rng: TestRng, N: number, C: number, pOn: number): number[][] {
@@ -135,6 +135,59 @@ test('conv2dInfer: every out count 1-40 of 40 (each mix of 6-, 5- and 4-row tile
           for (let p = 0; p < parts; p++) total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, 0, bias.ptr, 0, gate.ptr, y.ptr, yList.ptr, 0, 2, p, parts, 0, scratch);
           return total;
         }, always(close), 4);
+      }
+    }
+  }
+});
+
+test('conv2dInfer: every output listed, some inputs, prepacked panels (copied per listed input), 1x1/3x3/5x3 kernels, M 1-40, 1 and 3 parts; close, MACs exact', () => {
+  const rng = new TestRng(17);
+  for (const [KH, KW] of [[1, 1], [3, 3], [5, 3]] as const) {
+    for (const M of [1, 4, 5, 6, 7, 11, 13, 19, 20, 21, 22, 40]) {
+      h.arena.reset();
+      const g = convGeometry({ N: 3, C: 9, M, H: 7, W: 10, KH, KW, stride: 1, strideW: 1, pad: KH >> 1, padW: KW >> 1, dil: 1 });
+      const P = g.OH * g.OW, taps = KH * KW;
+      const ins = [[0, 3, 4, 8], [7], Array.from({ length: 9 }, (_, c) => c)];
+      const outs = Array.from({ length: 3 }, () => Array.from({ length: M }, (_, i) => i));
+      const desc = h.arena.alloc(64);
+      writeConvDesc(h.mem.i32, desc, g);
+      const x = buf(3 * 9 * g.H * g.W), xList = buf(3 * 10, 0, true), yList = buf(3 * (M + 1), 0, true), w = buf(M * 9 * taps), bias = buf(M), gate = buf(3 * M);
+      const y = buf(3 * M * P), macs = buf(3 * 3, 0, true);
+      const packed = h.arena.alloc(packedWeightFloats(g) * 4);
+      const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+      for (const parts of [1, 3]) {
+        const label = `conv2dInfer ${describeConv(g)} every output, prepacked, parts=${parts}`;
+        const call = (k: Kernels): number => {
+          k.conv2dInferPack(desc, w.ptr, packed);
+          let total = 0;
+          for (let p = 0; p < parts; p++) total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, packed, bias.ptr, 0, gate.ptr, y.ptr, yList.ptr, 0, 3, p, parts, macs.ptr + p * 24, scratch);
+          return total;
+        };
+        const weights = uniform(rng, w.n);
+        conform(label, [[x, compactData(rng, ins, 9, g.H * g.W)], [xList, listData(ins, 9)], [yList, listData(outs, M)],
+          [w, weights], [bias, uniform(rng, M)], [gate, uniform(rng, 3 * M, 0, 1)]], [y], call, always(close), 4);
+        prefill(y);
+        call(h.reference);
+        const expected = read(y);
+        // The builds read the prepacked panels only: with w spoilt after packing, their outputs stay the same.
+        for (const { name, k } of variants) {
+          prefill(w, weights);
+          k.conv2dInferPack(desc, w.ptr, packed);
+          prefill(w, new Float32Array(w.n).fill(NaN));
+          prefill(y);
+          for (let p = 0; p < parts; p++) k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, packed, bias.ptr, 0, gate.ptr, y.ptr, yList.ptr, 0, 3, p, parts, 0, scratch);
+          assertClose(read(y), expected, close, `${label} ${name}: from the panels alone`, 4);
+        }
+        prefill(w, weights);
+        for (const { name, k } of everyKernelSet) {
+          call(k);
+          const perImage = new Float64Array(h.mem.memory.buffer, macs.ptr, 3 * parts);
+          for (let n = 0; n < 3; n++) {
+            let sum = 0;
+            for (let p = 0; p < parts; p++) sum += perImage[p * 3 + n] as number;
+            assert.equal(sum, M * (ins[n] as number[]).length * taps * P, `${label} ${name}: multiply-adds of image ${n}`);
+          }
+        }
       }
     }
   }
