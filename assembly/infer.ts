@@ -6,12 +6,16 @@
 // into its epilogue. Per image it packs the weight block (listed outputs x listed inputs x taps) into
 // MR-row panels; when every output is listed it takes the panels conv2dInferPack made, whole when every
 // input is listed too, else copying each listed input's block out of them; the input is
-// read in place from zero-padded copies of the listed planes, 8 output pixels of one row at a time.
+// read in place from zero-padded copies of the listed planes (or from the planes themselves when the
+// producer stored them padded), 8 output pixels of one row at a time. Padded outputs are stored
+// inside their padded planes, whose borders the kernel never writes.
 
 import { expf4, hsum, madd } from './vmath';
 
 const F_C = 1, F_H = 2, F_W = 3, F_M = 4, F_KH = 5, F_KW = 6, F_SH = 7, F_SW = 8;
 const F_PT = 9, F_PL = 10, F_DH = 11, F_DW = 12, F_OH = 14, F_OW = 15;
+const M_H = 0, M_W = 1, M_COLS = 2, M_SIZE = 3;
+const F_X_PADDED = 16, F_Y_TOP = 17, F_Y_LEFT = 18, F_Y_ROWS = 19, F_Y_COLS = 20;
 const P_C = 1, P_H = 2, P_W = 3, P_KH = 4, P_KW = 5, P_SH = 6, P_SW = 7, P_PT = 8, P_PL = 9, P_OH = 10, P_OW = 11, P_INCLUDE_PAD = 12;
 
 /** Floats readable past the padded planes and the B panel: a row's last 8-pixel read may run 7 past. */
@@ -600,9 +604,15 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   const pT = field(desc, F_PT), pL = field(desc, F_PL), dH = field(desc, F_DH), dW = field(desc, F_DW);
   const OH = field(desc, F_OH), OW = field(desc, F_OW);
   const taps = KH * KW, P = OH * OW, HW = H * W, Kfull = C * taps;
-  const flat = taps == 1 && sH == 1 && sW == 1 && pT == 0 && pL == 0 && OH == H && OW == W;
+  const yTop = field(desc, F_Y_TOP), yLeft = field(desc, F_Y_LEFT), yCols = field(desc, F_Y_COLS);
+  const yPadded = yCols != 0;
+  // Padded outputs go row by row: the flat path stores runs of pixels across rows.
+  const flat = taps == 1 && sH == 1 && sW == 1 && pT == 0 && pL == 0 && OH == H && OW == W && !yPadded;
   const Hp = (OH - 1) * sH + dH * (KH - 1) + 1, Wp = (OW - 1) * sW + dW * (KW - 1) + 1;
   const planeP = flat ? HW : Hp * Wp;
+  const xPadded = field(desc, F_X_PADDED) != 0;
+  const planeIn = xPadded ? Hp * Wp : HW;
+  const planeOut = yPadded ? field(desc, F_Y_ROWS) * yCols : P;
 
   const koff = scratch;
   const kid = koff + region(<usize>Kfull);
@@ -617,7 +627,7 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   store<f32>(loCell, lo);
   // kid serves only packed B panels (strided or flat-tail pixels).
   if (sW != 1 || (flat && P > 1 && P % 8 != 0)) for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
-  const ldc = <usize>P << 2;
+  const ldc = <usize>planeOut << 2;
 
   let total: f64 = 0;
   for (let n = n0; n < n1; n++) {
@@ -634,13 +644,16 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
         store<f32>(rowBias + (<usize>i << 2), bias != 0 ? load<f32>(bias + (<usize>m << 2)) : 0);
         store<f32>(rowGate + (<usize>i << 2), gate != 0 ? load<f32>(gate + ((<usize>n * <usize>M + <usize>m) << 2)) : 1);
       }
-      const yOut = y + ((<usize>n * <usize>M + <usize>i0) * <usize>P << 2);
+      const yOut = y + ((<usize>n * <usize>M + <usize>i0) * <usize>planeOut << 2);
+      // The first output pixel of each plane.
+      const yMap = yOut + (yPadded ? <usize>(yTop * yCols + yLeft) << 2 : 0);
+      const yRow = yPadded ? yCols : OW;
       if (nIn == 0) {
         // No input: each output is its bias, clamped and gated.
         for (let i = 0; i < rows; i++) {
           const v = max<f32>(load<f32>(rowBias + (<usize>i << 2)), lo) * load<f32>(rowGate + (<usize>i << 2));
-          const d = yOut + <usize>i * ldc;
-          for (let p = 0; p < P; p++) store<f32>(d + (<usize>p << 2), v);
+          const d = yMap + <usize>i * ldc;
+          for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) store<f32>(d + (<usize>(oh * yRow + ow) << 2), v);
         }
       } else if (flat && P == 1) {
         // One pixel (a linear layer): dot products over the listed inputs, no panels.
@@ -661,7 +674,7 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
         } else {
           packWeights(w, C, taps, outs, nOut, t0, t1, ins, nIn, apack);
         }
-        const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
+        const xImage = x + ((<usize>n * <usize>C * <usize>planeIn) << 2);
         if (flat) {
           for (let j = 0; j < nIn; j++) store<i32>(koff + (<usize>j << 2), j * HW);
           for (let p0 = 0; p0 < P; p0 += 8) {
@@ -675,7 +688,8 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
             }
           }
         } else {
-          padCopy(xImage, nIn, H, W, pT, pL, xpad, Hp, Wp);
+          const xp = xPadded ? xImage : xpad;
+          if (!xPadded) padCopy(xImage, nIn, H, W, pT, pL, xpad, Hp, Wp);
           let k = 0;
           for (let j = 0; j < nIn; j++) {
             for (let kh = 0; kh < KH; kh++) {
@@ -688,13 +702,14 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
           for (let oh = 0; oh < OH; oh++) {
             for (let ow0 = 0; ow0 < OW; ow0 += 8) {
               const nr = min<i32>(8, OW - ow0);
-              const corner = xpad + ((<usize>(oh * sH) * <usize>Wp + <usize>(ow0 * sW)) << 2);
-              const c = yOut + ((<usize>(oh * OW + ow0)) << 2);
+              const corner = xp + ((<usize>(oh * sH) * <usize>Wp + <usize>(ow0 * sW)) << 2);
+              const at = oh * yRow + ow0;
+              const c = yMap + (<usize>at << 2);
               if (sW == 1) {
-                // Short chunks store all 8 (or 4) lanes but on the plane's last row: the lanes past the row
-                // fall on the next row's first pixels, which are computed later.
+                // Short chunks of compact planes store all 8 (or 4) lanes but on the plane's last row: the
+                // lanes past the row fall on the next row's first pixels, which are computed later.
                 const full = nr > 4 ? 8 : 4;
-                runTiles(nOut, t0, t1, K, a, corner, koff, c, ldc, rowBias, rowGate, loCell, oh * OW + ow0 + full <= P ? full : nr);
+                runTiles(nOut, t0, t1, K, a, corner, koff, c, ldc, rowBias, rowGate, loCell, !yPadded && at + full <= P ? full : nr);
               } else {
                 packPanel(panel, corner, koff, K, sW, nr);
                 runTiles(nOut, t0, t1, K, a, panel, kid, c, ldc, rowBias, rowGate, loCell, nr);
@@ -1033,11 +1048,11 @@ function bankBlock8(wg: usize, nIn: i32, xp: usize, planeBytes: usize, d: usize,
 }
 
 /**
- * Global pooling of group wg over HW >= 8 pixels: per row, the max (kind 0) or the sum to cells + r * cellStride.
- * Returns false when a max may have met a NaN (pmax skips NaN; the sum of every block then is NaN): the caller redoes it.
+ * Global pooling of group wg over a run of HW >= 8 pixels of planes planeBytes apart: per row, the max
+ * (kind 0) or the sum to cells + r * cellStride. Returns false when a max may have met a NaN (pmax skips
+ * NaN; the sum of every block then is NaN): the caller redoes it.
  */
-function globalBlocks(wg: usize, nIn: i32, xImage: usize, HW: i32, kind: i32, cells: usize, cellStride: usize): bool {
-  const planeBytes = <usize>HW << 2;
+function globalBlocks(wg: usize, nIn: i32, xImage: usize, HW: i32, planeBytes: usize, kind: i32, cells: usize, cellStride: usize): bool {
   const isMax = kind == 0;
   const init = isMax ? f32x4.splat(-Infinity) : f32x4.splat(0);
   let r0 = init, r1 = init, r2 = init, r3 = init, canary = f32x4.splat(0);
@@ -1107,17 +1122,29 @@ function globalBlocks(wg: usize, nIn: i32, xImage: usize, HW: i32, kind: i32, ce
 }
 
 /**
+ * Whether global poolings over a run with zero padding between rows equal those over the map alone: the
+ * padding's bank outputs are 0 (NaN for non-finite weights), which leave a sum alone and a max above 0.
+ */
+function gapFree(cells: usize, cellStride: usize, rows: i32, kind: i32): bool {
+  for (let r = 0; r < rows; r++) {
+    const v = load<f32>(cells + <usize>r * cellStride);
+    if (kind == 0 ? !(v > 0) : v != v) return false;
+  }
+  return true;
+}
+
+/**
  * Grid pooling of group wg (any sizes, NaN as pool2dInfer): windows of stride floor(S/g) and kernel
  * S - (g-1)*floor(S/g) per axis (gridWindow in src/nn/lkam.ts); cells (4 rows of g*g floats) get each window's max or sum; row holds one map row of the 4 outputs.
  */
-function gridRows(wg: usize, nIn: i32, xImage: usize, H: i32, W: i32, g: i32, kind: i32, cells: usize, row: usize): void {
-  const HW = H * W, G = g * g;
-  const planeBytes = <usize>HW << 2, ld = <usize>W << 2;
+function gridRows(wg: usize, nIn: i32, xImage: usize, H: i32, W: i32, xRowBytes: usize, planeBytes: usize, g: i32, kind: i32, cells: usize, row: usize): void {
+  const G = g * g;
+  const ld = <usize>W << 2;
   const sH = H / g, sW = W / g, KH = H - (g - 1) * sH, KW = W - (g - 1) * sW;
   const isMax = kind == 0;
   for (let i = 0; i < 4 * G; i++) store<f32>(cells + (<usize>i << 2), isMax ? -Infinity : 0);
   for (let h = 0; h < H; h++) {
-    const xRow = xImage + ((<usize>h * <usize>W) << 2);
+    const xRow = xImage + <usize>h * xRowBytes;
     if (W >= 8) {
       for (let p0 = 0; p0 < W; p0 += 8) {
         const start = min<i32>(p0, W - 8);
@@ -1164,9 +1191,13 @@ function gridRows(wg: usize, nIn: i32, xImage: usize, H: i32, W: i32, g: i32, ki
   }
 }
 
-export function lkamBankPool(x: usize, xList: usize, C: i32, H: i32, W: i32, w: usize, bias: usize, k: i32, grid: i32, kind: i32,
+export function lkamBankPool(x: usize, xList: usize, C: i32, plane: usize, w: usize, bias: usize, k: i32, grid: i32, kind: i32,
   feat: usize, macs: usize, n0: i32, n1: i32, scratch: usize): f64 {
+  const H = field(plane, M_H), W = field(plane, M_W), xCols = field(plane, M_COLS), xPlane = field(plane, M_SIZE);
   const HW = H * W, G = grid * grid, groups = (k + 3) >> 2;
+  // The pixels from the map's first to its last, with the padding between rows when xCols > W.
+  const run = (H - 1) * xCols + W, gaps = xCols != W;
+  const planeBytes = <usize>xPlane << 2, xRowBytes = <usize>xCols << 2;
   const KH = H - (grid - 1) * (H / grid), KW = W - (grid - 1) * (W / grid);
   const wpk = scratch;
   const cells = wpk + region(<usize>groups * 4 * <usize>C);
@@ -1175,7 +1206,7 @@ export function lkamBankPool(x: usize, xList: usize, C: i32, H: i32, W: i32, w: 
   let total: f64 = 0;
   for (let n = n0; n < n1; n++) {
     const nIn = listCount(xList, n, C), ids = listIds(xList, n, C);
-    const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
+    const xImage = x + ((<usize>n * <usize>C * <usize>xPlane) << 2);
     const fv = feat + ((<usize>n * <usize>(k * G)) << 2);
     for (let gi = 0; gi < groups; gi++) {
       const wg = wpk + ((<usize>gi * <usize>nIn) << 4);
@@ -1186,8 +1217,10 @@ export function lkamBankPool(x: usize, xList: usize, C: i32, H: i32, W: i32, w: 
           store<f32>(wg + (<usize>(j * 4 + r) << 2), m < k ? load<f32>(w + ((<usize>m * <usize>C + <usize>c) << 2)) : 0);
         }
       }
-      if (grid != 1 || HW < 8 || !globalBlocks(wg, nIn, xImage, HW, kind, cells, cellStride)) gridRows(wg, nIn, xImage, H, W, grid, kind, cells, row);
       const rows = min<i32>(4, k - gi * 4);
+      if (grid != 1 || run < 8 || !globalBlocks(wg, nIn, xImage, run, planeBytes, kind, cells, cellStride) || (gaps && !gapFree(cells, cellStride, rows, kind))) {
+        gridRows(wg, nIn, xImage, H, W, xRowBytes, planeBytes, grid, kind, cells, row);
+      }
       for (let r = 0; r < rows; r++) {
         const m = gi * 4 + r;
         const b: f32 = bias != 0 ? load<f32>(bias + (<usize>m << 2)) : 0;

@@ -31,6 +31,55 @@ export function writeConvDesc(i32: Int32Array, ptr: number, g: ConvGeometry): vo
   for (const [k, i] of Object.entries(ConvDescField)) i32[(ptr >>> 2) + i] = g[k as keyof ConvGeometry];
 }
 
+/**
+ * A plane stored padded: `rows` x `cols` floats holding the map at row `top`, column `left`, zeros
+ * around it.
+ */
+export interface PaddedPlane {
+  readonly top: number;
+  readonly left: number;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** conv2dInfer's descriptor: the 16 geometry ints, then where its planes lie (0 for compact planes). */
+export const ConvInferDescField = { xPadded: 16, yTop: 17, yLeft: 18, yRows: 19, yCols: 20 } as const;
+export const CONV_INFER_DESC_INTS = 24;
+
+/** The padded plane a conv reads its input through (conv2dInfer's own copy, or the producer's store). */
+export function convInputPlane(g: ConvGeometry): PaddedPlane {
+  return {
+    top: g.padTop, left: g.padLeft,
+    rows: (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1, cols: (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1,
+  };
+}
+
+/**
+ * Writes conv2dInfer's descriptor at byte offset ptr: x's planes padded as convInputPlane(g) when
+ * xPadded, y's planes padded as `y` (null for compact).
+ */
+export function writeConvInferDesc(i32: Int32Array, ptr: number, g: ConvGeometry, layout: { readonly xPadded: boolean; readonly y: PaddedPlane | null }): void {
+  i32.fill(0, ptr >>> 2, (ptr >>> 2) + CONV_INFER_DESC_INTS);
+  writeConvDesc(i32, ptr, g);
+  const at = ptr >>> 2;
+  i32[at + ConvInferDescField.xPadded] = layout.xPadded ? 1 : 0;
+  if (layout.y !== null) {
+    i32[at + ConvInferDescField.yTop] = layout.y.top;
+    i32[at + ConvInferDescField.yLeft] = layout.y.left;
+    i32[at + ConvInferDescField.yRows] = layout.y.rows;
+    i32[at + ConvInferDescField.yCols] = layout.y.cols;
+  }
+}
+
+/** Where a kernel's input maps lie: 4 int32 values, H x W maps whose rows are `cols` floats apart and planes `size` floats apart. */
+export const MapPlaneField = { H: 0, W: 1, cols: 2, size: 3 } as const;
+export const MAP_PLANE_INTS = 4;
+
+/** Writes the 4 ints of a map plane at byte offset ptr: compact H x W planes unless cols and size say otherwise. */
+export function writeMapPlane(i32: Int32Array, ptr: number, H: number, W: number, cols = W, size = H * W): void {
+  i32.set([H, W, cols, size], ptr >>> 2);
+}
+
 /** Field indices of a 2-D pooling descriptor: 16 int32 values in linear memory. */
 export const PoolDescField = {
   N: 0, C: 1, H: 2, W: 3, KH: 4, KW: 5, strideH: 6, strideW: 7,
@@ -169,7 +218,11 @@ export interface Kernels {
    * shares cover them once; how they are cut depends on the build). wPacked (0 for none) holds
    * conv2dInferPack's arrangement of w, read for images whose output list is complete. macs (0 for none):
    * float64 macs[n] = multiply-adds done for image n, OH*OW*KH*KW per (output, input) pair; returns their sum.
-   * scratch: conv2dInferScratchBytes (src/infer/scratch.ts).
+   * desc: writeConvInferDesc. With xPadded, x's planes are convInputPlane(g) (image n's listed planes
+   * at x + n*C*rows*cols floats), zero outside the map; the conv reads them in place. With a padded y,
+   * y's planes are rows x cols (image n at y + n*M*rows*cols floats) with the map at (top, left)
+   * (rows >= top + OH, cols >= left + OW): the call writes the map cells only, so that the cells around
+   * keep the zeros the caller put there once. scratch: conv2dInferScratchBytes (src/infer/scratch.ts).
    */
   conv2dInfer(desc: number, x: number, xList: number, w: number, wPacked: number, bias: number, lo: number, gate: number,
     y: number, yList: number, n0: number, n1: number, part: number, parts: number, macs: number, scratch: number): number;
@@ -188,10 +241,12 @@ export interface Kernels {
    * An LKAM's bank and pooling for images [n0,n1): the k 1x1 convolutions w [k, C] over x's listed planes plus
    * bias[j] (0 for none), pooled over a grid x grid of windows (per axis stride floor(S/grid), kernel
    * S - (grid-1)*stride, as LKAM.forward), max (kind 0, NaN propagates) or average (kind 1), to feat [N, k, grid, grid];
-   * the maps are never stored. macs[n] (float64, 0 for none) = k * listed inputs * H * W; returns their sum.
-   * scratch: lkamBankPoolScratchBytes (src/infer/scratch.ts).
+   * the maps are never stored. plane: writeMapPlane, H x W maps whose planes are `size` floats apart (image n
+   * at x + n*C*size floats) and rows `cols` apart; x points at the first map pixel, and when cols > W the
+   * cells between a row's end and the next row's start are zero (a padded plane). macs[n] (float64, 0
+   * for none) = k * listed inputs * H * W; returns their sum. scratch: lkamBankPoolScratchBytes (src/infer/scratch.ts).
    */
-  lkamBankPool(x: number, xList: number, C: number, H: number, W: number, w: number, bias: number, k: number, grid: number, kind: number,
+  lkamBankPool(x: number, xList: number, C: number, plane: number, w: number, bias: number, k: number, grid: number, kind: number,
     feat: number, macs: number, n0: number, n1: number, scratch: number): number;
   /** Max (kind 0) or average (kind 1) pooling of each image's listed planes; y is compact with x's list. */
   pool2dInfer(desc: number, x: number, xList: number, y: number, kind: number, n0: number, n1: number): void;

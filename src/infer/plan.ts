@@ -13,7 +13,7 @@
  */
 import { engine } from '../autograd/engine.js';
 import type { Backend } from '../backend/backend.js';
-import { writeConvDesc, writePoolDesc, type ConvGeometry } from '../backend/kernels.js';
+import { CONV_INFER_DESC_INTS, MAP_PLANE_INTS, convInputPlane, writeConvDesc, writeConvInferDesc, writeMapPlane, writePoolDesc, type ConvGeometry, type PaddedPlane } from '../backend/kernels.js';
 import { convScratchBytes } from '../backend/scratch.js';
 import type { Module } from '../nn/module.js';
 import { Arena } from '../tensor/memory.js';
@@ -103,6 +103,8 @@ interface Buf {
   refs: number;
   /** Whether another value used (or uses) it. */
   shared: boolean;
+  /** Kept by one value for the plan's life (padded planes, whose zero borders are written once). */
+  readonly pinned?: boolean;
 }
 
 /** A value in linear memory: its buffer and lists; a vector of F features is F planes of one pixel. */
@@ -114,6 +116,8 @@ interface Lowered {
   readonly layout: number;
   /** Which channels may be non-zero. */
   readonly active: number;
+  /** Its planes padded (the conv that reads it reads them in place), or null for compact H x W planes. */
+  readonly plane: PaddedPlane | null;
 }
 
 interface LoweredSwitches {
@@ -182,6 +186,26 @@ function scratchBytes(nodes: readonly Node[]): number {
   return bytes;
 }
 
+/**
+ * The padded planes a conv's output is stored in: those its conv readers read through (all alike), when
+ * every reader is such a conv or an LKAM and the map fits them; null for compact planes.
+ */
+function outputPlane(y: Value, readers: readonly Node[]): PaddedPlane | null {
+  const [, H, W] = y.shape as [number, number, number];
+  // Rows of whole vectors: a row's last chunk of a padded plane would otherwise go through the tiles' spill path.
+  if (W % 4 !== 0) return null;
+  let plane: PaddedPlane | null = null;
+  for (const r of readers) {
+    if (r.op === 'switches' && r.x === y) continue;
+    if (r.op !== 'conv' || r.g.groups !== 1 || r.x !== y) return null;
+    const p = convInputPlane(r.g);
+    if (p.top < 0 || p.left < 0 || p.rows < p.top + H || p.cols < p.left + W) return null;
+    if (plane !== null && (p.top !== plane.top || p.left !== plane.left || p.rows !== plane.rows || p.cols !== plane.cols)) return null;
+    plane = p;
+  }
+  return plane !== null && (plane.rows !== H || plane.cols !== W) ? plane : null;
+}
+
 /** A linear layer as the conv whose kernel covers its input map (a vector: F planes of 1 x 1). */
 function linearGeometry(x: Value, out: number): ConvGeometry {
   const [C, H, W] = x.kind === 'map' ? (x.shape as [number, number, number]) : [sizeOf(x), 1, 1];
@@ -196,6 +220,7 @@ class Lowering {
   private readonly identity = new Map<number, number>();
   private readonly values = new Map<Value, Lowered>();
   private readonly switches = new Map<Value, LoweredSwitches>();
+  private readonly planes = new Map<Value, PaddedPlane>();
 
   constructor(readonly arena: Arena, readonly exec: Exec, readonly skip: boolean) {}
 
@@ -251,13 +276,21 @@ class Lowering {
   }
 
   release(b: Buf): void {
-    if (--b.refs === 0) this.free.push(b);
+    if (--b.refs === 0 && b.pinned !== true) this.free.push(b);
   }
 
-  define(v: Value, buf: Buf, layout: number, active: number): Lowered {
+  /** A buffer of zeros for maxBatch images of `floats` each that no other value reuses. */
+  pinnedZeros(floats: number): Buf {
+    const bytes = this.exec.maxBatch * floats * 4 + BUFFER_SLACK;
+    const ptr = this.alloc(bytes);
+    this.mem.f32.fill(0, ptr >>> 2, (ptr + bytes) >>> 2);
+    return { ptr, bytes, refs: 1, shared: false, pinned: true };
+  }
+
+  define(v: Value, buf: Buf, layout: number, active: number, plane: PaddedPlane | null = null): Lowered {
     const C = v.kind === 'map' ? (v.shape[0] as number) : sizeOf(v);
     const HW = v.kind === 'map' ? sizeOf(v) / C : 1;
-    const l: Lowered = { buf, C, HW, layout, active };
+    const l: Lowered = { buf, C, HW, layout, active, plane };
     this.values.set(v, l);
     return l;
   }
@@ -285,6 +318,13 @@ class Lowering {
     nodes.forEach((n, i) => { for (const v of inputsOf(n)) lastUse.set(v, i); });
     lastUse.set(input, Infinity);
     lastUse.set(output, Infinity);
+    const readers = new Map<Value, Node[]>();
+    for (const n of nodes) for (const v of new Set(inputsOf(n))) readers.set(v, [...(readers.get(v) ?? []), n]);
+    for (const n of nodes) {
+      if (n.op !== 'conv' || n.g.groups !== 1 || n.y === output) continue;
+      const plane = outputPlane(n.y, readers.get(n.y) ?? []);
+      if (plane !== null) this.planes.set(n.y, plane);
+    }
     nodes.forEach((n, i) => {
       const temps = this.node(n);
       for (const t of temps) this.release(t);
@@ -305,6 +345,10 @@ class Lowering {
   /** Lowers one node; returns the temporary buffers to release after it. */
   private node(n: Node): Buf[] {
     const e = this.exec;
+    const readsPadded = n.op === 'switches' || (n.op === 'conv' && n.g.groups === 1);
+    for (const v of inputsOf(n)) {
+      if (!readsPadded && v.kind !== 'switches' && this.get(v).plane !== null) throw new Error(`compile: ${n.op} ${n.name} reads ${v.name}, whose planes are stored padded`);
+    }
     switch (n.op) {
       case 'conv':
         return n.g.groups === 1 ? this.conv(n) : this.groupedConv(n);
@@ -408,8 +452,13 @@ class Lowering {
     const e = this.exec;
     const g = n.g;
     const x = this.get(n.x);
-    const desc = this.alloc(64);
-    writeConvDesc(this.mem.i32, desc, g);
+    const input = convInputPlane(g);
+    if (x.plane !== null && (x.plane.top !== input.top || x.plane.left !== input.left || x.plane.rows !== input.rows || x.plane.cols !== input.cols)) {
+      throw new Error(`compile: conv ${n.name} reads planes padded for another conv`);
+    }
+    const plane = this.planes.get(n.y) ?? null;
+    const desc = this.alloc(CONV_INFER_DESC_INTS * 4);
+    writeConvInferDesc(this.mem.i32, desc, g, { xPadded: x.plane !== null, y: plane });
     const w = this.upload(n.weight);
     const wPacked = this.alloc(packedWeightFloats(g) * 4);
     e.kernels.conv2dInferPack(desc, w, wPacked);
@@ -424,13 +473,13 @@ class Lowering {
       yActive = s.list;
       if (this.skip) yLayout = s.list;
     }
-    const y = this.take(sizeOf(n.y));
+    const y = plane === null ? this.take(sizeOf(n.y)) : this.pinnedZeros(g.M * plane.rows * plane.cols);
     const macs = this.alloc(e.threads * e.maxBatch * 8);
     const taps = g.KH * g.KW, P = g.OH * g.OW;
     const step = new ConvStep(e, `conv ${n.name}`, desc, x.buf.ptr, x.layout, w, wPacked, bias, n.lo, gate, y.ptr, yLayout, macs, g.M * g.C * taps * P);
     this.steps.push(step);
     this.convs.push({ name: n.name, M: g.M, C: g.C, switchList, xLayout: x.layout, yLayout, step, fixedMacs: 0 });
-    this.define(n.y, y, yLayout, yActive);
+    this.define(n.y, y, yLayout, yActive, plane);
     return [];
   }
 
@@ -439,8 +488,8 @@ class Lowering {
     const e = this.exec;
     const x = this.get(n.x);
     const g = linearGeometry(n.x, n.y.shape[0] as number);
-    const desc = this.alloc(64);
-    writeConvDesc(this.mem.i32, desc, g);
+    const desc = this.alloc(CONV_INFER_DESC_INTS * 4);
+    writeConvInferDesc(this.mem.i32, desc, g, { xPadded: false, y: null });
     const w = this.upload(n.weight);
     const wPacked = this.alloc(packedWeightFloats(g) * 4);
     e.kernels.conv2dInferPack(desc, w, wPacked);
@@ -486,8 +535,13 @@ class Lowering {
     const F = n.bank * n.grid * n.grid;
     const feat = this.take(F);
     const bankMacs = this.alloc(e.threads * e.maxBatch * 8);
-    const bank = new BankPoolStep(e, `lkam bank ${n.name}`, x.buf.ptr, x.layout, C, H, W, this.upload(n.bankWeight), this.upload(n.bankBias), n.bank, n.grid,
-      n.pool === 'max' ? 0 : 1, feat.ptr, bankMacs);
+    const p = x.plane;
+    const plane = this.alloc(MAP_PLANE_INTS * 4);
+    if (p === null) writeMapPlane(this.mem.i32, plane, H, W);
+    else writeMapPlane(this.mem.i32, plane, H, W, p.cols, p.rows * p.cols);
+    const first = p === null ? x.buf.ptr : x.buf.ptr + (p.top * p.cols + p.left) * 4;
+    const bank = new BankPoolStep(e, `lkam bank ${n.name}`, first, x.layout, C, plane, H * W, this.upload(n.bankWeight), this.upload(n.bankBias),
+      n.bank, n.grid, n.pool === 'max' ? 0 : 1, feat.ptr, bankMacs);
     const gate = this.alloc(e.maxBatch * M * 4);
     const list = this.alloc(e.maxBatch * (M + 1) * 4);
     this.mem.i32.fill(0, list >>> 2, (list >>> 2) + e.maxBatch * (M + 1));

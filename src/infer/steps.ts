@@ -127,23 +127,24 @@ export class BankPoolStep implements Step {
   private readonly dispatch: Dispatch<'lkamBankPool'>;
   private readonly macsPerImage: number;
 
-  constructor(readonly exec: Exec, readonly label: string, readonly x: number, readonly xList: number, readonly C: number, readonly H: number,
-    readonly W: number, readonly w: number, readonly bias: number, readonly k: number, readonly grid: number, readonly kind: number,
+  /** x and plane as lkamBankPool takes them; HW pixels a map. */
+  constructor(readonly exec: Exec, readonly label: string, readonly x: number, readonly xList: number, readonly C: number, readonly plane: number,
+    HW: number, readonly w: number, readonly bias: number, readonly k: number, readonly grid: number, readonly kind: number,
     readonly feat: number, readonly macs: number) {
     this.rowsUsed = new Uint8Array(exec.maxBatch).fill(1);
-    this.macsPerImage = k * C * H * W;
-    this.dispatch = new Dispatch(exec, 'lkamBankPool', [x, xList, C, H, W, w, bias, k, grid, kind, feat, macs, 0, 0, 0]);
-    this.dispatch.args.forEach((a, t) => { a[14] = exec.scratch[t] as number; });
+    this.macsPerImage = k * C * HW;
+    this.dispatch = new Dispatch(exec, 'lkamBankPool', [x, xList, C, plane, w, bias, k, grid, kind, feat, macs, 0, 0, 0]);
+    this.dispatch.args.forEach((a, t) => { a[13] = exec.scratch[t] as number; });
   }
 
   run(n0: number, n1: number): void {
     const T = this.exec.threads;
     if (T > 1 && n1 - n0 >= T && (n1 - n0) * this.macsPerImage >= PART_SPLIT_MIN_MACS) {
-      this.dispatch.byImages(n0, n1, 12);
+      this.dispatch.byImages(n0, n1, 11);
       this.dispatch.run();
       return;
     }
-    this.exec.kernels.lkamBankPool(this.x, this.xList, this.C, this.H, this.W, this.w, this.bias, this.k, this.grid, this.kind, this.feat, this.macs,
+    this.exec.kernels.lkamBankPool(this.x, this.xList, this.C, this.plane, this.w, this.bias, this.k, this.grid, this.kind, this.feat, this.macs,
       n0, n1, this.exec.scratch[0] as number);
   }
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { convOutSize, writeConvDesc, writePoolDesc, type ConvGeometry, type Kernels, type PoolGeometry } from '../../src/backend/kernels.js';
+import { CONV_INFER_DESC_INTS, MAP_PLANE_INTS, convInputPlane, convOutSize, writeConvInferDesc, writeMapPlane, writePoolDesc, type ConvGeometry, type Kernels, type PaddedPlane, type PoolGeometry } from '../../src/backend/kernels.js';
 import { conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
 import { h, everyKernelSet, variants, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
@@ -29,6 +29,31 @@ function compactData(rng: TestRng, sets: number[][], C: number, HW: number): Flo
     for (let i = 0; i < s.length * HW; i++) out[n * C * HW + i] = rng.uniform(-1, 1);
   });
   return out;
+}
+
+/** conv2dInfer's descriptor for g, x's and y's planes as `layout` says (compact by default). */
+function inferDesc(g: ConvGeometry, layout: { xPadded: boolean; y: PaddedPlane | null } = { xPadded: false, y: null }): number {
+  const desc = h.arena.alloc(CONV_INFER_DESC_INTS * 4);
+  writeConvInferDesc(h.mem.i32, desc, g, layout);
+  return desc;
+}
+
+/** `planes` H x W planes of data moved into padded planes, zeros around the maps (NaN around NaN-filled planes: nothing may read them). */
+function padPlanes(data: Float32Array, planes: number, H: number, W: number, p: PaddedPlane): Float32Array {
+  const out = new Float32Array(planes * p.rows * p.cols);
+  for (let i = 0; i < planes; i++) {
+    const unused = data.subarray(i * H * W, (i + 1) * H * W).every((e) => Number.isNaN(e));
+    const d = out.subarray(i * p.rows * p.cols, (i + 1) * p.rows * p.cols).fill(unused ? NaN : 0);
+    for (let r = 0; r < H; r++) d.set(data.subarray((i * H + r) * W, (i * H + r + 1) * W), (p.top + r) * p.cols + p.left);
+  }
+  return out;
+}
+
+/** lkamBankPool's map plane (compact H x W unless cols and size say otherwise). */
+function mapPlane(H: number, W: number, cols = W, size = H * W): number {
+  const ptr = h.arena.alloc(MAP_PLANE_INTS * 4);
+  writeMapPlane(h.mem.i32, ptr, H, W, cols, size);
+  return ptr;
 }
 
 const convCase = fc.record({
@@ -59,8 +84,7 @@ test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/g
     const HW = g.H * g.W, P = g.OH * g.OW, taps = g.KH * g.KW;
     const ins = randomSets(rng, g.N, g.C, r.pIn);
     const outs = randomSets(rng, g.N, g.M, r.pOut);
-    const desc = h.arena.alloc(64);
-    writeConvDesc(h.mem.i32, desc, g);
+    const desc = inferDesc(g);
     const x = buf(g.N * g.C * HW), xList = buf(g.N * (g.C + 1), 0, true), yList = buf(g.N * (g.M + 1), 0, true);
     const w = buf(g.M * g.C * taps), bias = buf(g.M), gate = buf(g.N * g.M);
     const y = buf(g.N * g.M * P, sy), macs = buf(2 * g.N * r.parts, 0, true);
@@ -101,14 +125,60 @@ test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/g
   }), { seed: 7, numRuns: 300 });
 });
 
+const planeCase = fc.record({
+  padIn: fc.boolean(),
+  out: fc.option(fc.record({ top: fc.integer({ min: 0, max: 2 }), left: fc.integer({ min: 0, max: 2 }), bottom: fc.integer({ min: 0, max: 2 }), right: fc.integer({ min: 0, max: 3 }) })),
+});
+
+test('conv2dInfer: input planes stored padded (read in place), outputs stored in padded planes (borders zeroed), every part split; close, MACs exact', () => {
+  fc.assert(fc.property(convCase, planeCase, seed, (r, pl, s) => {
+    h.arena.reset();
+    const g = convGeometry(r);
+    const rng = new TestRng(s);
+    const HW = g.H * g.W, taps = g.KH * g.KW;
+    const inPlane = convInputPlane(g);
+    const padIn = pl.padIn && inPlane.rows >= inPlane.top + g.H && inPlane.cols >= inPlane.left + g.W;
+    const yPlane: PaddedPlane | null = pl.out === null ? null
+      : { top: pl.out.top, left: pl.out.left, rows: pl.out.top + g.OH + pl.out.bottom, cols: pl.out.left + g.OW + pl.out.right };
+    const xSize = padIn ? inPlane.rows * inPlane.cols : HW, ySize = yPlane === null ? g.OH * g.OW : yPlane.rows * yPlane.cols;
+    const ins = randomSets(rng, g.N, g.C, r.pIn);
+    const outs = randomSets(rng, g.N, g.M, r.pOut);
+    const desc = inferDesc(g, { xPadded: padIn, y: yPlane });
+    const x = buf(g.N * g.C * xSize), xList = buf(g.N * (g.C + 1), 0, true), yList = buf(g.N * (g.M + 1), 0, true);
+    const w = buf(g.M * g.C * taps), bias = buf(g.M), gate = buf(g.N * g.M);
+    const y = buf(g.N * g.M * ySize), macs = buf(2 * g.N * r.parts, 0, true);
+    const packed = h.arena.alloc(packedWeightFloats(g) * 4);
+    const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+    const compact = compactData(rng, ins, g.C, HW);
+    const label = `conv2dInfer ${describeConv(g)} x ${padIn ? JSON.stringify(inPlane) : 'compact'} y ${JSON.stringify(yPlane)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}`;
+    const call = (k: Kernels): number => {
+      if (r.packed) k.conv2dInferPack(desc, w.ptr, packed);
+      let total = 0;
+      for (let p = 0; p < r.parts; p++) {
+        total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, r.packed ? packed : 0, r.bias ? bias.ptr : 0, r.relu ? 0 : -Infinity, r.gate ? gate.ptr : 0,
+          y.ptr, yList.ptr, 0, g.N, p, r.parts, macs.ptr + p * g.N * 8, scratch);
+      }
+      return total;
+    };
+    conform(label, [[x, padIn ? padPlanes(compact, g.N * g.C, g.H, g.W, inPlane) : compact], [xList, listData(ins, g.C)], [yList, listData(outs, g.M)],
+      [w, uniform(rng, w.n)], [bias, uniform(rng, g.M)], [gate, uniform(rng, g.N * g.M, 0, 1)]], [y], call, always(close), 4);
+    for (const { name, k } of everyKernelSet) {
+      prefill(macs);
+      const total = call(k);
+      let expected = 0;
+      for (let n = 0; n < g.N; n++) expected += (outs[n] as number[]).length * (ins[n] as number[]).length * taps * g.OH * g.OW;
+      assert.equal(total, expected, `${label} ${name}: multiply-adds returned`);
+    }
+  }), { seed: 23, numRuns: 300 });
+});
+
 test('conv2dInfer: a 3x3 conv over 28x28 with 32 of 32 inputs and 11 of 32 outputs, the fmnist case; close', () => {
   h.arena.reset();
   const g = convGeometry({ N: 2, C: 32, M: 32, H: 28, W: 28, KH: 3, KW: 3, stride: 1, strideW: 1, pad: 1, padW: 1, dil: 1 });
   const rng = new TestRng(3);
   const ins = randomSets(rng, 2, 32, 1);
   const outs = randomSets(rng, 2, 32, 0.35);
-  const desc = h.arena.alloc(64);
-  writeConvDesc(h.mem.i32, desc, g);
+  const desc = inferDesc(g);
   const x = buf(2 * 32 * 784), xList = buf(2 * 33, 0, true), yList = buf(2 * 33, 0, true), w = buf(32 * 32 * 9), bias = buf(32), y = buf(2 * 32 * 784);
   const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
   conform('conv2dInfer fmnist', [[x, compactData(rng, ins, 32, 784)], [xList, listData(ins, 32)], [yList, listData(outs, 32)], [w, uniform(rng, w.n, -0.1, 0.1)], [bias, uniform(rng, 32)]],
@@ -124,8 +194,7 @@ test('conv2dInfer: every out count 1-40 of 40 (each mix of 6-, 5- and 4-row tile
       const P = side * side;
       const ins = [[0, 2, 3, 5], [1, 4]];
       const outs = [Array.from({ length: nOut }, (_, i) => i), Array.from({ length: nOut }, (_, i) => 39 - i).reverse()];
-      const desc = h.arena.alloc(64);
-      writeConvDesc(h.mem.i32, desc, g);
+      const desc = inferDesc(g);
       const x = buf(2 * 6 * P), xList = buf(2 * 7, 0, true), yList = buf(2 * 41, 0, true), w = buf(40 * 6 * 9), bias = buf(40), gate = buf(2 * 40), y = buf(2 * 40 * P);
       const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
       for (const parts of [1, 2]) {
@@ -149,8 +218,7 @@ test('conv2dInfer: every output listed, some inputs, prepacked panels (copied pe
       const P = g.OH * g.OW, taps = KH * KW;
       const ins = [[0, 3, 4, 8], [7], Array.from({ length: 9 }, (_, c) => c)];
       const outs = Array.from({ length: 3 }, () => Array.from({ length: M }, (_, i) => i));
-      const desc = h.arena.alloc(64);
-      writeConvDesc(h.mem.i32, desc, g);
+      const desc = inferDesc(g);
       const x = buf(3 * 9 * g.H * g.W), xList = buf(3 * 10, 0, true), yList = buf(3 * (M + 1), 0, true), w = buf(M * 9 * taps), bias = buf(M), gate = buf(3 * M);
       const y = buf(3 * M * P), macs = buf(3 * 3, 0, true);
       const packed = h.arena.alloc(packedWeightFloats(g) * 4);
@@ -200,8 +268,7 @@ test('conv2dInfer on 1x1 maps with 1x1 kernels (linear layers): listed inputs on
       const g = convGeometry({ N, C, M, H: 1, W: 1, KH: 1, KW: 1, stride: 1, strideW: 1, pad: 0, padW: 0, dil: 1 });
       const rng = new TestRng(s);
       const ins = randomSets(rng, N, C, pIn), outs = randomSets(rng, N, M, pOut);
-      const desc = h.arena.alloc(64);
-      writeConvDesc(h.mem.i32, desc, g);
+      const desc = inferDesc(g);
       const x = buf(N * C), xList = buf(N * (C + 1), 0, true), yList = buf(N * (M + 1), 0, true), w = buf(M * C), bias = buf(M), y = buf(N * M);
       const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
       const packed = h.arena.alloc(packedWeightFloats(g) * 4);
@@ -347,9 +414,10 @@ test('lkamBankPool: bank of k 1x1 convs over listed planes, global and grid max/
       if (n >= 0) data[n * C * HW + rng.int(0, (sets[n] as number[]).length * HW - 1)] = -Infinity;
     }
     const label = `lkamBankPool N=${N} C=${C} H=${H} W=${W} k=${k} grid=${grid} kind=${r.kind} ${r.special} n=[${n0},${cut},${n1}) in=${JSON.stringify(sets)}`;
+    const plane = mapPlane(H, W);
     const call = (kk: Kernels): number =>
-      kk.lkamBankPool(x.ptr, list.ptr, C, H, W, w.ptr, r.bias ? bias.ptr : 0, k, grid, r.kind, feat.ptr, macs.ptr, n0, cut, guarded.ptr) +
-      kk.lkamBankPool(x.ptr, list.ptr, C, H, W, w.ptr, r.bias ? bias.ptr : 0, k, grid, r.kind, feat.ptr, macs.ptr, cut, n1, guarded.ptr);
+      kk.lkamBankPool(x.ptr, list.ptr, C, plane, w.ptr, r.bias ? bias.ptr : 0, k, grid, r.kind, feat.ptr, macs.ptr, n0, cut, guarded.ptr) +
+      kk.lkamBankPool(x.ptr, list.ptr, C, plane, w.ptr, r.bias ? bias.ptr : 0, k, grid, r.kind, feat.ptr, macs.ptr, cut, n1, guarded.ptr);
     conform(label, [[x, data], [list, listData(sets, C)], [w, uniform(rng, w.n)], [bias, uniform(rng, k)]], [feat], call, always(close), 4);
     for (const { name, k: kk } of everyKernelSet) {
       prefill(guarded);
@@ -377,6 +445,39 @@ test('lkamBankPool: the fmnist LKAMs (32 of 32 planes of 28x28, 9 of 32 of 14x14
     const x = buf(2 * C * HW), list = buf(2 * (C + 1), 0, true), w = buf(4 * C), bias = buf(4), feat = buf(8);
     const scratch = h.arena.alloc(lkamBankPoolScratchBytes(C, side, 4, 1));
     conform(`lkamBankPool C=${C} ${side}x${side}`, [[x, compactData(rng, sets, C, HW)], [list, listData(sets, C)], [w, uniform(rng, w.n, -0.3, 0.3)], [bias, uniform(rng, 4)]], [feat],
-      (kk) => kk.lkamBankPool(x.ptr, list.ptr, C, side, side, w.ptr, bias.ptr, 4, 1, 0, feat.ptr, 0, 0, 2, scratch), always(close), 4);
+      (kk) => kk.lkamBankPool(x.ptr, list.ptr, C, mapPlane(side, side), w.ptr, bias.ptr, 4, 1, 0, feat.ptr, 0, 0, 2, scratch), always(close), 4);
   }
+});
+
+const paddingCase = fc.record({ top: fc.integer({ min: 0, max: 2 }), left: fc.integer({ min: 0, max: 2 }), bottom: fc.integer({ min: 0, max: 2 }), right: fc.integer({ min: 0, max: 3 }) });
+
+test('lkamBankPool over padded planes (zeros between rows), global and grid max/avg pooling, NaN and infinities; close, MACs exact', () => {
+  fc.assert(fc.property(bankPoolCase, paddingCase, fc.boolean(), seed, (r, pd, negative, s) => {
+    h.arena.reset();
+    const rng = new TestRng(s);
+    const { N, C, H, W, k, grid } = r;
+    const HW = H * W, F = k * grid * grid;
+    const plane: PaddedPlane = { top: pd.top, left: pd.left, rows: pd.top + H + pd.bottom, cols: pd.left + W + pd.right };
+    const size = plane.rows * plane.cols, first = plane.top * plane.cols + plane.left;
+    const sets = randomSets(rng, N, C, r.pIn);
+    const x = buf(N * C * size), list = buf(N * (C + 1), 0, true), w = buf(k * C), bias = buf(k), feat = buf(N * F), macs = buf(N, 0, true);
+    const scratch = h.arena.alloc(lkamBankPoolScratchBytes(C, W, k, grid));
+    let data = compactData(rng, sets, C, HW);
+    // Non-negative inputs and negative weights: every bank output below the padding's zeros.
+    if (negative) data = data.map((e) => Math.abs(e));
+    if (r.special === 'nan') data = withNaN(data, sets, C, HW, rng);
+    if (r.special === 'inf') data = withNaN(data, sets, C, HW, rng).map((e) => (Number.isNaN(e) ? Infinity : e));
+    const weights = negative ? uniform(rng, w.n, -1, -0.1) : uniform(rng, w.n);
+    const label = `lkamBankPool padded ${JSON.stringify(plane)} N=${N} C=${C} H=${H} W=${W} k=${k} grid=${grid} kind=${r.kind} ${r.special}${negative ? ' negative' : ''}`;
+    const geometry = mapPlane(H, W, plane.cols, size);
+    const call = (kk: Kernels): number =>
+      kk.lkamBankPool(x.ptr + first * 4, list.ptr, C, geometry, w.ptr, r.bias ? bias.ptr : 0, k, grid, r.kind, feat.ptr, macs.ptr, 0, N, scratch);
+    conform(label, [[x, padPlanes(data, N * C, H, W, plane)], [list, listData(sets, C)], [w, weights], [bias, uniform(rng, k)]], [feat], call, always(close), 4);
+    for (const { name, k: kk } of everyKernelSet) {
+      const total = call(kk);
+      let expected = 0;
+      for (let n = 0; n < N; n++) expected += k * (sets[n] as number[]).length * HW;
+      assert.equal(total, expected, `${label} ${name}: multiply-adds returned`);
+    }
+  }), { seed: 29, numRuns: 300 });
 });

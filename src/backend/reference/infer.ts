@@ -1,5 +1,5 @@
 import type { LinearMemory } from '../../tensor/memory.js';
-import { ConvDescField as F, PoolDescField as PF, type Kernels } from '../kernels.js';
+import { ConvDescField as F, ConvInferDescField as IF, MapPlaneField as MF, PoolDescField as PF, type Kernels } from '../kernels.js';
 
 type InferKernels = Pick<Kernels, 'conv2dInfer' | 'conv2dInferPack' | 'lkamSwitches' | 'lkamBankPool' | 'pool2dInfer' | 'globalPoolInfer' | 'scatterChannels' | 'addChannels'>;
 
@@ -42,6 +42,13 @@ export function inferReference(mem: LinearMemory): InferKernels {
       const sh = g('strideH'), sw = g('strideW'), pt = g('padTop'), pl = g('padLeft'), dh = g('dilationH'), dw = g('dilationW');
       const OH = g('OH'), OW = g('OW');
       const P = OH * OW;
+      const at = (k: keyof typeof IF): number => i32[(desc >>> 2) + IF[k]] as number;
+      // Input planes: compact H x W, or padded as the conv's own padded copy (map at (pt, pl)).
+      const xPadded = at('xPadded') !== 0;
+      const xRows = xPadded ? (OH - 1) * sh + dh * (KH - 1) + 1 : H, xCols = xPadded ? (OW - 1) * sw + dw * (KW - 1) + 1 : W;
+      const xTop = xPadded ? pt : 0, xLeft = xPadded ? pl : 0;
+      const yCols = at('yCols') !== 0 ? at('yCols') : OW, yRows = at('yCols') !== 0 ? at('yRows') : OH;
+      const yTop = at('yTop'), yLeft = at('yLeft');
       let total = 0;
       for (let n = n0; n < n1; n++) {
         const ins = listed(i32, xList, n, C);
@@ -51,7 +58,7 @@ export function inferReference(mem: LinearMemory): InferKernels {
           const m = outs[i] as number;
           const b = bias === 0 ? 0 : (v[(bias >>> 2) + m] as number);
           const s = gate === 0 ? 1 : (v[(gate >>> 2) + n * M + m] as number);
-          const base = (y >>> 2) + (n * M + i) * P;
+          const base = (y >>> 2) + (n * M + i) * yRows * yCols;
           for (let oh = 0; oh < OH; oh++) {
             for (let ow = 0; ow < OW; ow++) {
               let acc = 0;
@@ -62,11 +69,11 @@ export function inferReference(mem: LinearMemory): InferKernels {
                   for (let kw = 0; kw < KW; kw++) {
                     const iw = ow * sw - pl + kw * dw;
                     if (iw < 0 || iw >= W) continue;
-                    acc += (v[(x >>> 2) + ((n * C + j) * H + ih) * W + iw] as number) * (v[(w >>> 2) + ((m * C + c) * KH + kh) * KW + kw] as number);
+                    acc += (v[(x >>> 2) + ((n * C + j) * xRows + ih + xTop) * xCols + iw + xLeft] as number) * (v[(w >>> 2) + ((m * C + c) * KH + kh) * KW + kw] as number);
                   }
                 }
               });
-              v[base + oh * OW + ow] = f(Math.max(f(f(acc) + b), lo) * s);
+              v[base + (oh + yTop) * yCols + ow + yLeft] = f(Math.max(f(f(acc) + b), lo) * s);
             }
           }
         }
@@ -115,8 +122,10 @@ export function inferReference(mem: LinearMemory): InferKernels {
       }
       return total;
     },
-    lkamBankPool(x, xList, C, H, W, w, bias, k, grid, kind, feat, macs, n0, n1) {
+    lkamBankPool(x, xList, C, plane, w, bias, k, grid, kind, feat, macs, n0, n1) {
       const v = mem.f32;
+      const pf = (k: keyof typeof MF): number => mem.i32[(plane >>> 2) + MF[k]] as number;
+      const H = pf('H'), W = pf('W'), xCols = pf('cols'), xPlane = pf('size');
       const HW = H * W, G = grid * grid;
       const sH = Math.floor(H / grid), sW = Math.floor(W / grid), KH = H - (grid - 1) * sH, KW = W - (grid - 1) * sW;
       const map = new Float32Array(HW);
@@ -127,7 +136,8 @@ export function inferReference(mem: LinearMemory): InferKernels {
           const b = bias === 0 ? 0 : (v[(bias >>> 2) + m] as number);
           for (let p = 0; p < HW; p++) {
             let acc = 0;
-            ins.forEach((c, j) => { acc += (v[(x >>> 2) + (n * C + j) * HW + p] as number) * (v[(w >>> 2) + m * C + c] as number); });
+            const at = Math.floor(p / W) * xCols + (p % W);
+            ins.forEach((c, j) => { acc += (v[(x >>> 2) + (n * C + j) * xPlane + at] as number) * (v[(w >>> 2) + m * C + c] as number); });
             map[p] = f(acc) + b;
           }
           for (let oh = 0; oh < grid; oh++) {
