@@ -209,12 +209,12 @@ test('conv2dInfer: every out count 1-40 of 40 (each mix of 6-, 5- and 4-row tile
   }
 });
 
-test('conv2dInfer: every output listed, some inputs, prepacked panels (copied per listed input), 1x1/3x3/5x3 kernels, M 1-40, 1 and 3 parts; close, MACs exact', () => {
+test('conv2dInfer: every output listed, some inputs, prepacked panels (read in place on 7x10 maps, copied per listed input on 9x20), 1x1/3x3/5x3 kernels, M 1-40, 1 and 3 parts; close, MACs exact', () => {
   const rng = new TestRng(17);
-  for (const [KH, KW] of [[1, 1], [3, 3], [5, 3]] as const) {
+  for (const [KH, KW, H, W] of [[1, 1, 7, 10], [3, 3, 7, 10], [5, 3, 7, 10], [3, 3, 9, 20], [1, 1, 9, 20]] as const) {
     for (const M of [1, 4, 5, 6, 7, 11, 13, 19, 20, 21, 22, 40]) {
       h.arena.reset();
-      const g = convGeometry({ N: 3, C: 9, M, H: 7, W: 10, KH, KW, stride: 1, strideW: 1, pad: KH >> 1, padW: KW >> 1, dil: 1 });
+      const g = convGeometry({ N: 3, C: 9, M, H, W, KH, KW, stride: 1, strideW: 1, pad: KH >> 1, padW: KW >> 1, dil: 1 });
       const P = g.OH * g.OW, taps = KH * KW;
       const ins = [[0, 3, 4, 8], [7], Array.from({ length: 9 }, (_, c) => c)];
       const outs = Array.from({ length: 3 }, () => Array.from({ length: M }, (_, i) => i));
