@@ -959,8 +959,32 @@ export function lkamSwitches(feat: usize, F: i32, fcW: usize, fcB: usize, M: i32
     const g = gate + ((<usize>n * <usize>M) << 2);
     const ids = listIds(outList, n, M);
     let on = 0;
-    for (let m = 0; m < M; m++) {
-      const wr = fcW + ((<usize>m * <usize>F) << 2);
+    // Four switches a vector, each lane's sum in the scalar order (f ascending, no fused multiply-add).
+    const rowBytes = <usize>F << 2;
+    let m = 0;
+    for (; m + 4 <= M; m += 4) {
+      const w0 = fcW + <usize>m * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+      let acc = f32x4.splat(0);
+      let f = 0;
+      for (; f + 4 <= F; f += 4) {
+        const o = <usize>f << 2;
+        const r0 = v128.load(w0 + o), r1 = v128.load(w1 + o), r2 = v128.load(w2 + o), r3 = v128.load(w3 + o);
+        const lo01 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), hi01 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+        const lo23 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), hi23 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+        acc = f32x4.add(acc, f32x4.mul(v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5), v128.load32_splat(fv + o)));
+        acc = f32x4.add(acc, f32x4.mul(v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7), v128.load32_splat(fv + o, 4)));
+        acc = f32x4.add(acc, f32x4.mul(v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5), v128.load32_splat(fv + o, 8)));
+        acc = f32x4.add(acc, f32x4.mul(v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7), v128.load32_splat(fv + o, 12)));
+      }
+      for (; f < F; f++) {
+        const o = <usize>f << 2;
+        const wv = f32x4(load<f32>(w0 + o), load<f32>(w1 + o), load<f32>(w2 + o), load<f32>(w3 + o));
+        acc = f32x4.add(acc, f32x4.mul(wv, v128.load32_splat(fv + o)));
+      }
+      v128.store(tmp + (<usize>m << 2), f32x4.add(acc, fcB != 0 ? v128.load(fcB + (<usize>m << 2)) : f32x4.splat(0)));
+    }
+    for (; m < M; m++) {
+      const wr = fcW + <usize>m * rowBytes;
       let acc: f32 = 0;
       for (let f = 0; f < F; f++) acc += load<f32>(wr + (<usize>f << 2)) * load<f32>(fv + (<usize>f << 2));
       store<f32>(tmp + (<usize>m << 2), acc + (fcB != 0 ? load<f32>(fcB + (<usize>m << 2)) : 0));
@@ -970,10 +994,26 @@ export function lkamSwitches(feat: usize, F: i32, fcW: usize, fcB: usize, M: i32
       const pre = v128.load(tmp + (<usize>m0 << 2));
       v128.store(tmp + (<usize>m0 << 2), sigmoid ? sigmoid4(pre) : f32x4.min(f32x4.max(pre, f32x4.splat(0)), f32x4.splat(1)));
     }
-    for (let m = 0; m < M; m++) {
+    // Branch-free: whether a switch is on is as good as random.
+    const tv = f32x4.splat(threshold);
+    m = 0;
+    for (; m + 4 <= M; m += 4) {
+      const sv = v128.load(tmp + (<usize>m << 2));
+      const onv = inclusive ? f32x4.ge(sv, tv) : f32x4.gt(sv, tv);
+      v128.store(g + (<usize>m << 2), v128.and(sv, onv));
+      const bits = i32x4.bitmask(onv);
+      store<i32>(idx + (<usize>on << 2), m);
+      on += bits & 1;
+      store<i32>(idx + (<usize>on << 2), m + 1);
+      on += (bits >> 1) & 1;
+      store<i32>(idx + (<usize>on << 2), m + 2);
+      on += (bits >> 2) & 1;
+      store<i32>(idx + (<usize>on << 2), m + 3);
+      on += bits >> 3;
+    }
+    for (; m < M; m++) {
       const s = load<f32>(tmp + (<usize>m << 2));
       const isOn = inclusive ? s >= threshold : s > threshold;
-      // Branch-free: whether a switch is on is as good as random.
       store<f32>(g + (<usize>m << 2), select<f32>(s, 0, isOn));
       store<i32>(idx + (<usize>on << 2), m);
       on += <i32>isOn;
