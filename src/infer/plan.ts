@@ -186,6 +186,10 @@ function scratchBytes(nodes: readonly Node[]): number {
   return bytes;
 }
 
+function samePlane(a: PaddedPlane, b: PaddedPlane): boolean {
+  return a.top === b.top && a.left === b.left && a.rows === b.rows && a.cols === b.cols;
+}
+
 /**
  * The padded planes a conv's output is stored in: those its conv readers read through (all alike), when
  * every reader is such a conv or an LKAM and the map fits them; null for compact planes.
@@ -200,7 +204,7 @@ function outputPlane(y: Value, readers: readonly Node[]): PaddedPlane | null {
     if (r.op !== 'conv' || r.g.groups !== 1 || r.x !== y) return null;
     const p = convInputPlane(r.g);
     if (p.top < 0 || p.left < 0 || p.rows < p.top + H || p.cols < p.left + W) return null;
-    if (plane !== null && (p.top !== plane.top || p.left !== plane.left || p.rows !== plane.rows || p.cols !== plane.cols)) return null;
+    if (plane !== null && !samePlane(p, plane)) return null;
     plane = p;
   }
   return plane !== null && (plane.rows !== H || plane.cols !== W) ? plane : null;
@@ -453,7 +457,7 @@ class Lowering {
     const g = n.g;
     const x = this.get(n.x);
     const input = convInputPlane(g);
-    if (x.plane !== null && (x.plane.top !== input.top || x.plane.left !== input.left || x.plane.rows !== input.rows || x.plane.cols !== input.cols)) {
+    if (x.plane !== null && !samePlane(x.plane, input)) {
       throw new Error(`compile: conv ${n.name} reads planes padded for another conv`);
     }
     const plane = this.planes.get(n.y) ?? null;
