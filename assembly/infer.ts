@@ -1039,6 +1039,8 @@ export function lkamSwitches(feat: usize, F: i32, fcW: usize, fcB: usize, M: i32
     } else {
       for (let i = 0; i < on; i++) store<i32>(ids + (<usize>i << 2), load<i32>(idx + (<usize>i << 2)));
     }
+    // Binary switches pass a kept kernel unscaled.
+    if ((rule & 4) != 0) for (let i = 0; i < on; i++) store<f32>(g + (<usize>load<i32>(ids + (<usize>i << 2)) << 2), 1);
     store<i32>(outList + ((<usize>n * <usize>(M + 1)) << 2), on);
     const done = <f64>F * <f64>M;
     if (macs != 0) store<f64>(macs + (<usize>n << 3), done);

@@ -232,7 +232,7 @@ export interface Kernels {
    * LKAM switches for images [n0,n1): pre[m] = Σ_f fcW[m, f] feat[n, f] (float32, f ascending) + fcB[m];
    * s = rule & 1 ? sigmoid(pre) : clamp(pre, 0, 1); on when rule & 2 ? s >= threshold : s > threshold.
    * budget < 1 keeps, of the on switches, the floor(budget * M * C / inCount[n]) largest (ties: lower
-   * index), inCount from inList (C channels; 0 means all). gate[n, m] = s if kept else 0; outList gets
+   * index), inCount from inList (C channels; 0 means all). gate[n, m] = (rule & 4 ? 1 : s) if kept else 0; outList gets
    * the kept switches. macs[n] (float64, 0 for none) = F * M; returns their sum. scratch: 12 M + 192 bytes.
    */
   lkamSwitches(feat: number, F: number, fcW: number, fcB: number, M: number, rule: number, threshold: number, budget: number,

@@ -4,6 +4,7 @@
  * types emit it; fuse.ts rewrites it; plan.ts lowers it to kernel calls over planned buffers.
  */
 import type { ConvGeometry } from '../backend/kernels.js';
+import type { SwitchKind } from '../nn/lkam.js';
 
 export type ValueKind = 'map' | 'vector' | 'switches';
 
@@ -111,7 +112,7 @@ export interface SwitchNode {
   /** [M, bank * grid * grid] and [M]. */
   readonly fcWeight: Float32Array;
   readonly fcBias: Float32Array | null;
-  readonly kind: 'hard' | 'sigmoid';
+  readonly kind: SwitchKind;
   /** The LKAM's own inference threshold (sigmoid switches). */
   readonly threshold: number;
 }

@@ -550,7 +550,7 @@ class Lowering {
     const list = this.alloc(e.maxBatch * (M + 1) * 4);
     this.mem.i32.fill(0, list >>> 2, (list >>> 2) + e.maxBatch * (M + 1));
     const fcMacs = this.alloc(e.threads * e.maxBatch * 8);
-    const step = new SwitchStep(e, `lkam ${n.name}`, bank, feat.ptr, F, this.upload(n.fcWeight), this.upload(n.fcBias), M, n.kind === 'sigmoid',
+    const step = new SwitchStep(e, `lkam ${n.name}`, bank, feat.ptr, F, this.upload(n.fcWeight), this.upload(n.fcBias), M, n.kind,
       n.threshold, x.active, C, gate, list, fcMacs);
     this.steps.push(step);
     this.lkams.push({ name: n.name, step, fcMacs });

@@ -5,6 +5,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import type { KernelName, Kernels } from '../backend/kernels.js';
+import type { SwitchKind } from '../nn/lkam.js';
 
 /** Below this many dense multiply-adds per image a conv of a small batch stays on one thread: waking a worker costs more. */
 const PART_SPLIT_MIN_MACS = 1 << 17;
@@ -158,11 +159,11 @@ export class SwitchStep implements Step {
   readonly defaultThreshold: number;
 
   constructor(readonly exec: Exec, readonly label: string, readonly bank: BankPoolStep,
-    readonly feat: number, readonly F: number, readonly fcW: number, readonly fcB: number, readonly M: number, sigmoid: boolean, lkamThreshold: number,
+    readonly feat: number, readonly F: number, readonly fcW: number, readonly fcB: number, readonly M: number, kind: SwitchKind, lkamThreshold: number,
     readonly inList: number, readonly C: number, readonly gate: number, readonly list: number, readonly macs: number) {
-    // Hard switches are on above 0, sigmoid ones at or above their LKAM's threshold (as Gated in eval mode).
-    this.defaultRule = sigmoid ? 1 | 2 : 0;
-    this.defaultThreshold = sigmoid ? lkamThreshold : 0;
+    // Hard and binary switches are on above 0, sigmoid ones at or above their LKAM's threshold (as Gated in eval mode).
+    this.defaultRule = kind === 'sigmoid' ? 1 | 2 : kind === 'binary' ? 4 : 0;
+    this.defaultThreshold = kind === 'sigmoid' ? lkamThreshold : 0;
     this.rule = this.defaultRule;
     this.threshold = this.defaultThreshold;
   }
@@ -173,7 +174,7 @@ export class SwitchStep implements Step {
       this.rule = this.defaultRule;
       this.threshold = this.defaultThreshold;
     } else {
-      this.rule = (this.defaultRule & 1) | 2;
+      this.rule = (this.defaultRule & 5) | 2;
       this.threshold = threshold;
     }
     this.budget = budget;

@@ -288,7 +288,7 @@ registerOnnxExporter('LKAM', (m, ctx, input) => {
     pooled = ctx.node(k.pool === 'max' ? 'MaxPool' : 'AveragePool', [bank], k.pool === 'max' ? attrs : [...attrs, intAttr('count_include_pad', 1)]);
   }
   const pre = ctx.child('fc', k.fc, ctx.node('Flatten', [pooled], [intAttr('axis', 1)]), [1, k.bank * k.grid * k.grid]);
-  const switches = k.switchKind === 'hard'
+  const switches = k.switchKind !== 'sigmoid'
     ? ctx.node('Clip', [pre, ctx.scalar('min', 0), ctx.scalar('max', 1)], [], 'switches')
     : ctx.node('Sigmoid', [pre], [], 'switches');
   ctx.output(switches, [k.switches]);
@@ -304,6 +304,10 @@ registerOnnxExporter('Gated', (m, ctx, input) => {
     // At inference a sigmoid switch under the threshold is off: the gate is s · [s >= threshold].
     const on = ctx.node('GreaterOrEqual', [switches, ctx.scalar('threshold', g.lkam.threshold)], [], 'on');
     gate = ctx.node('Mul', [switches, ctx.node('Cast', [on], [intAttr('to', onnx.TensorProto.DataType.FLOAT)], 'onFloat')], [], 'gate');
+  } else if (g.lkam.switchKind === 'binary') {
+    // A binary switch passes its kernel unscaled when on: the gate is [s > 0].
+    const on = ctx.node('Greater', [switches, ctx.scalar('zero', 0)], [], 'on');
+    gate = ctx.node('Cast', [on], [intAttr('to', onnx.TensorProto.DataType.FLOAT)], 'gate');
   }
   const y = ctx.child('block', g.block, input);
   const scale = ctx.node('Unsqueeze', [gate, ctx.int64s('axes', [2, 3])], [], 'gateScale');

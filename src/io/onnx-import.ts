@@ -50,14 +50,14 @@ interface Constant {
   readonly values: Float64Array;
 }
 
-/** Ops with a mapping; Sigmoid, Unsqueeze, Cast and GreaterOrEqual only inside an LKAM gate. */
+/** Ops with a mapping; Sigmoid, Unsqueeze, Cast, Greater and GreaterOrEqual only inside an LKAM gate. */
 const KNOWN_OPS = new Set([
   'Conv', 'BatchNormalization', 'Relu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Gemm', 'MatMul', 'Flatten',
   'Reshape', 'Squeeze', 'Add', 'Clip', 'Mul', 'ReduceMax', 'ReduceMean', 'Identity', 'Dropout', 'Constant', 'Sigmoid', 'Unsqueeze', 'Cast',
-  'GreaterOrEqual', 'Pad',
+  'Greater', 'GreaterOrEqual', 'Pad',
 ]);
 const ALIASES = new Set(['Identity', 'Dropout']);
-const GATE_ONLY = new Set(['Sigmoid', 'Unsqueeze', 'Cast', 'GreaterOrEqual']);
+const GATE_ONLY = new Set(['Sigmoid', 'Unsqueeze', 'Cast', 'Greater', 'GreaterOrEqual']);
 
 class ImportProblem extends Error {}
 
@@ -364,7 +364,7 @@ function inferShape(g: Graph, n: Node): number[][] {
       const b = inShape(1);
       return [[...a.slice(0, -1), b[b.length - 1] as number]];
     }
-    case 'Add': case 'Mul': case 'GreaterOrEqual': {
+    case 'Add': case 'Mul': case 'Greater': case 'GreaterOrEqual': {
       const a = inShape(0);
       const b = inShape(1);
       const rank = Math.max(a.length, b.length);
@@ -541,6 +541,17 @@ function matchGate(g: Graph, mul: Node): GateMatch {
     gate = s;
     n = producerOf(s) ?? fail('the switches have no producer');
   }
+  let binary = false;
+  if (n.op === 'Cast') {
+    // Cast(s > 0): binary switches.
+    const gt = producerOf(n.inputs[0] as string);
+    const t = gt === undefined ? undefined : g.constant(gt.inputs[1]);
+    if (gt === undefined || gt.op !== 'Greater' || t === undefined || t.values.length !== 1 || t.values[0] !== 0) fail('a Cast before the scale that is not Cast(s > 0)');
+    used.push(n, gt as Node);
+    gate = g.resolve((gt as Node).inputs[0] as string);
+    n = producerOf(gate) ?? fail('the switches have no producer');
+    binary = true;
+  }
   const switches = gate;
   used.push(n);
   let switchKind: SwitchKind;
@@ -549,9 +560,10 @@ function matchGate(g: Graph, mul: Node): GateMatch {
     const lo = g.constant(n.inputs[1])?.values[0] ?? float(n, 'min', -Infinity);
     const hi = g.constant(n.inputs[2])?.values[0] ?? float(n, 'max', Infinity);
     if (lo !== 0 || hi !== 1) fail(`switches clipped to [${lo}, ${hi}], not [0, 1]`);
-    switchKind = 'hard';
+    switchKind = binary ? 'binary' : 'hard';
   } else return fail(`switches made by ${n.op}, not Clip(0, 1) or Sigmoid`);
-  if (switchKind === 'hard' && threshold !== null) fail('a threshold mask on hard switches');
+  if (switchKind !== 'sigmoid' && threshold !== null) fail(`a threshold mask on ${switchKind} switches`);
+  if (switchKind === 'sigmoid' && binary) fail('Cast(s > 0) on sigmoid switches');
   const gemm = producerOf(n.inputs[0] as string) ?? fail('no fully connected layer before the switches');
   if (gemm.op !== 'Gemm') fail(`${gemm.op} before the switches, not Gemm`);
   const flat = producerOf(gemm.inputs[0] as string) ?? fail('nothing before the Gemm');

@@ -15,7 +15,8 @@ import { BatchNorm2d, Conv2d, globalRng, Linear, ReLU, Residual, Sequential } fr
 import { Module, type ModuleSpec } from './module.js';
 import { buildModule, registerModule } from './registry.js';
 
-export type SwitchKind = 'hard' | 'sigmoid';
+export const SWITCH_KINDS = ['hard', 'sigmoid', 'binary'] as const;
+export type SwitchKind = (typeof SWITCH_KINDS)[number];
 
 /**
  * The windows of a g-cell pooling grid along a side of S: stride floor(S/g) and kernel
@@ -38,7 +39,11 @@ export interface LkamConfig {
   readonly pool?: LkamPool;
   /** Pooling grid: 1 = global, 2 = 2x2 cells, ...; default 1. */
   readonly grid?: number;
-  /** `hard` = clamp(x, 0, 1), exact zeros; `sigmoid` with a threshold at inference. Default hard. */
+  /**
+   * `hard` = clamp(x, 0, 1), exact zeros; `sigmoid` with a threshold at inference; `binary` = 1 where
+   * clamp(x, 0, 1) > 0, else 0, with the gradient of `hard` passed straight through the step (the
+   * sparsity term still reads clamp(x, 0, 1)). Default hard.
+   */
   readonly switchKind?: SwitchKind;
   /** Switch value under which a sigmoid switch is off at inference; default 0.5. */
   readonly threshold?: number;
@@ -78,8 +83,9 @@ export class LKAM extends Module {
     this.pool = c.pool ?? 'max';
     this.grid = c.grid ?? 1;
     this.switchKind = c.switchKind ?? 'hard';
+    if (!SWITCH_KINDS.includes(this.switchKind)) throw new RangeError(`LKAM: switch kind '${String(this.switchKind)}' should be one of ${SWITCH_KINDS.join(', ')}`);
     this.threshold = c.threshold ?? 0.5;
-    this.initOpen = c.initOpen ?? (this.switchKind === 'hard' ? 0.9 : 2);
+    this.initOpen = c.initOpen ?? (this.switchKind === 'sigmoid' ? 2 : 0.9);
     this.straightThrough = c.straightThrough ?? false;
     if (!Number.isInteger(this.grid) || this.grid < 1) throw new RangeError(`LKAM: grid ${this.grid} should be a whole number >= 1`);
     const rng = c.rng ?? globalRng();
@@ -98,7 +104,7 @@ export class LKAM extends Module {
     let h = this.conv.forward(x);
     h = this.pooled(h);
     const pre = this.fc.forward(ops.flatten(h));
-    const s = this.switchKind === 'hard' ? ops.clamp(pre, 0, 1, this.straightThrough) : ops.sigmoid(pre);
+    const s = this.switchKind === 'sigmoid' ? ops.sigmoid(pre) : ops.clamp(pre, 0, 1, this.straightThrough);
     this.lastSwitches = s;
     return s;
   }
@@ -115,7 +121,7 @@ export class LKAM extends Module {
 
   /** Whether a switch value counts as on at inference. */
   isOn(value: number): boolean {
-    return this.switchKind === 'hard' ? value > 0 : value >= this.threshold;
+    return this.switchKind === 'sigmoid' ? value >= this.threshold : value > 0;
   }
 
   override children(): ReadonlyArray<readonly [string, Module]> {
@@ -192,10 +198,11 @@ export class Gated extends Module {
     const on = this.switchSet(s);
     this.lastOn = on;
     // Sigmoid switches below the threshold are off at inference: their gate value becomes 0.
-    const gate = !this.training && this.lkam.switchKind === 'sigmoid' ? ops.channelScale(s.view([N, M, 1, 1]), engine().tensor(on.active, [N, M])).view([N, M]) : s;
+    const gate = this.lkam.switchKind === 'binary' ? ops.stepStraightThrough(s)
+      : !this.training && this.lkam.switchKind === 'sigmoid' ? ops.channelScale(s.view([N, M, 1, 1]), engine().tensor(on.active, [N, M])).view([N, M]) : s;
     const p = this.parts;
     // A straight-through switch needs the output of every kernel, off or not, for its gradient.
-    const computeAll = this.training && this.lkam.straightThrough && this.lkam.switchKind === 'hard';
+    const computeAll = this.training && this.lkam.straightThrough && this.lkam.switchKind !== 'sigmoid';
     if (p === null || this.mode === 'plain' || computeAll) {
       const y = this.block.forward(x);
       if (y.rank !== 4 || y.shape[1] !== M) throw new ShapeError(`Gated: block output ${y.describe()} has ${y.shape[1]} channels, the LKAM makes ${M} switches`);

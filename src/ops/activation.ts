@@ -64,3 +64,17 @@ export function clamp(x: Tensor, lo: number, hi: number, straightThrough = false
     (y) => elementwise('clamp', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0, lo, hi]),
     (_y, dy, dx) => elementwise('clampBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, glo, ghi]));
 }
+
+/**
+ * 1 where x > 0, else 0; the backward pass treats the step as the identity (a straight-through
+ * estimator), so the gradient reaches x unchanged.
+ */
+export function stepStraightThrough(x: Tensor): Tensor {
+  return unary('stepStraightThrough', x,
+    (y) => {
+      const xs = x.f32();
+      const ys = y.f32();
+      for (let i = 0; i < xs.length; i++) ys[i] = (xs[i] as number) > 0 ? 1 : 0;
+    },
+    (_y, dy, dx) => dx.f32().set(dy.f32()));
+}

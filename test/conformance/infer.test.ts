@@ -284,11 +284,11 @@ test('conv2dInfer on 1x1 maps with 1x1 kernels (linear layers): listed inputs on
 
 const switchCase = fc.record({
   N: fc.integer({ min: 1, max: 4 }), F: fc.integer({ min: 1, max: 20 }), M: fc.integer({ min: 1, max: 40 }), C: fc.integer({ min: 1, max: 12 }),
-  rule: fc.integer({ min: 0, max: 3 }), threshold: fc.constantFrom(0, 0.1, 0.5, 0.73), budget: fc.constantFrom(1, 0.9, 0.5, 0.25, 0.05, 0),
+  rule: fc.constantFrom(0, 1, 2, 3, 4, 6), threshold: fc.constantFrom(0, 0.1, 0.5, 0.73), budget: fc.constantFrom(1, 0.9, 0.5, 0.25, 0.05, 0),
   pIn: fc.constantFrom(0.2, 0.6, 1), bias: fc.boolean(), inList: fc.boolean(), coarse: fc.boolean(),
 });
 
-test('lkamSwitches: hard and sigmoid, strict and inclusive thresholds, MAC budgets with ties; gate close, lists exact', () => {
+test('lkamSwitches: hard, sigmoid and binary, strict and inclusive thresholds, MAC budgets with ties; gate close, lists exact', () => {
   fc.assert(fc.property(switchCase, seed, (r, s) => {
     h.arena.reset();
     const rng = new TestRng(s);
@@ -319,6 +319,7 @@ test('lkamSwitches: hard and sigmoid, strict and inclusive thresholds, MAC budge
         if (nIn > 0) assert.ok(count <= Math.floor((r.budget * r.M * r.C) / nIn), `${label}: image ${n} keeps ${count} switches, over its budget`);
       }
       for (let m = 0; m < r.M; m++) if (!kept.includes(m)) assert.equal(gates[n * r.M + m], 0, `${label}: switch ${m} of image ${n} is off but gates`);
+      if ((r.rule & 4) !== 0) for (const m of kept) assert.equal(gates[n * r.M + m], 1, `${label}: binary switch ${m} of image ${n} is on but gates by ${gates[n * r.M + m]}`);
     }
   }), { seed: 11, numRuns: 400 });
 });

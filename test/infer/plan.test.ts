@@ -126,30 +126,32 @@ describe('less common layers', () => {
     }
   });
 
-  test('LKAMs with a 2x2 average grid and sigmoid switches, a global max pool head; loose', () => {
-    manualSeed(21);
-    const base = new Sequential([
-      new Conv2d({ inChannels: 1, outChannels: 8, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(8), new ReLU(),
-      new Conv2d({ inChannels: 8, outChannels: 12, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(12), new ReLU(),
-      new GlobalMaxPool(), new Linear({ inFeatures: 12, outFeatures: 3 }),
-    ]);
-    const m = addLKAMs(base, { grid: 2, pool: 'avg', switchKind: 'sigmoid' });
-    spreadSwitches(m, 22, -1.5, 1.5);
-    randomizeBatchNorms(m, 23);
-    m.eval();
-    const shape = [1, 9, 9];
-    const x = images(4, 24, shape);
-    const ref = trainingGraph(m, x, shape);
-    assert.ok([...ref.on.values()].every((s) => s.total > 0 && s.total < s.N * s.C), 'the switches should be partly off');
-    for (const skip of [true, false]) {
-      const plan = compile(m, { inputShape: shape, maxBatch: 4, skip });
-      try {
-        assertClose(plan.run(x), ref.out, loose, `skip=${skip}`, maxAbs(ref.out));
-      } finally {
-        plan.dispose();
+  for (const switchKind of ['sigmoid', 'binary'] as const) {
+    test(`LKAMs with a 2x2 average grid and ${switchKind} switches, a global max pool head; loose`, () => {
+      manualSeed(21);
+      const base = new Sequential([
+        new Conv2d({ inChannels: 1, outChannels: 8, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(8), new ReLU(),
+        new Conv2d({ inChannels: 8, outChannels: 12, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(12), new ReLU(),
+        new GlobalMaxPool(), new Linear({ inFeatures: 12, outFeatures: 3 }),
+      ]);
+      const m = addLKAMs(base, { grid: 2, pool: 'avg', switchKind });
+      spreadSwitches(m, 22, -1.5, 1.5);
+      randomizeBatchNorms(m, 23);
+      m.eval();
+      const shape = [1, 9, 9];
+      const x = images(4, 24, shape);
+      const ref = trainingGraph(m, x, shape);
+      assert.ok([...ref.on.values()].every((s) => s.total > 0 && s.total < s.N * s.C), 'the switches should be partly off');
+      for (const skip of [true, false]) {
+        const plan = compile(m, { inputShape: shape, maxBatch: 4, skip });
+        try {
+          assertClose(plan.run(x), ref.out, loose, `skip=${skip}`, maxAbs(ref.out));
+        } finally {
+          plan.dispose();
+        }
       }
-    }
-  });
+    });
+  }
 });
 
 describe('compiled plans on the reference kernels', () => {

@@ -93,6 +93,7 @@ describe('ONNX export, checked against onnxruntime-node on Fashion-MNIST images'
     ['hard switches, global max pooling', { bank: 4 }],
     ['sigmoid switches, 3x3 average grid', { switchKind: 'sigmoid', pool: 'avg', grid: 3, bank: 3 }],
     ['hard switches, 2x2 max grid', { grid: 2, bank: 5 }],
+    ['binary switches, 2x2 average grid', { switchKind: 'binary', grid: 2, pool: 'avg', bank: 3 }],
   ] as Array<[string, AddLkamOptions]>) {
     test(`a gated model (${label}): logits and switch values as extra outputs, in standard ops`, async () => {
       const m = addLKAMs(vgg([8, 12, 16, 16]), options);
@@ -107,6 +108,8 @@ describe('ONNX export, checked against onnxruntime-node on Fashion-MNIST images'
       if (options.switchKind !== 'sigmoid') {
         // The comparison covered switches that are off, fully on and in between.
         assert.ok(all.some((v) => v === 0) && all.some((v) => v === 1) && all.some((v) => v > 0 && v < 1), 'switch values do not cover 0, 1 and between');
+        // Binary switches gate by Cast(s > 0): a kept kernel passes unscaled.
+        if (options.switchKind === 'binary') assert.ok(ops.has('Greater') && ops.has('Cast'));
       } else {
         // Switches on both sides of the threshold: the export's GreaterOrEqual mask was exercised.
         assert.ok(ops.has('GreaterOrEqual') && ops.has('Cast'));

@@ -110,6 +110,7 @@ describe('ONNX import', () => {
     ['a residual net', () => smallResNet({ width: 4 })],
     ['a gated net (hard switches)', () => addLKAMs(smallResNet({ width: 4 }), { bank: 3 })],
     ['a gated net (sigmoid switches, average grid)', () => addLKAMs(smallResNet({ width: 4 }), { switchKind: 'sigmoid', pool: 'avg', grid: 2, threshold: 0.4 } satisfies AddLkamOptions)],
+    ['a gated net (binary switches)', () => addLKAMs(smallResNet({ width: 4 }), { switchKind: 'binary', bank: 2 } satisfies AddLkamOptions)],
   ] as Array<[string, () => Module]>) {
     test(`our own export of ${label} imports to the same spec and the same outputs, bit for bit`, async () => {
       const m = make();

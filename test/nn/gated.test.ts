@@ -148,3 +148,79 @@ describe('dead hard switches: kept closed, or reopened by a straight-through gra
     assert.equal(r.computed, 0, 'no sparse kernels while training with straight-through switches');
   });
 });
+
+describe('binary switches: a kept kernel passes unscaled, the gradient goes straight through the step', () => {
+  before(async () => {
+    setEngine(await Engine.create({ kind: 'reference' }));
+  });
+
+  test('stepStraightThrough: 1 above 0, else 0; the backward pass is the identity', () => {
+    const e = engine();
+    const x = e.tensor(Float32Array.from([-1, 0, 1e-7, 0.5, 2, -0]), [2, 3]);
+    x.requiresGrad = true;
+    const y = ops.stepStraightThrough(x);
+    assert.deepEqual([...y.f32()], [0, 0, 1, 1, 1, 0]);
+    const r = e.tensor(Float32Array.from([3, -2, 5, 7, -1, 4]), [2, 3]);
+    e.backward(ops.sum(ops.mul(y, r)));
+    assert.deepEqual([...x.grad!.f32()], [3, -2, 5, 7, -1, 4]);
+    e.endStep();
+  });
+
+  /** conv → BN → ReLU, then a gate with binary switches spread over [-0.6, 1.2]; the gate's input and the gate. */
+  function binaryGate(): { m: Module; gate: ReturnType<typeof gates>[number]; prefix: Module[] } {
+    manualSeed(9);
+    const m = addLKAMs(new Sequential([
+      new Conv2d({ inChannels: 1, outChannels: 4, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(4), new ReLU(),
+      new Conv2d({ inChannels: 4, outChannels: 6, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(6), new ReLU(),
+      new GlobalAvgPool(),
+      new Linear({ inFeatures: 6, outFeatures: 3 }),
+    ]), { switchKind: 'binary' });
+    spreadSwitches(m);
+    const layers = (m as Sequential).layers;
+    return { m, gate: gates(m)[0]!, prefix: layers.slice(0, 3) };
+  }
+
+  for (const mode of ['skip', 'plain'] as const) {
+    test(`${mode}: each output plane is the block's plane or zero, and the bias gradient is Σ r · kernel output over switches inside (0, 1)`, () => {
+      const e = engine();
+      const { m, gate, prefix } = binaryGate();
+      m.train(true);
+      gate.mode = mode;
+      const rng = new TestRng(12);
+      const N = 5;
+      let x = e.tensor(Float32Array.from({ length: N * 64 }, () => rng.uniform(-1, 1)), [N, 1, 8, 8]);
+      for (const l of prefix) x = l.forward(x);
+      // The reference: the block over every kernel (plain batch norm over the batch).
+      const block = gate.block.forward(x).f32().slice();
+      const y = gate.forward(x);
+      const s = gate.lkam.lastSwitches!.f32().slice();
+      const out = y.f32().slice();
+      const M = 6, HW = 64;
+      const r = e.tensor(Float32Array.from({ length: N * M * HW }, () => rng.uniform(-1, 1)), [N, M, 8, 8]);
+      const rv = r.f32().slice();
+      e.backward(ops.sum(ops.mul(y, r)));
+      const grad = gate.lkam.fc.bias!.grad!.f32().slice();
+      e.endStep();
+      let on = 0, between = 0, off = 0;
+      const expected = new Float64Array(M);
+      for (let n = 0; n < N; n++) {
+        for (let k = 0; k < M; k++) {
+          const v = s[n * M + k]!;
+          if (v > 0) on++; else off++;
+          if (v > 0 && v < 1) between++;
+          let dot = 0;
+          for (let p = 0; p < HW; p++) {
+            const i = (n * M + k) * HW + p;
+            if (v > 0 && mode === 'plain') assert.ok(Math.abs(out[i]! - block[i]!) <= 1e-6 * (1 + Math.abs(block[i]!)), `image ${n} kernel ${k}: on, so unscaled`);
+            if (v <= 0) assert.equal(out[i], 0, `image ${n} kernel ${k}: off, so zero`);
+            dot += rv[i]! * out[i]!;
+          }
+          // The gradient reaches the bias where the clamp is linear; an on plane is the block's plane (unscaled).
+          if (v > 0 && v < 1) expected[k]! += dot;
+        }
+      }
+      assert.ok(on > 0 && off > 0 && between > 0, `switches should be mixed (on ${on}, off ${off}, inside (0, 1) ${between})`);
+      assertClose(grad, Float32Array.from(expected), loose, 'fc bias gradient', maxAbs(Float32Array.from(expected)));
+    });
+  }
+});

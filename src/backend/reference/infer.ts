@@ -113,7 +113,7 @@ export function inferReference(mem: LinearMemory): InferKernels {
           }
         }
         const keep = new Set(on);
-        for (let m = 0; m < M; m++) v[(gate >>> 2) + n * M + m] = keep.has(m) ? (values[m] as number) : 0;
+        for (let m = 0; m < M; m++) v[(gate >>> 2) + n * M + m] = keep.has(m) ? ((rule & 4) !== 0 ? 1 : (values[m] as number)) : 0;
         const at = (outList >>> 2) + n * (M + 1);
         i32[at] = on.length;
         on.forEach((m, i) => { i32[at + 1 + i] = m; });
