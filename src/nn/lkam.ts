@@ -14,9 +14,9 @@ import type { Rng } from './init.js';
 import { BatchNorm2d, Conv2d, globalRng, Linear, ReLU, Residual, Sequential } from './layers.js';
 import { Module, type ModuleSpec } from './module.js';
 import { buildModule, registerModule } from './registry.js';
+import { SWITCH_KINDS, type SwitchKind } from './switch-kinds.js';
 
-export const SWITCH_KINDS = ['hard', 'sigmoid', 'binary'] as const;
-export type SwitchKind = (typeof SWITCH_KINDS)[number];
+export { SWITCH_KINDS, type SwitchKind } from './switch-kinds.js';
 
 /**
  * The windows of a g-cell pooling grid along a side of S: stride floor(S/g) and kernel

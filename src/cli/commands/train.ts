@@ -1,5 +1,6 @@
 /** `parsimony train` and the training options `demo` shares. */
 import { Option, type Command } from 'commander';
+import { SWITCH_KINDS } from '../../nn/switch-kinds.js';
 import { RUN_FILES } from '../../report/run.js';
 import { DATA_HELP, MODEL_NAMES } from '../names.js';
 import { fraction, integer, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../options.js';
@@ -33,7 +34,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
     .addOption(g(new Option('--bank <k>', '1x1 convolutions in each LKAM').argParser(positiveInt('--bank')).default(4), lk))
     .addOption(g(new Option('--pool <kind>', 'LKAM pooling').choices(['max', 'avg']).default('max'), lk))
     .addOption(g(new Option('--grid <g>', 'LKAM pooling grid (1 = global)').argParser(positiveInt('--grid')).default(1), lk))
-    .addOption(g(new Option('--switch <kind>', 'switch function: hard = clamp(x, 0, 1); sigmoid, off under the threshold at inference; binary = 1 where clamp(x, 0, 1) > 0, with the hard gradient passed straight through').choices(['hard', 'sigmoid', 'binary']).default('hard'), lk))
+    .addOption(g(new Option('--switch <kind>', 'switch function: hard = clamp(x, 0, 1); sigmoid, off under the threshold at inference; binary = 1 where clamp(x, 0, 1) > 0, with the hard gradient passed straight through').choices([...SWITCH_KINDS]).default('hard'), lk))
     .addOption(g(new Option('--dead-switches <how>', "hard switches that close for every input: 'keep' them closed (pruned; training skips their kernels) or 'ste' (straight-through gradient, which can reopen them but computes every kernel while training)").choices(['keep', 'ste']).default('keep'), lk))
     .addOption(g(new Option('--out <dir>', `run directory: ${RUN_FILES.config}, ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}, ${RUN_FILES.model}, ${RUN_FILES.eval}`).default(defaults.out), run))
     .addOption(g(new Option('--resume <dir>', 'continue the run in this directory from its checkpoint, with its recorded options (options given here override them, e.g. more --epochs)'), run))
