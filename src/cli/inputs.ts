@@ -10,12 +10,12 @@ import { RUN_FILES } from '../report/run.js';
 import { InputError } from './errors.js';
 import type { ModelName } from './names.js';
 
-/** The networks `train --model` builds. */
-export const MODELS: Readonly<Record<ModelName, () => Module>> = {
-  'fmnist-vgg5': () => fmnistVgg5(),
-  'fmnist-vgg5-wide': () => fmnistVgg5({ width: 2 }),
-  'fmnist-vgg5-narrow': () => fmnistVgg5({ width: 0.25 }),
-  'resnet-small': () => smallResNet(),
+/** The networks `train --model` builds; `width` (train --width) multiplies their channel counts. */
+export const MODELS: Readonly<Record<ModelName, (width: number) => Module>> = {
+  'fmnist-vgg5': (w) => fmnistVgg5({ width: w }),
+  'fmnist-vgg5-wide': (w) => fmnistVgg5({ width: 2 * w }),
+  'fmnist-vgg5-narrow': (w) => fmnistVgg5({ width: 0.25 * w }),
+  'resnet-small': (w) => smallResNet({ width: Math.max(1, Math.round(16 * w)) }),
 };
 
 /** The per-channel normalisation training uses (Fashion-MNIST's pixel mean and deviation). */

@@ -10,11 +10,12 @@ export function convBnRelu(inChannels: number, outChannels: number, stride = 1):
 /**
  * fmnist-vgg5: input 1x28x28; conv3x3-32, conv3x3-32, maxpool2, conv3x3-64, conv3x3-64, maxpool2,
  * conv3x3-128, global average pool, linear-10; batch norm + ReLU after every conv; 21.9 M MACs.
- * `width` multiplies every channel count (2 gives the wide variant).
+ * `width` multiplies every channel count, rounded to whole channels (2 gives the wide variant).
  */
 export function fmnistVgg5(options: { width?: number; classes?: number; inChannels?: number } = {}): Sequential {
   const w = options.width ?? 1;
-  const c1 = 32 * w, c2 = 64 * w, c3 = 128 * w;
+  if (!(w > 0 && Number.isFinite(w))) throw new RangeError(`fmnistVgg5: width ${w} should be a number > 0`);
+  const [c1, c2, c3] = [32, 64, 128].map((c) => Math.max(1, Math.round(c * w))) as [number, number, number];
   return new Sequential([
     ...convBnRelu(options.inChannels ?? 1, c1),
     ...convBnRelu(c1, c1),

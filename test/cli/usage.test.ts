@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { engine, init } from '../../src/autograd/engine.js';
 import { saveModel } from '../../src/io/node-files.js';
 import { Conv2d, Flatten, Linear, manualSeed, Sequential } from '../../src/nn/layers.js';
+import { fmnistVgg5 } from '../../src/nn/zoo.js';
 import { cli, explain, QUICK, tempDir } from './helpers.js';
 
 const COMMANDS = ['train', 'eval', 'prune', 'export', 'import', 'bench', 'report', 'info', 'demo'] as const;
@@ -55,6 +56,7 @@ describe('parsimony: help, usage errors and input errors', () => {
       [['train', '--epochs', 'x'], /--epochs should be a whole number >= 1, got 'x'/],
       [['train', '--optimizer', 'adagrad'], /--optimizer.*adagrad/],
       [['train', '--budget', '1.5'], /--budget should be a fraction in \(0, 1\], got '1.5'/],
+      [['train', '--width', '0'], /--width should be a number > 0, got '0'/],
       [['eval', 'm.safetensors', '--budgets', '1,2'], /--budgets should be a comma-separated list of numbers in \[0, 1\], got '2'/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args)));
@@ -108,7 +110,7 @@ describe('parsimony: help, usage errors and input errors', () => {
 
   test('config files: values apply as options, the command line wins, unknown keys and bad values are usage errors', async () => {
     const good = join(dir(), 'good.json');
-    writeFileSync(good, JSON.stringify({ epochs: 2, 'sparsity-warmup': 0, lkam: true, sparsity: 0.5, optimizer: 'sgd', lr: 0.01 }));
+    writeFileSync(good, JSON.stringify({ epochs: 2, 'sparsity-warmup': 0, lkam: true, sparsity: 0.5, optimizer: 'sgd', lr: 0.01, width: 2 }));
     const out = join(dir(), 'cfg-run');
     const args = ['train', ...QUICK, '--limit', '64', '--config', good, '--epochs', '1', '--out', out, '--json'];
     const r = await cli(args);
@@ -116,8 +118,10 @@ describe('parsimony: help, usage errors and input errors', () => {
     const json = JSON.parse(r.stdout) as { epochs: unknown[]; run: string };
     assert.equal(json.epochs.length, 1, '--epochs on the command line beats the config file');
     const { readFileSync } = await import('node:fs');
-    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { options: Record<string, unknown> };
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { options: Record<string, unknown>; network: { denseMacs: number } };
     assert.equal(config.options['optimizer'], 'sgd');
+    assert.equal(config.options['width'], 2);
+    assert.equal(config.network.denseMacs, fmnistVgg5({ width: 0.5 }).macs([1, 1, 28, 28]), '--width 2 doubles the narrow network (0.25) to width 0.5');
     assert.equal(config.options['sparsity'], 0.5);
     assert.equal(config.options['lkam'], true);
     assert.equal(config.options['epochs'], 1);

@@ -32,6 +32,16 @@ describe('modules', () => {
     e.endStep();
   });
 
+  test('fmnist-vgg5 width multiplies channel counts, rounded to whole channels; widths <= 0 are refused', () => {
+    // width 0.54: 17, 35, 69 channels.
+    const m = fmnistVgg5({ width: 0.54 });
+    const hw = (s: number): number => s * s * 9;
+    assert.equal(m.macs([1, 1, 28, 28]), hw(28) * 17 + hw(28) * 17 * 17 + hw(14) * 17 * 35 + hw(14) * 35 * 35 + hw(7) * 35 * 69 + 69 * 10);
+    assert.deepEqual(m.outputShape([2, 1, 28, 28]), [2, 10]);
+    assert.equal(fmnistVgg5({ width: 2 }).macs([1, 1, 28, 28]), hw(28) * 64 + hw(28) * 64 * 64 + hw(14) * 64 * 128 + hw(14) * 128 * 128 + hw(7) * 128 * 256 + 256 * 10);
+    assert.throws(() => fmnistVgg5({ width: 0 }), /width 0 should be a number > 0/);
+  });
+
   test('a spec rebuilds the same architecture; unknown layer types are rejected by name', () => {
     const m = smallResNet();
     const again = buildModule(m.spec());

@@ -27,6 +27,7 @@ import { Output } from '../output.js';
 
 export interface TrainFlags {
   model: string;
+  width: number;
   data: string;
   epochs: number;
   batch: number;
@@ -132,14 +133,14 @@ function fmtM(x: number): string {
 
 /** The whole training: returns the result; throws Interrupted after a checkpoint when the user pressed Ctrl-C. */
 export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo'): Promise<TrainResult> {
-  const make = (MODELS as Readonly<Record<string, () => Module>>)[f.model];
+  const make = (MODELS as Readonly<Record<string, (width: number) => Module>>)[f.model];
   if (make === undefined) throw new UsageError(`--model should be one of ${Object.keys(MODELS).join(', ')}, got '${f.model}'`);
   const t0 = performance.now();
   const data = loadData(f.data, f.limit);
   const loadSeconds = (performance.now() - t0) / 1000;
   const e = await init(f.threads === undefined ? {} : { threads: f.threads });
   manualSeed(f.seed);
-  let model = make();
+  let model = make(f.width);
   const inputShape = [1, ...data.train.shape];
   if (f.lkam) {
     model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste' });

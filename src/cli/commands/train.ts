@@ -14,6 +14,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
   const run = 'Run directory, checkpoints and output:';
   cmd
     .addOption(g(new Option('--model <name>', 'network to train').choices([...MODEL_NAMES]).default('fmnist-vgg5'), data))
+    .addOption(g(new Option('--width <x>', 'multiply every channel count of --model by x (rounded to whole channels), e.g. 0.55 for a thinner static baseline').argParser(positiveNumber('--width')).default(1), data))
     .addOption(g(new Option('--data <where>', DATA_HELP).default('builtin'), data))
     .addOption(g(new Option('--limit <n>', 'use only the first n training and n test images (quick trials)').argParser(positiveInt('--limit')), data))
     .addOption(g(new Option('--epochs <n>', 'epochs').argParser(positiveInt('--epochs')).default(defaults.epochs), opt))
