@@ -11,12 +11,12 @@ import { engine } from '../autograd/engine.js';
 import * as ops from '../ops/index.js';
 import { ChannelSet, ShapeError, type Shape, type Tensor } from '../tensor/tensor.js';
 import type { Rng } from './init.js';
-import { BatchNorm2d, Conv2d, globalRng, Linear, ReLU, Residual, Sequential } from './layers.js';
+import { AvgPool2d, BatchNorm2d, Conv2d, globalRng, Linear, MaxPool2d, ReLU, Residual, Sequential } from './layers.js';
 import { Module, type ModuleSpec } from './module.js';
 import { buildModule, registerModule } from './registry.js';
-import { SWITCH_KINDS, type SwitchKind } from './switch-kinds.js';
+import { SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
 
-export { SWITCH_KINDS, type SwitchKind } from './switch-kinds.js';
+export { GAIN_KINDS, SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
 
 /**
  * The windows of a g-cell pooling grid along a side of S: stride floor(S/g) and kernel
@@ -269,19 +269,26 @@ export function gates(model: Module): Gated[] {
 
 /**
  * Sets each gate's gain: `uniform` gives every gate 1; `macs` makes a gate's gain proportional to the
- * multiply-adds one of its kernels costs (its block's MACs / its kernels), normalised to mean 1, so
- * that the sparsity term counts compute rather than kernels.
+ * multiply-adds one of its kernels costs (its block's MACs / its kernels); `marginal` adds what the
+ * kernel's map costs the next gated conv that reads it directly (through pooling only), i.e. the
+ * multiply-adds that closing the kernel saves in a chain of gated convs. Gains are normalised to mean 1,
+ * so that the sparsity term counts compute rather than kernels.
  */
-export function setGains(model: Module, kind: 'uniform' | 'macs', inputShape: Shape): void {
+export function setGains(model: Module, kind: GainKind, inputShape: Shape): void {
   const gs = gates(model);
   if (kind === 'uniform') {
     for (const g of gs) g.gain = 1;
     return;
   }
   const perKernel = new Map<Gated, number>();
+  // The gate whose map the next layer reads directly, while only pooling lies in between.
+  let feeding: Gated | null = null;
   const walk = (m: Module, shape: Shape): Shape => {
     if (m instanceof Gated) {
-      perKernel.set(m, m.block.macs([1, ...shape.slice(1)], false) / m.lkam.switches);
+      const block = m.block.macs([1, ...shape.slice(1)], false);
+      perKernel.set(m, block / m.lkam.switches);
+      if (kind === 'marginal' && feeding !== null) perKernel.set(feeding, (perKernel.get(feeding) ?? 0) + block / (shape[1] as number));
+      feeding = m;
       return m.outputShape(shape);
     }
     if (m instanceof Sequential) {
@@ -289,8 +296,11 @@ export function setGains(model: Module, kind: 'uniform' | 'macs', inputShape: Sh
       for (const l of m.layers) s = walk(l, s);
       return s;
     }
+    if (m instanceof MaxPool2d || m instanceof AvgPool2d) return m.outputShape(shape);
+    feeding = null;
     if (m instanceof Residual) {
       walk(m.body, shape);
+      feeding = null;
       return m.outputShape(shape);
     }
     return m.outputShape(shape);

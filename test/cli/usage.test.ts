@@ -57,6 +57,9 @@ describe('parsimony: help, usage errors and input errors', () => {
       [['train', '--optimizer', 'adagrad'], /--optimizer.*adagrad/],
       [['train', '--budget', '1.5'], /--budget should be a fraction in \(0, 1\], got '1.5'/],
       [['train', '--width', '0'], /--width should be a number > 0, got '0'/],
+      [['train', '--layers', '1,2'], /--layers chooses the convs that LKAMs gate, so it needs --lkam/],
+      [['train', '--lkam', '--layers', '1,x'], /--layers should be a comma-separated list of conv indices \(whole numbers >= 0\), got 'x'/],
+      [['train', '--lkam', '--layers', '0,7', '--limit', '16'], /--layers 0,7: --model fmnist-vgg5 has 5 convs \(indices 0 to 4\), so 7 do not exist/],
       [['eval', 'm.safetensors', '--budgets', '1,2'], /--budgets should be a comma-separated list of numbers in \[0, 1\], got '2'/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args)));

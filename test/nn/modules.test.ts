@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
 import * as ops from '../../src/ops/index.js';
 import { Conv2d, Residual, Sequential, manualSeed } from '../../src/nn/layers.js';
-import { addLKAMs, Gated, gates, gridWindow, LKAM, sparsityLoss } from '../../src/nn/lkam.js';
+import { addLKAMs, Gated, gates, gridWindow, LKAM, setGains, sparsityLoss } from '../../src/nn/lkam.js';
 import { buildModule, UnknownModuleError } from '../../src/nn/registry.js';
 import { fmnistVgg5, smallResNet } from '../../src/nn/zoo.js';
 import type { Module } from '../../src/nn/module.js';
@@ -69,6 +69,36 @@ describe('modules', () => {
     const s = sparsityLoss(gated);
     assert.ok(s !== null && s.item() > 0);
     e.endStep();
+  });
+
+  test('gains: macs weighs a kernel by its own multiply-adds, marginal adds those of the gated conv reading its map', () => {
+    const gains = (kind: 'uniform' | 'macs' | 'marginal', layers?: number[]): number[] => {
+      const m = addLKAMs(fmnistVgg5(), layers === undefined ? {} : { layers });
+      setGains(m, kind, [1, 1, 28, 28]);
+      return gates(m).map((g) => g.gain);
+    };
+    const close = (got: number[], want: number[]): void => {
+      const norm = want.reduce((a, b) => a + b, 0) / want.length;
+      got.forEach((g, i) => assert.ok(Math.abs(g - (want[i] as number) / norm) < 1e-9, `gains ${got.join(', ')} should be proportional to ${want.join(', ')}`));
+    };
+    // Per-kernel block MACs of gated convs 1-4: 28²·9·32, 14²·9·32, 14²·9·64, 7²·9·64.
+    const own = [225_792, 56_448, 112_896, 28_224];
+    // Plus the next conv's MACs per input channel: 14²·9·64 (conv 2 reads conv 1 through a pool), 14²·9·64, 7²·9·128, none (global pool).
+    close(gains('macs'), own);
+    close(gains('marginal'), [225_792 + 112_896, 56_448 + 112_896, 112_896 + 56_448, 28_224]);
+    assert.deepEqual(gains('uniform'), [1, 1, 1, 1]);
+    // Gating the first conv too: its kernels cost 28²·9·1 themselves and 28²·9·32 in conv 1.
+    close(gains('marginal', [0, 1, 2, 3, 4]), [7_056 + 225_792, 225_792 + 112_896, 56_448 + 112_896, 112_896 + 56_448, 28_224]);
+    // In a ResNet the inner conv of a block reads the first one's map; the skip sum breaks the chain.
+    const r = addLKAMs(smallResNet({ width: 4 }));
+    setGains(r, 'marginal', [1, 1, 28, 28]);
+    const m2 = addLKAMs(smallResNet({ width: 4 }));
+    setGains(m2, 'macs', [1, 1, 28, 28]);
+    const rg = gates(r).map((g) => g.gain), mg = gates(m2).map((g) => g.gain);
+    const ratio = rg.map((g, i) => g / (mg[i] as number));
+    // Each block's first conv gains the second conv's cost (ratio > the second's), the second gains nothing.
+    for (let b = 0; b < ratio.length; b += 2) assert.ok((ratio[b] as number) > (ratio[b + 1] as number) * 1.5, `block ${b / 2}: ratios ${ratio.join(', ')}`);
+    for (let b = 1; b + 2 < ratio.length; b += 2) assert.ok(Math.abs((ratio[b] as number) - (ratio[b + 2] as number)) < 1e-9, 'the second convs are weighed by their own cost only');
   });
 
   test('addLKAMs rejects conv indices the model does not have', () => {

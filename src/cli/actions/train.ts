@@ -11,8 +11,8 @@ import { DataLoader } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
-import { globalRng, manualSeed } from '../../nn/layers.js';
-import { addLKAMs, gates, setGains, sparsityLoss, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
+import { Conv2d, globalRng, manualSeed } from '../../nn/layers.js';
+import { addLKAMs, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
 import type { Module } from '../../nn/module.js';
 import { Adam, AdamW, SGD, constant, cosine, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../../optim/index.js';
 import { RUN_FILES, readMetrics, type EpochMetrics, type EvalRecord } from '../../report/run.js';
@@ -44,10 +44,11 @@ export interface TrainFlags {
   lkam: boolean;
   sparsity: number;
   sparsityWarmup: number;
-  gains: 'uniform' | 'macs';
+  gains: GainKind;
   bank: number;
   pool: LkamPool;
   grid: number;
+  layers?: number[];
   switch: SwitchKind;
   deadSwitches: 'keep' | 'ste';
   budget?: number;
@@ -140,10 +141,14 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const loadSeconds = (performance.now() - t0) / 1000;
   const e = await init(f.threads === undefined ? {} : { threads: f.threads });
   manualSeed(f.seed);
+  if (f.layers !== undefined && !f.lkam) throw new UsageError('--layers chooses the convs that LKAMs gate, so it needs --lkam');
   let model = make(f.width);
   const inputShape = [1, ...data.train.shape];
   if (f.lkam) {
-    model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste' });
+    const convs = model.modules().filter(([, m]) => m instanceof Conv2d).length;
+    const missing = (f.layers ?? []).filter((i) => i >= convs);
+    if (missing.length > 0) throw new UsageError(`--layers ${f.layers?.join(',')}: --model ${f.model} has ${convs} convs (indices 0 to ${convs - 1}), so ${missing.join(', ')} do not exist`);
+    model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', ...(f.layers === undefined ? {} : { layers: f.layers }) });
     setGains(model, f.gains, inputShape);
   }
   const outputs = model.outputShape(inputShape)[1];
@@ -350,8 +355,8 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     inputShape: [...data.train.shape],
     classNames: [...data.train.classNames],
     training: {
-      model: f.model, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, switch: f.switch, deadSwitches: f.deadSwitches, budget: f.budget ?? null,
+      model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
+      lkam: f.lkam, sparsity: f.sparsity, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, budget: f.budget ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
       limit: f.limit ?? null,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
