@@ -44,12 +44,12 @@ export function spreadSwitches(m: Module, seed: number, lo = -0.6, hi = 1.2): vo
 export type NetName = 'fmnistVgg5' | 'smallResNet';
 
 /** A seeded zoo network, optionally with LKAMs whose switches are partly off, in eval mode. */
-export function net(name: NetName, options: { lkams?: boolean; seed?: number; lkam?: Omit<LkamConfig, 'inChannels' | 'switches'> } = {}): Module {
+export function net(name: NetName, options: { lkams?: boolean; seed?: number; lkam?: Omit<LkamConfig, 'inChannels' | 'switches'>; layers?: number[] } = {}): Module {
   const seed = options.seed ?? 1;
   manualSeed(seed);
   let m: Module = name === 'fmnistVgg5' ? fmnistVgg5() : smallResNet();
   if (options.lkams === true) {
-    m = addLKAMs(m, options.lkam ?? {});
+    m = addLKAMs(m, { ...options.lkam, ...(options.layers === undefined ? {} : { layers: options.layers }) });
     spreadSwitches(m, seed + 100);
   }
   randomizeBatchNorms(m, seed + 200);

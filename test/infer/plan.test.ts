@@ -62,6 +62,23 @@ for (const threads of [1, 2]) {
       });
     }
 
+    test('fmnistVgg5 with the first conv gated too (its LKAM reads the image): the plan equals the training graph; loose', () => {
+      const m = net('fmnistVgg5', { lkams: true, seed: 6, layers: [0, 1, 2, 3, 4] });
+      const x = images(4, 13);
+      const ref = trainingGraph(m, x, SHAPE, 'skip');
+      assert.equal(ref.on.size, 5, 'five gates');
+      for (const set of ref.on.values()) assert.ok(set.total > 0 && set.total < set.N * set.C, 'every gate, the first too, should be partly off');
+      const plan = compile(m, { inputShape: SHAPE, maxBatch: 4 });
+      try {
+        assertClose(plan.run(x), ref.out, loose, 'every conv gated', maxAbs(ref.out));
+        const gated = plan.telemetry().layers.filter((l) => l.gated);
+        assert.equal(gated.length, 5);
+        for (const layer of gated) assert.deepEqual(Array.from(layer.onKernels!), Array.from(ref.on.get(layer.name)!.active), `switch sets of ${layer.name}`);
+      } finally {
+        plan.dispose();
+      }
+    });
+
     test('every image has its own switch set; a batch gives each image what a batch of one gives it; exact', () => {
       const m = net('fmnistVgg5', { lkams: true, seed: 5 });
       // Images of different brightness give the LKAMs different features.
