@@ -337,6 +337,14 @@ export interface AddLkamOptions extends Omit<LkamConfig, 'inChannels' | 'switche
   readonly gain?: number;
 }
 
+/** addLKAMs was asked to gate convs the model does not have. */
+export class ConvIndexError extends RangeError {
+  constructor(readonly missing: readonly number[], readonly convs: number) {
+    super(`addLKAMs: conv indices ${missing.join(', ')} do not exist (the model has ${convs} convs, 0 to ${convs - 1})`);
+    this.name = 'ConvIndexError';
+  }
+}
+
 /**
  * A model in which each chosen conv (with the batch norm and ReLU that follow it) is wrapped in a
  * `Gated` module with an LKAM reading that conv's input. Inside residual blocks only the body is
@@ -380,7 +388,7 @@ export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
   const out = rewrite(model);
   if (options.layers !== undefined) {
     const bad = options.layers.filter((i) => !Number.isInteger(i) || i < 0 || i >= convIndex);
-    if (bad.length > 0) throw new RangeError(`addLKAMs: conv indices ${bad.join(', ')} do not exist (the model has ${convIndex} convs, 0 to ${convIndex - 1})`);
+    if (bad.length > 0) throw new ConvIndexError(bad, convIndex);
   }
   return out;
 }

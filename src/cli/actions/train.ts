@@ -11,8 +11,8 @@ import { DataLoader } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
-import { Conv2d, globalRng, manualSeed } from '../../nn/layers.js';
-import { addLKAMs, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
+import { globalRng, manualSeed } from '../../nn/layers.js';
+import { addLKAMs, ConvIndexError, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
 import type { Module } from '../../nn/module.js';
 import { Adam, AdamW, SGD, constant, cosine, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../../optim/index.js';
 import { RUN_FILES, readMetrics, type EpochMetrics, type EvalRecord } from '../../report/run.js';
@@ -145,10 +145,12 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   let model = make(f.width);
   const inputShape = [1, ...data.train.shape];
   if (f.lkam) {
-    const convs = model.modules().filter(([, m]) => m instanceof Conv2d).length;
-    const missing = (f.layers ?? []).filter((i) => i >= convs);
-    if (missing.length > 0) throw new UsageError(`--layers ${f.layers?.join(',')}: --model ${f.model} has ${convs} convs (indices 0 to ${convs - 1}), so ${missing.join(', ')} do not exist`);
-    model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', ...(f.layers === undefined ? {} : { layers: f.layers }) });
+    try {
+      model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', ...(f.layers === undefined ? {} : { layers: f.layers }) });
+    } catch (err) {
+      if (!(err instanceof ConvIndexError)) throw err;
+      throw new UsageError(`--layers ${f.layers?.join(',')}: --model ${f.model} has ${err.convs} convs (indices 0 to ${err.convs - 1}), so ${err.missing.join(', ')} do not exist`);
+    }
     setGains(model, f.gains, inputShape);
   }
   const outputs = model.outputShape(inputShape)[1];
