@@ -311,18 +311,28 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
   gs.forEach((g, i) => { g.gain = mean > 0 ? (values[i] as number) / mean : 1; });
 }
 
+/** The shift of the concave sparsity term, (s + shift)^p - shift^p: its slope at 0 is p / shift^(1-p). */
+export const SPARSITY_SHIFT = 0.01;
+
 /**
  * The sparsity term: Σ over gates of gain_i / (2 m_i) · Σ switch values, averaged over the batch
  * (m_i switches per image). Reads the switches of the last forward.
+ *
+ * With `power` p < 1 each switch value s enters as (s + SPARSITY_SHIFT)^p - SPARSITY_SHIFT^p instead:
+ * a concave penalty, steepest near 0, that closes weak switches (which cost a kernel's full
+ * multiply-adds while passing little of its output) rather than shrinking every switch alike, so that
+ * the term tracks the count of open kernels, i.e. the compute.
  */
-export function sparsityLoss(model: Module, weight = 1): Tensor | null {
+export function sparsityLoss(model: Module, weight = 1, power = 1): Tensor | null {
+  if (!(power > 0 && power <= 1)) throw new RangeError(`sparsityLoss: power ${power} should be in (0, 1]`);
   let total: Tensor | null = null;
   for (const g of gates(model)) {
     const s = g.lkam.lastSwitches;
     if (s === null) continue;
     const n = s.shape[0] as number;
     const m = s.shape[1] as number;
-    const term = ops.scale(ops.sum(s), (weight * g.gain) / (2 * m * Math.max(1, n)));
+    const values = power === 1 ? s : ops.powShifted(s, power, SPARSITY_SHIFT);
+    const term = ops.scale(ops.sum(values), (weight * g.gain) / (2 * m * Math.max(1, n)));
     total = total === null ? term : ops.add(total, term);
   }
   return total;

@@ -78,3 +78,29 @@ export function stepStraightThrough(x: Tensor): Tensor {
     },
     (_y, dy, dx) => dx.f32().set(dy.f32()));
 }
+
+/**
+ * (x + shift)^p - shift^p for x >= 0: a concave penalty for 0 < p < 1 whose slope grows as x falls
+ * towards 0 (p / shift^(1-p) at 0, p at 1 for a small shift), so small values are pressed to exactly 0
+ * harder than large ones. `shift` > 0 keeps the slope finite at 0.
+ */
+export function powShifted(x: Tensor, p: number, shift: number): Tensor {
+  if (!(p > 0) || !(shift > 0)) throw new RangeError(`powShifted: power ${p} and shift ${shift} should both be > 0`);
+  const base = shift ** p;
+  return unary('powShifted', x,
+    (y) => {
+      const xs = x.f32();
+      const ys = y.f32();
+      for (let i = 0; i < xs.length; i++) {
+        const v = xs[i] as number;
+        if (!(v >= 0)) throw new RangeError(`powShifted: input ${x.describe()} has ${Number(v.toPrecision(6))} at index ${i}; it is defined for values >= 0`);
+        ys[i] = (v + shift) ** p - base;
+      }
+    },
+    (_y, dy, dx) => {
+      const xs = x.f32();
+      const g = dy.f32();
+      const d = dx.f32();
+      for (let i = 0; i < xs.length; i++) d[i] = (g[i] as number) * p * ((xs[i] as number) + shift) ** (p - 1);
+    });
+}

@@ -73,6 +73,13 @@ for (const kind of ['reference', 'wasm'] as const) {
       expectOk('leakyRelu', gradCheck(([x]) => ops.leakyRelu(x!, 0.1), [awayFromZero([2, 3, 4])]));
       expectOk('clamp', gradCheck(([x]) => ops.clamp(ops.scale(x!, 0.5), -0.3, 0.3), [awayFromZero([30])], { eps: 1e-3 }));
     });
+    test('powShifted, the concave sparsity penalty', () => {
+      // Its own generator, so that the inputs of the other checks stay as they were.
+      const r = new TestRng(77);
+      const values = (n: number, lo: number, hi: number): GradInput => ({ data: Float32Array.from({ length: n }, () => r.uniform(lo, hi)), shape: [n], requiresGrad: true });
+      expectOk('powShifted', gradCheck(([x]) => ops.powShifted(x!, 0.5, 0.01), [values(18, 0.05, 1)], { eps: 1e-3 }));
+      expectOk('powShifted p=0.3', gradCheck(([x]) => ops.powShifted(x!, 0.3, 0.1), [values(12, 0, 2)], { eps: 1e-3 }));
+    });
     test('sigmoid, tanh', () => {
       expectOk('sigmoid', gradCheck(([x]) => ops.sigmoid(x!), [rand([2, 9], -3, 3)]));
       expectOk('tanh', gradCheck(([x]) => ops.tanh(x!), [rand([2, 9], -2, 2)]));

@@ -105,6 +105,23 @@ describe('modules', () => {
     assert.throws(() => addLKAMs(fmnistVgg5(), { layers: [1, 9] }), /conv indices 9 do not exist \(the model has 5 convs/);
   });
 
+  test('the sparsity term: gain / (2m) times the summed switch values per image, or their concave power', () => {
+    const model = addLKAMs(fmnistVgg5({ width: 0.25 }));
+    setGains(model, 'macs', [1, 1, 28, 28]);
+    const e = engine();
+    model.forward(e.tensor(randomInput([3, 784], 4), [3, 1, 28, 28]));
+    const want = (weight: number, value: (v: number) => number): number => gates(model).reduce((acc, g) => {
+      const s = g.lkam.lastSwitches!.f32();
+      return acc + (weight * g.gain) / (2 * g.lkam.switches * 3) * s.reduce((a, v) => a + value(v), 0);
+    }, 0);
+    const close = (got: number, expected: number, what: string): void => assert.ok(Math.abs(got - expected) <= 1e-5 * Math.abs(expected), `${what}: ${got} vs ${expected}`);
+    close(sparsityLoss(model, 2)!.item(), want(2, (v) => v), 'power 1');
+    close(sparsityLoss(model, 2, 0.5)!.item(), want(2, (v) => Math.sqrt(v + 0.01) - 0.1), 'power 0.5');
+    assert.throws(() => sparsityLoss(model, 1, 0), /power 0 should be in \(0, 1\]/);
+    assert.throws(() => ops.powShifted(e.tensor(Float32Array.of(0.5, -0.2), [2]), 0.5, 0.01), /powShifted: input tensor \[2\] float32 has -0\.2 at index 1; it is defined for values >= 0/);
+    e.endStep();
+  });
+
   test('LKAM grid cells are equal windows from the first row to the last, whatever the map size', () => {
     assert.deepEqual(gridWindow(28, 2), { kernel: 14, stride: 14 });
     assert.deepEqual(gridWindow(7, 2), { kernel: 4, stride: 3 });
@@ -136,6 +153,11 @@ describe('modules', () => {
       return sparsityLoss(g)!;
     }, [{ data: randomInput([2, 3, 6, 6], 9), shape: [2, 3, 6, 6], requiresGrad: false }], { params: lkam.parameters(), eps: 1e-2, rtol: 5e-2 });
     assert.ok(rs.ok, `sparsity-term gradient mismatch ${JSON.stringify(rs.worst)}`);
+    const rp = gradCheck(([xx]) => {
+      g.forward(xx!);
+      return sparsityLoss(g, 1, 0.5)!;
+    }, [{ data: randomInput([2, 3, 6, 6], 9), shape: [2, 3, 6, 6], requiresGrad: false }], { params: lkam.parameters(), eps: 1e-2, rtol: 5e-2 });
+    assert.ok(rp.ok, `concave sparsity-term gradient mismatch ${JSON.stringify(rp.worst)}`);
     setEngine(prev);
   });
 });

@@ -44,6 +44,7 @@ export interface TrainFlags {
   lkam: boolean;
   sparsity: number;
   sparsityWarmup: number;
+  sparsityPower: number;
   gains: GainKind;
   bank: number;
   pool: LkamPool;
@@ -250,7 +251,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       sums.switchSum += s / n;
       sums.switchSteps++;
     }
-    return f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount)) : null;
+    return f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower) : null;
   };
 
   const epochs: EpochReport[] = [];
@@ -358,7 +359,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     training: {
       model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, budget: f.budget ?? null,
+      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, budget: f.budget ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
       limit: f.limit ?? null,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
