@@ -56,6 +56,13 @@ export interface LkamConfig {
    * needs the kernels of off switches computed during training (no skipping while training).
    */
   readonly straightThrough?: boolean;
+  /**
+   * Read layer i's maps as constants: the LKAM's own parameters still learn, but neither the task loss
+   * nor the sparsity term reaches layer i (and the layers before it) through the LKAM, so the sparsity
+   * term cannot shape the features the network computes. Default false (the LKAM is an ordinary part of
+   * the graph).
+   */
+  readonly detach?: boolean;
   readonly rng?: Rng;
 }
 
@@ -70,6 +77,7 @@ export class LKAM extends Module {
   threshold: number;
   readonly initOpen: number;
   readonly straightThrough: boolean;
+  readonly detach: boolean;
   readonly conv: Conv2d;
   readonly fc: Linear;
   /** The switch values of the last forward ([N, M]), kept for the sparsity term and for telemetry. */
@@ -87,6 +95,7 @@ export class LKAM extends Module {
     this.threshold = c.threshold ?? 0.5;
     this.initOpen = c.initOpen ?? (this.switchKind === 'sigmoid' ? 2 : 0.9);
     this.straightThrough = c.straightThrough ?? false;
+    this.detach = c.detach ?? false;
     if (!Number.isInteger(this.grid) || this.grid < 1) throw new RangeError(`LKAM: grid ${this.grid} should be a whole number >= 1`);
     const rng = c.rng ?? globalRng();
     this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
@@ -101,7 +110,8 @@ export class LKAM extends Module {
   /** [N, Ci, H, W] → switch values [N, M]. */
   override forward(x: Tensor): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.inChannels) throw new ShapeError(`LKAM(${this.inChannels} → ${this.switches}): input ${x.describe()} should be [N, ${this.inChannels}, H, W]`);
-    let h = this.conv.forward(x);
+    // A view is a new tensor over the same memory that the tape does not link to x.
+    let h = this.conv.forward(this.detach ? withChannels(x.view(x.shape), x) : x);
     h = this.pooled(h);
     const pre = this.fc.forward(ops.flatten(h));
     const s = this.switchKind === 'sigmoid' ? ops.sigmoid(pre) : ops.clamp(pre, 0, 1, this.straightThrough);
@@ -141,14 +151,20 @@ export class LKAM extends Module {
     return {
       type: this.type, inChannels: this.inChannels, switches: this.switches, bank: this.bank, pool: this.pool, grid: this.grid,
       switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen, straightThrough: this.straightThrough,
+      ...(this.detach ? { detach: true } : {}),
     };
   }
 }
 registerModule('LKAM', (s) => new LKAM({
   inChannels: s['inChannels'] as number, switches: s['switches'] as number, bank: s['bank'] as number, pool: s['pool'] as LkamPool,
   grid: s['grid'] as number, switchKind: s['switchKind'] as SwitchKind, threshold: s['threshold'] as number, initOpen: s['initOpen'] as number,
-  straightThrough: s['straightThrough'] === true,
+  straightThrough: s['straightThrough'] === true, detach: s['detach'] === true,
 }));
+
+function withChannels(t: Tensor, like: Tensor): Tensor {
+  t.channels = like.channels;
+  return t;
+}
 
 /**
  * How a gate computes its block:

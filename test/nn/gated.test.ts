@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
 import * as ops from '../../src/ops/index.js';
 import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, manualSeed, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
-import { addLKAMs, gates, type GateMode } from '../../src/nn/lkam.js';
+import { addLKAMs, gates, sparsityLoss, type GateMode } from '../../src/nn/lkam.js';
+import { buildModule } from '../../src/nn/registry.js';
 import type { Module } from '../../src/nn/module.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { TestRng } from '../util/rng.js';
@@ -223,4 +224,49 @@ describe('binary switches: a kept kernel passes unscaled, the gradient goes stra
       assertClose(grad, Float32Array.from(expected), loose, 'fc bias gradient', maxAbs(Float32Array.from(expected)));
     });
   }
+});
+
+describe('detached LKAMs: their weights learn, but no gradient reaches the network through them', () => {
+  before(async () => {
+    setEngine(await Engine.create({ kind: 'reference' }));
+  });
+
+  test('the sparsity term moves only LKAM parameters; the task loss reaches the convs through the gated path alone', () => {
+    const e = engine();
+    const rng = new TestRng(5);
+    const x = Float32Array.from({ length: 3 * 64 }, () => rng.uniform(-1, 1));
+    const grads = (detach: boolean, withTask: boolean): Map<string, Float32Array> => {
+      manualSeed(21);
+      const m = addLKAMs(new Sequential([
+        new Conv2d({ inChannels: 1, outChannels: 6, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(6), new ReLU(),
+        new Conv2d({ inChannels: 6, outChannels: 8, kernel: 3, padding: 1, bias: false }), new BatchNorm2d(8), new ReLU(),
+        new GlobalAvgPool(), new Linear({ inFeatures: 8, outFeatures: 4 }),
+      ]), { detach });
+      spreadSwitches(m);
+      m.train(true);
+      const logits = m.forward(e.tensor(x, [3, 1, 8, 8]));
+      const sparsity = sparsityLoss(m, 1)!;
+      e.backward(withTask ? ops.add(ops.softmaxCrossEntropy(logits, e.tensor(Int32Array.of(0, 1, 2), [3], 'int32')), sparsity) : sparsity);
+      const out = new Map<string, Float32Array>();
+      for (const [n, p] of m.namedParameters()) out.set(n, p.grad === null ? new Float32Array(p.size) : p.grad.f32().slice());
+      e.endStep();
+      // The spec says whether the LKAM is detached, so that a resumed run trains the same way.
+      assert.equal(gates(buildModule(m.spec()))[0]!.lkam.detach, detach);
+      return out;
+    };
+    const attached = grads(false, false);
+    const detached = grads(true, false);
+    const first = '0.weight';
+    assert.ok(maxAbs(attached.get(first)!) > 1e-6, 'attached: the sparsity term reaches the first conv');
+    for (const [n, g] of detached) {
+      if (n.includes('lkam')) assert.ok(maxAbs(g) > 0, `${n}: an LKAM parameter gets the sparsity gradient`);
+      else assert.equal(maxAbs(g), 0, `${n}: the sparsity term should not reach the network`);
+    }
+    // With the task loss, the network's own weights learn along the gated path (same for both).
+    const taskAttached = grads(false, true);
+    const taskDetached = grads(true, true);
+    const gatedConv = [...taskDetached.keys()].find((n) => n.includes('block') && n.endsWith('weight'))!;
+    assertClose(taskDetached.get(gatedConv)!, taskAttached.get(gatedConv)!, close, 'the gated conv, which feeds no LKAM, learns the same');
+    assert.ok(maxAbs(taskDetached.get(first)!) > 1e-6, 'detached: the task loss still reaches the first conv');
+  });
 });

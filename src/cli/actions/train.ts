@@ -52,6 +52,7 @@ export interface TrainFlags {
   layers?: number[];
   switch: SwitchKind;
   deadSwitches: 'keep' | 'ste';
+  lkamDetach: boolean;
   budget?: number;
   save?: string;
   out?: string;
@@ -147,7 +148,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const inputShape = [1, ...data.train.shape];
   if (f.lkam) {
     try {
-      model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', ...(f.layers === undefined ? {} : { layers: f.layers }) });
+      model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', detach: f.lkamDetach, ...(f.layers === undefined ? {} : { layers: f.layers }) });
     } catch (err) {
       if (!(err instanceof ConvIndexError)) throw err;
       throw new UsageError(`--layers ${f.layers?.join(',')}: --model ${f.model} has ${err.convs} convs (indices 0 to ${err.convs - 1}), so ${err.missing.join(', ')} do not exist`);
@@ -359,7 +360,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     training: {
       model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, budget: f.budget ?? null,
+      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, budget: f.budget ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
       limit: f.limit ?? null,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
