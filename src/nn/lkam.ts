@@ -337,7 +337,9 @@ export const SPARSITY_SHIFT = 0.01;
  * With `power` p < 1 each switch value s enters as (s + SPARSITY_SHIFT)^p - SPARSITY_SHIFT^p instead:
  * a concave penalty, steepest near 0, that closes weak switches (which cost a kernel's full
  * multiply-adds while passing little of its output) rather than shrinking every switch alike, so that
- * the term tracks the count of open kernels, i.e. the compute.
+ * the term tracks the count of open kernels, i.e. the compute. It tends to push hard switches out of
+ * the clamp's linear range, to exactly 0 or 1, where they get no gradient: the pattern freezes into a
+ * static pruning, which a compute budget can then no longer move.
  */
 export function sparsityLoss(model: Module, weight = 1, power = 1): Tensor | null {
   if (!(power > 0 && power <= 1)) throw new RangeError(`sparsityLoss: power ${power} should be in (0, 1]`);
