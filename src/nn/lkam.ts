@@ -14,9 +14,9 @@ import type { Rng } from './init.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, globalRng, Linear, MaxPool2d, ReLU, Residual, Sequential } from './layers.js';
 import { Module, type ModuleSpec } from './module.js';
 import { buildModule, registerModule } from './registry.js';
-import { SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
+import { SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
 
-export { GAIN_KINDS, SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
+export { GAIN_KINDS, SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
 
 /**
  * The windows of a g-cell pooling grid along a side of S: stride floor(S/g) and kernel
@@ -111,7 +111,7 @@ export class LKAM extends Module {
   override forward(x: Tensor): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.inChannels) throw new ShapeError(`LKAM(${this.inChannels} → ${this.switches}): input ${x.describe()} should be [N, ${this.inChannels}, H, W]`);
     // A view is a new tensor over the same memory that the tape does not link to x.
-    let h = this.conv.forward(this.detach ? withChannels(x.view(x.shape), x) : x);
+    let h = this.conv.forward(this.detach ? x.view(x.shape) : x);
     h = this.pooled(h);
     const pre = this.fc.forward(ops.flatten(h));
     const s = this.switchKind === 'sigmoid' ? ops.sigmoid(pre) : ops.clamp(pre, 0, 1, this.straightThrough);
@@ -160,11 +160,6 @@ registerModule('LKAM', (s) => new LKAM({
   grid: s['grid'] as number, switchKind: s['switchKind'] as SwitchKind, threshold: s['threshold'] as number, initOpen: s['initOpen'] as number,
   straightThrough: s['straightThrough'] === true, detach: s['detach'] === true,
 }));
-
-function withChannels(t: Tensor, like: Tensor): Tensor {
-  t.channels = like.channels;
-  return t;
-}
 
 /**
  * How a gate computes its block:
@@ -326,9 +321,6 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
   const mean = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
   gs.forEach((g, i) => { g.gain = mean > 0 ? (values[i] as number) / mean : 1; });
 }
-
-/** The shift of the concave sparsity term, (s + shift)^p - shift^p: its slope at 0 is p / shift^(1-p). */
-export const SPARSITY_SHIFT = 0.01;
 
 /**
  * The sparsity term: Σ over gates of gain_i / (2 m_i) · Σ switch values, averaged over the batch

@@ -1,6 +1,6 @@
 /** `parsimony train` and the training options `demo` shares. */
 import { Option, type Command } from 'commander';
-import { GAIN_KINDS, SWITCH_KINDS } from '../../nn/kinds.js';
+import { GAIN_KINDS, SPARSITY_SHIFT, SWITCH_KINDS } from '../../nn/kinds.js';
 import { RUN_FILES } from '../../report/run.js';
 import { DATA_HELP, MODEL_NAMES } from '../names.js';
 import { fraction, integer, nonNegativeInt, nonNegativeNumber, numberList, positiveInt, positiveNumber } from '../options.js';
@@ -31,7 +31,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
     .addOption(g(new Option('--sparsity <w>', 'weight of the sparsity term (with LKAMs)').argParser(nonNegativeNumber('--sparsity')).default(defaults.sparsity), lk))
     .addOption(g(new Option('--sparsity-warmup <epochs>', 'epochs over which the sparsity weight rises linearly from 0 (with --budget: over which the target falls linearly from dense to the budget)').argParser(nonNegativeNumber('--sparsity-warmup')).default(defaults.sparsityWarmup), lk))
     .addOption(g(new Option('--budget <fraction>', 'train towards this fraction of the dense multiply-adds, adapting the sparsity weight (starting at --sparsity); the target falls from dense to it over --sparsity-warmup epochs, since closed switches do not reopen').argParser(fraction('--budget')), lk))
-    .addOption(g(new Option('--sparsity-power <p>', 'each switch value s enters the sparsity term as (s + 0.01)^p - 0.01^p: 1 is the plain sum; p < 1 is concave, closing weak switches (which cost a full kernel) rather than shrinking all alike, but tends to freeze hard switches at exactly 0 or 1 (a static pruning)').argParser(fraction('--sparsity-power')).default(1), lk))
+    .addOption(g(new Option('--sparsity-power <p>', `each switch value s enters the sparsity term as (s + ${SPARSITY_SHIFT})^p - ${SPARSITY_SHIFT}^p: 1 is the plain sum; p < 1 is concave, closing weak switches (which cost a full kernel) rather than shrinking all alike, but tends to freeze hard switches at exactly 0 or 1 (a static pruning)`).argParser(fraction('--sparsity-power')).default(1), lk))
     .addOption(g(new Option('--gains <kind>', "per-gate gains: uniform; macs, proportional to each kernel's multiply-adds; marginal, plus those of the next gated conv that reads its map").choices([...GAIN_KINDS]).default('macs'), lk))
     .addOption(g(new Option('--layers <list>', 'convs to gate, by index among the network\'s convs in forward order (0 = the first conv, whose LKAM reads the input image); default: every conv but the first').argParser(numberList('--layers', 'conv indices (whole numbers >= 0)', (n) => Number.isInteger(n) && n >= 0)), lk))
     .addOption(g(new Option('--bank <k>', '1x1 convolutions in each LKAM').argParser(positiveInt('--bank')).default(4), lk))
