@@ -51,6 +51,14 @@ export function fraction(flag: string) {
   };
 }
 
+export function unitInterval(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`${flag} should be a number in [0, 1], got '${v}'`);
+    return n;
+  };
+}
+
 /** A comma-separated list of numbers, each checked by `check` (which names the expectation). */
 export function numberList(flag: string, expectation: string, check: (n: number) => boolean) {
   return (v: string): number[] => {

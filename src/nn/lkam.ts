@@ -185,6 +185,8 @@ export class Gated extends Module {
   /** Sparsity gain of this gate (gain_i in the objective). */
   gain: number;
   mode: GateMode = 'skip';
+  /** Every kernel on and the LKAM not run: the network's dense path (the teacher in in-place distillation). */
+  open = false;
   /** Which kernels were on for each image in the last forward. */
   lastOn: ChannelSet | null = null;
   private readonly parts: ConvBnRelu | null;
@@ -203,6 +205,10 @@ export class Gated extends Module {
   }
 
   override forward(x: Tensor): Tensor {
+    if (this.open) {
+      this.lastOn = null;
+      return this.block.forward(x);
+    }
     const s = this.lkam.forward(x);
     const N = s.shape[0] as number;
     const M = this.lkam.switches;

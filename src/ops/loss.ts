@@ -54,3 +54,56 @@ export function argmax(logits: Tensor): Int32Array {
   e.backend.kernels.argmaxRows(logits.ptr, N, C, out.ptr);
   return out.i32().slice();
 }
+
+/** Row-wise softmax of [N, C] values, in float64. */
+function softmaxRows(v: Float32Array, N: number, C: number): Float64Array {
+  const p = new Float64Array(N * C);
+  for (let n = 0; n < N; n++) {
+    let max = -Infinity;
+    for (let c = 0; c < C; c++) max = Math.max(max, v[n * C + c] as number);
+    let z = 0;
+    for (let c = 0; c < C; c++) z += (p[n * C + c] = Math.exp((v[n * C + c] as number) - max));
+    for (let c = 0; c < C; c++) (p[n * C + c] as number) /= z;
+  }
+  return p;
+}
+
+/**
+ * Mean over the batch of KL(softmax(target) ‖ softmax(logits)): how far the predicted distribution is
+ * from a teacher's. The target is read as constant numbers; the gradient flows into `logits` only.
+ */
+export function klDivergence(logits: Tensor, target: Tensor): Tensor {
+  const op = 'klDivergence';
+  expectRank(op, 'logits', logits, 2);
+  expectFloat(op, 'logits', logits);
+  expectFloat(op, 'target', target);
+  if (target.rank !== 2 || target.shape[0] !== logits.shape[0] || target.shape[1] !== logits.shape[1]) {
+    throw new ShapeError(`${op}: target ${target.describe()} should have the shape of logits ${logits.describe()}`);
+  }
+  const [N, C] = logits.shape as [number, number];
+  const q = softmaxRows(logits.f32(), N, C);
+  const p = softmaxRows(target.f32(), N, C);
+  let total = 0;
+  for (let i = 0; i < N * C; i++) {
+    const pi = p[i] as number;
+    // 0 · log 0 = 0; q is never exactly 0 where p is not, short of float underflow, which the floor absorbs.
+    if (pi > 0) total += pi * (Math.log(pi) - Math.log(Math.max(q[i] as number, Number.MIN_VALUE)));
+  }
+  const e = engine();
+  const loss = e.alloc([1]);
+  loss.f32()[0] = N > 0 ? total / N : 0;
+  if (e.tracks(logits)) {
+    loss.requiresGrad = true;
+    e.record({
+      op, inputs: [logits], output: loss,
+      backward: (dy) => {
+        const d = e.alloc([N, C]);
+        const df = d.f32();
+        const k = N > 0 ? dy.item() / N : 0;
+        for (let i = 0; i < N * C; i++) df[i] = k * ((q[i] as number) - (p[i] as number));
+        return [d];
+      },
+    });
+  }
+  return loss;
+}

@@ -3,6 +3,7 @@
  * The scratch arena is reset after every step, so memory stays flat across epochs.
  */
 import { engine } from '../autograd/engine.js';
+import { gates } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -49,19 +50,48 @@ function countCorrect(logits: Tensor, y: Int32Array): number {
   return c;
 }
 
-/** One optimisation step on one batch: forward, loss (+ extra terms), backward, update. */
-export function trainStep(model: Module, optimizer: Optimizer, batch: Batch, extraLoss?: (model: Module) => Tensor | null): StepResult {
+/**
+ * The network's output with every gate open (every kernel, no LKAM), computed without moving the
+ * running statistics: those belong to the gated network, which is the one evaluated and deployed.
+ */
+function openForward(model: Module, x: Tensor): Tensor {
+  const gs = gates(model);
+  if (gs.length === 0) throw new RangeError('trainStep: distillation needs a model with LKAMs (its gated network learns from its open one)');
+  const stats = model.namedBuffers().map(([, t]) => [t, t.f32().slice()] as const);
+  for (const g of gs) g.open = true;
+  try {
+    return model.forward(x);
+  } finally {
+    for (const g of gs) g.open = false;
+    for (const [t, v] of stats) t.f32().set(v);
+  }
+}
+
+/**
+ * One optimisation step on one batch: forward, loss (+ extra terms), backward, update.
+ * With `distill` = a in (0, 1] (a model with LKAMs; in-place distillation), the same weights also run
+ * with every gate open: that open network learns from the labels, and the gated one from
+ * (1 - a) · labels + a · the open network's predictions (KL divergence, the predictions read as constants).
+ * The reported loss, accuracy and MACs are the gated network's.
+ */
+export function trainStep(model: Module, optimizer: Optimizer, batch: Batch, extraLoss?: (model: Module) => Tensor | null, distill = 0): StepResult {
+  if (!(distill >= 0 && distill <= 1)) throw new RangeError(`trainStep: distill ${distill} should be in [0, 1]`);
   const e = engine();
   try {
     model.train(true);
     const { x, y } = batchTensors(batch);
     optimizer.zeroGrad();
     const n = batch.shape[0];
+    const teacher = distill > 0 ? openForward(model, x) : null;
     ops.macMeter.start(n);
     const logits = model.forward(x);
     const perImage = ops.macMeter.stop();
     let loss = ops.softmaxCrossEntropy(logits, y);
     const taskLoss = loss.item();
+    if (teacher !== null) {
+      const student = ops.add(ops.scale(loss, 1 - distill), ops.scale(ops.klDivergence(logits, teacher), distill));
+      loss = ops.add(student, ops.softmaxCrossEntropy(teacher, y));
+    }
     const extra = extraLoss?.(model) ?? null;
     const extraValue = extra === null ? 0 : extra.item();
     if (extra !== null) loss = ops.add(loss, extra);
@@ -126,6 +156,8 @@ export interface FitOptions {
   readonly schedule?: Schedule;
   readonly testBatches?: () => Iterable<Batch>;
   readonly extraLoss?: (model: Module) => Tensor | null;
+  /** In-place distillation weight (see trainStep); 0 = none. */
+  readonly distill?: number;
   /** After each optimizer step: the global step count (1-based) and the epoch (0-based). */
   readonly onStep?: (step: number, r: StepResult, epoch: number) => void;
   readonly onEpoch?: (r: EpochReport) => void;
@@ -147,7 +179,7 @@ export function fit(model: Module, o: FitOptions): EpochReport[] {
     let count = 0;
     for (const b of o.trainBatches(epoch)) {
       if (o.schedule !== undefined) o.optimizer.lr = baseLr * o.schedule(step);
-      const r = trainStep(model, o.optimizer, b, o.extraLoss);
+      const r = trainStep(model, o.optimizer, b, o.extraLoss, o.distill ?? 0);
       loss += r.loss * r.count;
       correct += r.correct;
       count += r.count;

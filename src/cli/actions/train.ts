@@ -53,6 +53,7 @@ export interface TrainFlags {
   switch: SwitchKind;
   deadSwitches: 'keep' | 'ste';
   lkamDetach: boolean;
+  distill: number;
   budget?: number;
   save?: string;
   out?: string;
@@ -97,6 +98,7 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
     f = { ...cmd.opts<TrainFlags>(), out: f.resume };
   }
   if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
+  if (f.lkam !== true && f.distill > 0) throw new UsageError('--distill needs LKAMs (--lkam): the gated network learns from the same network with every gate open');
   return f;
 }
 
@@ -273,7 +275,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       let done = position;
       for (const b of trainLoader.epoch(epoch)) {
         opt.lr = f.lr * schedule(step);
-        const r = trainStep(model, opt, b, f.lkam ? extraLoss : undefined);
+        const r = trainStep(model, opt, b, f.lkam ? extraLoss : undefined, f.lkam ? f.distill : 0);
         step++;
         done++;
         sums.loss += r.loss * r.count;
@@ -360,7 +362,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     training: {
       model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, budget: f.budget ?? null,
+      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, distill: f.distill, budget: f.budget ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
       limit: f.limit ?? null,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,

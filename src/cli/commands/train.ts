@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { GAIN_KINDS, SPARSITY_SHIFT, SWITCH_KINDS } from '../../nn/kinds.js';
 import { RUN_FILES } from '../../report/run.js';
 import { DATA_HELP, MODEL_NAMES } from '../names.js';
-import { fraction, integer, nonNegativeInt, nonNegativeNumber, numberList, positiveInt, positiveNumber } from '../options.js';
+import { fraction, integer, nonNegativeInt, nonNegativeNumber, numberList, positiveInt, positiveNumber, unitInterval } from '../options.js';
 import { lazy } from './shared.js';
 
 export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: number; lkam: boolean; sparsity: number; sparsityWarmup: number; out?: string }): Command {
@@ -39,6 +39,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
     .addOption(g(new Option('--grid <g>', 'LKAM pooling grid (1 = global)').argParser(positiveInt('--grid')).default(1), lk))
     .addOption(g(new Option('--switch <kind>', 'switch function: hard = clamp(x, 0, 1); sigmoid, off under the threshold at inference; binary = 1 where clamp(x, 0, 1) > 0, with the hard gradient passed straight through').choices([...SWITCH_KINDS]).default('hard'), lk))
     .addOption(g(new Option('--lkam-detach', "LKAMs read the maps as constants: their own weights learn, but no gradient reaches the network's features through them, so the sparsity term cannot reshape those features").default(false), lk))
+    .addOption(g(new Option('--distill <a>', 'in-place distillation: each step also runs the network with every gate open (every kernel), which learns from the labels, while the gated network learns from (1 - a) x labels + a x the open network\'s predictions; about doubles the cost of a step; 0 = off').argParser(unitInterval('--distill')).default(0), lk))
     .addOption(g(new Option('--dead-switches <how>', "hard switches that close for every input: 'keep' them closed (pruned; training skips their kernels) or 'ste' (straight-through gradient, which can reopen them but computes every kernel while training)").choices(['keep', 'ste']).default('keep'), lk))
     .addOption(g(new Option('--out <dir>', `run directory: ${RUN_FILES.config}, ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}, ${RUN_FILES.model}, ${RUN_FILES.eval}`).default(defaults.out), run))
     .addOption(g(new Option('--resume <dir>', 'continue the run in this directory from its checkpoint, with its recorded options (options given here override them, e.g. more --epochs)'), run))
