@@ -60,9 +60,10 @@ export function unitInterval(flag: string) {
 }
 
 /** A comma-separated list of numbers, each checked by `check` (which names the expectation). */
-export function numberList(flag: string, expectation: string, check: (n: number) => boolean) {
+export function numberList(flag: string, expectation: string, check: (n: number) => boolean, length?: number) {
   return (v: string): number[] => {
     const parts = v.split(',').map((s) => s.trim());
+    if (length !== undefined && parts.length !== length) throw new InvalidArgumentError(`${flag} should be a comma-separated list of ${expectation}, got '${v}'`);
     const out = parts.map(Number);
     const bad = parts.findIndex((s, i) => s === '' || !check(out[i] as number));
     if (bad >= 0) throw new InvalidArgumentError(`${flag} should be a comma-separated list of ${expectation}, got '${parts[bad]}' in '${v}'`);

@@ -354,6 +354,22 @@ export function sparsityLoss(model: Module, weight = 1, power = 1): Tensor | nul
   return total;
 }
 
+/**
+ * The batch-shaping term: weight · the mean over gates of ops.batchShaping of the last forward's
+ * switches against a Beta(a, b) prior. With a U-shaped prior (default Beta(0.6, 0.4)) each switch is
+ * pushed to be open for some images of a batch and shut for others: per-input selection rather than
+ * one value for every image (static pruning or a uniform scale).
+ */
+export function batchShapingLoss(model: Module, weight: number, prior: readonly [number, number] = [0.6, 0.4]): Tensor | null {
+  let total: Tensor | null = null;
+  const gs = gates(model).filter((g) => g.lkam.lastSwitches !== null);
+  for (const g of gs) {
+    const term = ops.scale(ops.batchShaping(g.lkam.lastSwitches as Tensor, prior[0], prior[1]), weight / gs.length);
+    total = total === null ? term : ops.add(total, term);
+  }
+  return total;
+}
+
 export interface AddLkamOptions extends Omit<LkamConfig, 'inChannels' | 'switches'> {
   /**
    * Which convs to gate, by their index among all Conv2d layers in forward order (0 = the first conv,

@@ -2,6 +2,7 @@
 import { engine } from '../autograd/engine.js';
 import { ShapeError, type Tensor } from '../tensor/tensor.js';
 import { expectFloat, expectRank } from './dispatch.js';
+import { betaCdf, betaPdf } from './special.js';
 
 export class LabelError extends RangeError {
   constructor(message: string) {
@@ -101,6 +102,54 @@ export function klDivergence(logits: Tensor, target: Tensor): Tensor {
         const df = d.f32();
         const k = N > 0 ? dy.item() / N : 0;
         for (let i = 0; i < N * C; i++) df[i] = k * ((q[i] as number) - (p[i] as number));
+        return [d];
+      },
+    });
+  }
+  return loss;
+}
+
+/**
+ * Batch-shaping loss of switch values [N, M] in [0, 1] against a Beta(a, b) prior: for each column (one
+ * switch), its values sorted over the batch, x_(1) ≤ … ≤ x_(N), are compared with the prior's CDF F:
+ * mean over columns of Σ_i (F(x_(i)) − i / (N + 1))² / N. With a U-shaped prior (a, b < 1) it pushes
+ * each switch to be open for some inputs and shut for others, rather than to one value for every input.
+ */
+export function batchShaping(x: Tensor, a: number, b: number): Tensor {
+  const op = 'batchShaping';
+  expectRank(op, 'switches', x, 2);
+  expectFloat(op, 'switches', x);
+  const [N, M] = x.shape as [number, number];
+  const v = x.f32();
+  const grad = new Float64Array(N * M);
+  const order = Array.from({ length: N }, (_, i) => i);
+  let total = 0;
+  for (let m = 0; m < M; m++) {
+    order.sort((i, j) => (v[i * M + m] as number) - (v[j * M + m] as number));
+    for (let r = 0; r < N; r++) {
+      const i = order[r] as number;
+      const value = v[i * M + m] as number;
+      if (!Number.isFinite(value)) throw new RangeError(`${op}: switches ${x.describe()} has ${value} at [${i}, ${m}]`);
+      const diff = betaCdf(value, a, b) - (r + 1) / (N + 1);
+      total += diff * diff;
+      // The density diverges at 0 and 1 when a or b < 1; a switch there is clamped and gets no gradient anyway.
+      const at = Math.min(1 - 1e-4, Math.max(1e-4, value));
+      grad[i * M + m] = 2 * diff * (value < 0 || value > 1 ? 0 : betaPdf(at, a, b));
+    }
+  }
+  const e = engine();
+  const scaleBy = N > 0 && M > 0 ? 1 / (N * M) : 0;
+  const loss = e.alloc([1]);
+  loss.f32()[0] = total * scaleBy;
+  if (e.tracks(x)) {
+    loss.requiresGrad = true;
+    e.record({
+      op, inputs: [x], output: loss,
+      backward: (dy) => {
+        const d = e.alloc([N, M]);
+        const df = d.f32();
+        const k = dy.item() * scaleBy;
+        for (let i = 0; i < N * M; i++) df[i] = k * (grad[i] as number);
         return [d];
       },
     });

@@ -60,6 +60,9 @@ describe('parsimony: help, usage errors and input errors', () => {
       [['train', '--lkam', '--sparsity-power', '1.5'], /--sparsity-power should be a fraction in \(0, 1\], got '1.5'/],
       [['train', '--lkam', '--distill', '2'], /--distill should be a number in \[0, 1\], got '2'/],
       [['train', '--distill', '0.5'], /--distill needs LKAMs \(--lkam\)/],
+      [['train', '--batch-shaping', '1'], /--batch-shaping needs LKAMs \(--lkam\)/],
+      [['train', '--lkam', '--batch-shaping-prior', '0.6'], /--batch-shaping-prior should be a comma-separated list of two Beta shape parameters \(numbers > 0\), got '0.6'/],
+      [['train', '--lkam', '--batch-shaping-prior', '0.6,0'], /got '0' in '0.6,0'/],
       [['train', '--layers', '1,2'], /--layers chooses the convs that LKAMs gate, so it needs --lkam/],
       [['train', '--lkam', '--layers', '1,x'], /--layers should be a comma-separated list of conv indices \(whole numbers >= 0\), got 'x'/],
       [['train', '--lkam', '--layers', '0,7', '--limit', '16'], /--layers 0,7: --model fmnist-vgg5 has 5 convs \(indices 0 to 4\), so 7 do not exist/],
@@ -116,7 +119,7 @@ describe('parsimony: help, usage errors and input errors', () => {
 
   test('config files: values apply as options, the command line wins, unknown keys and bad values are usage errors', async () => {
     const good = join(dir(), 'good.json');
-    writeFileSync(good, JSON.stringify({ epochs: 2, 'sparsity-warmup': 0, lkam: true, sparsity: 0.5, 'sparsity-power': 0.5, distill: 0.5, optimizer: 'sgd', lr: 0.01, width: 2 }));
+    writeFileSync(good, JSON.stringify({ epochs: 2, 'sparsity-warmup': 0, lkam: true, sparsity: 0.5, 'sparsity-power': 0.5, distill: 0.5, 'batch-shaping': 0.5, 'batch-shaping-prior': [0.5, 0.5], optimizer: 'sgd', lr: 0.01, width: 2 }));
     const out = join(dir(), 'cfg-run');
     const args = ['train', ...QUICK, '--limit', '64', '--config', good, '--epochs', '1', '--out', out, '--json'];
     const r = await cli(args);
@@ -131,6 +134,8 @@ describe('parsimony: help, usage errors and input errors', () => {
     assert.equal(config.options['sparsity'], 0.5);
     assert.equal(config.options['sparsity-power'], 0.5);
     assert.equal(config.options['distill'], 0.5);
+    assert.equal(config.options['batch-shaping'], 0.5);
+    assert.deepEqual(config.options['batch-shaping-prior'], [0.5, 0.5]);
     assert.equal(config.options['lkam'], true);
     assert.equal(config.options['epochs'], 1);
 

@@ -12,8 +12,9 @@ import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
 import { globalRng, manualSeed } from '../../nn/layers.js';
-import { addLKAMs, ConvIndexError, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
+import { addLKAMs, batchShapingLoss, ConvIndexError, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
 import type { Module } from '../../nn/module.js';
+import * as ops from '../../ops/index.js';
 import { Adam, AdamW, SGD, constant, cosine, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../../optim/index.js';
 import { RUN_FILES, readMetrics, type EpochMetrics, type EvalRecord } from '../../report/run.js';
 import { BudgetController } from '../../train/budget.js';
@@ -54,6 +55,8 @@ export interface TrainFlags {
   deadSwitches: 'keep' | 'ste';
   lkamDetach: boolean;
   distill: number;
+  batchShaping: number;
+  batchShapingPrior: number[];
   budget?: number;
   save?: string;
   out?: string;
@@ -98,6 +101,7 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
     f = { ...cmd.opts<TrainFlags>(), out: f.resume };
   }
   if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
+  if (f.lkam !== true && f.batchShaping > 0) throw new UsageError('--batch-shaping needs LKAMs (--lkam)');
   if (f.lkam !== true && f.distill > 0) throw new UsageError('--distill needs LKAMs (--lkam): the gated network learns from the same network with every gate open');
   return f;
 }
@@ -254,7 +258,9 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       sums.switchSum += s / n;
       sums.switchSteps++;
     }
-    return f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower) : null;
+    const sparse = f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower) : null;
+    const shaping = f.batchShaping > 0 ? batchShapingLoss(m, f.batchShaping, [f.batchShapingPrior[0] as number, f.batchShapingPrior[1] as number]) : null;
+    return sparse === null ? shaping : shaping === null ? sparse : ops.add(sparse, shaping);
   };
 
   const epochs: EpochReport[] = [];
@@ -333,7 +339,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       const parts = [`  epoch ${epoch + 1}/${f.epochs}: train loss ${report.trainLoss.toFixed(4)} acc ${(100 * report.trainAccuracy).toFixed(2)}%`, `${report.imagesPerSecond.toFixed(0)} images/s, ${report.seconds.toFixed(1)} s`];
       if (p !== null) {
         const weight = budget === null ? '' : `, sparsity weight ${budget.weight.toFixed(3)}`;
-        parts.push(`sparsity term ${metrics.train.sparsityTerm.toFixed(4)}${weight}, mean switch ${(metrics.train.meanSwitch ?? 0).toFixed(3)}`);
+        parts.push(`${f.batchShaping > 0 ? 'sparsity + batch-shaping terms' : 'sparsity term'} ${metrics.train.sparsityTerm.toFixed(4)}${weight}, mean switch ${(metrics.train.meanSwitch ?? 0).toFixed(3)}`);
         parts.push(`test acc ${(100 * p.accuracy).toFixed(2)}%, MACs ${(p.macs.mean / 1e6).toFixed(2)} M (${p.macs.reduction.toFixed(2)}x fewer), kernels on ${p.layers.map((l) => `${(100 * l.meanOn).toFixed(0)}%`).join(' ')}`);
       } else {
         parts.push(`test loss ${test.loss.toFixed(4)} acc ${(100 * test.accuracy).toFixed(2)}%`);
@@ -362,7 +368,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     training: {
       model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, distill: f.distill, budget: f.budget ?? null,
+      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
       limit: f.limit ?? null,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
