@@ -85,28 +85,15 @@ export function klDivergence(logits: Tensor, target: Tensor): Tensor {
   const q = softmaxRows(logits.f32(), N, C);
   const p = softmaxRows(target.f32(), N, C);
   let total = 0;
+  const grad = new Float64Array(N * C);
+  const k = N > 0 ? 1 / N : 0;
   for (let i = 0; i < N * C; i++) {
     const pi = p[i] as number;
     // 0 · log 0 = 0; q is never exactly 0 where p is not, short of float underflow, which the floor absorbs.
     if (pi > 0) total += pi * (Math.log(pi) - Math.log(Math.max(q[i] as number, Number.MIN_VALUE)));
+    grad[i] = k * ((q[i] as number) - pi);
   }
-  const e = engine();
-  const loss = e.alloc([1]);
-  loss.f32()[0] = N > 0 ? total / N : 0;
-  if (e.tracks(logits)) {
-    loss.requiresGrad = true;
-    e.record({
-      op, inputs: [logits], output: loss,
-      backward: (dy) => {
-        const d = e.alloc([N, C]);
-        const df = d.f32();
-        const k = N > 0 ? dy.item() / N : 0;
-        for (let i = 0; i < N * C; i++) df[i] = k * ((q[i] as number) - (p[i] as number));
-        return [d];
-      },
-    });
-  }
-  return loss;
+  return scalarLoss(op, logits, total * k, grad);
 }
 
 /**
@@ -137,19 +124,25 @@ export function batchShaping(x: Tensor, a: number, b: number): Tensor {
       grad[i * M + m] = 2 * diff * (value < 0 || value > 1 ? 0 : betaPdf(at, a, b));
     }
   }
-  const e = engine();
   const scaleBy = N > 0 && M > 0 ? 1 / (N * M) : 0;
+  for (let i = 0; i < N * M; i++) grad[i] = (grad[i] as number) * scaleBy;
+  return scalarLoss(op, x, total * scaleBy, grad);
+}
+
+/** A scalar loss computed on the TS side: its value, and its gradient with respect to `input`. */
+function scalarLoss(op: string, input: Tensor, value: number, grad: Float64Array): Tensor {
+  const e = engine();
   const loss = e.alloc([1]);
-  loss.f32()[0] = total * scaleBy;
-  if (e.tracks(x)) {
+  loss.f32()[0] = value;
+  if (e.tracks(input)) {
     loss.requiresGrad = true;
     e.record({
-      op, inputs: [x], output: loss,
+      op, inputs: [input], output: loss,
       backward: (dy) => {
-        const d = e.alloc([N, M]);
+        const d = e.alloc(input.shape);
         const df = d.f32();
-        const k = dy.item() * scaleBy;
-        for (let i = 0; i < N * M; i++) df[i] = k * (grad[i] as number);
+        const k = dy.item();
+        for (let i = 0; i < grad.length; i++) df[i] = k * (grad[i] as number);
         return [d];
       },
     });
