@@ -330,7 +330,8 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
 
 /**
  * The sparsity term: Σ over gates of gain_i / (2 m_i) · Σ switch values, averaged over the batch
- * (m_i switches per image). Reads the switches of the last forward.
+ * (m_i switches per image). Reads the switches of the last forward. `weight` is one number for every
+ * gate, or one per gate in forward order (per-gate controllers, `--keep`).
  *
  * With `power` p < 1 each switch value s enters as (s + SPARSITY_SHIFT)^p - SPARSITY_SHIFT^p instead:
  * a concave penalty, steepest near 0, that closes weak switches (which cost a kernel's full
@@ -339,16 +340,19 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
  * the clamp's linear range, to exactly 0 or 1, where they get no gradient: the pattern freezes into a
  * static pruning, which a compute budget can then no longer move.
  */
-export function sparsityLoss(model: Module, weight = 1, power = 1): Tensor | null {
+export function sparsityLoss(model: Module, weight: number | readonly number[] = 1, power = 1): Tensor | null {
   if (!(power > 0 && power <= 1)) throw new RangeError(`sparsityLoss: power ${power} should be in (0, 1]`);
+  const gs = gates(model);
+  if (typeof weight !== 'number' && weight.length !== gs.length) throw new RangeError(`sparsityLoss: ${weight.length} weights for ${gs.length} gates (one per gate, in forward order)`);
   let total: Tensor | null = null;
-  for (const g of gates(model)) {
+  for (const [i, g] of gs.entries()) {
     const s = g.lkam.lastSwitches;
     if (s === null) continue;
     const n = s.shape[0] as number;
     const m = s.shape[1] as number;
     const values = power === 1 ? s : ops.powShifted(s, power, SPARSITY_SHIFT);
-    const term = ops.scale(ops.sum(values), (weight * g.gain) / (2 * m * Math.max(1, n)));
+    const w = typeof weight === 'number' ? weight : (weight[i] as number);
+    const term = ops.scale(ops.sum(values), (w * g.gain) / (2 * m * Math.max(1, n)));
     total = total === null ? term : ops.add(total, term);
   }
   return total;

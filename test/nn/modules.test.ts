@@ -118,6 +118,11 @@ describe('modules', () => {
     close(sparsityLoss(model, 2)!.item(), want(2, (v) => v), 'power 1');
     close(sparsityLoss(model, 2, 0.5)!.item(), want(2, (v) => Math.sqrt(v + 0.01) - 0.1), 'power 0.5');
     assert.throws(() => sparsityLoss(model, 1, 0), /power 0 should be in \(0, 1\]/);
+    // One weight per gate (per-gate controllers): each gate's term scales by its own weight.
+    const perGate = gates(model).map((_, i) => 0.5 + i);
+    const wantPerGate = gates(model).reduce((acc, g, i) => acc + ((perGate[i] as number) * g.gain) / (2 * g.lkam.switches * 3) * g.lkam.lastSwitches!.f32().reduce((a, v) => a + v, 0), 0);
+    close(sparsityLoss(model, perGate)!.item(), wantPerGate, 'one weight per gate');
+    assert.throws(() => sparsityLoss(model, [1, 2]), /sparsityLoss: 2 weights for 4 gates \(one per gate, in forward order\)/);
     assert.throws(() => ops.powShifted(e.tensor(Float32Array.of(0.5, -0.2), [2]), 0.5, 0.01), /powShifted: input tensor \[2\] float32 has -0\.2 at index 1; it is defined for values >= 0/);
     e.endStep();
   });

@@ -58,10 +58,13 @@ export interface TrainFlags {
   batchShaping: number;
   batchShapingPrior: number[];
   budget?: number;
+  keep?: number;
   save?: string;
   out?: string;
   resume?: string;
   limit?: number;
+  cropPadding: number;
+  flip: boolean;
   checkpointEvery: number;
   config?: string;
 }
@@ -101,6 +104,8 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
     f = { ...cmd.opts<TrainFlags>(), out: f.resume };
   }
   if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
+  if (f.lkam !== true && f.keep !== undefined) throw new UsageError('--keep needs LKAMs (--lkam)');
+  if (f.keep !== undefined && f.budget !== undefined) throw new UsageError('--keep and --budget both set the sparsity weight: choose one (--keep per gate, --budget for the whole network)');
   if (f.lkam !== true && f.batchShaping > 0) throw new UsageError('--batch-shaping needs LKAMs (--lkam)');
   if (f.lkam !== true && f.distill > 0) throw new UsageError('--distill needs LKAMs (--lkam): the gated network learns from the same network with every gate open');
   return f;
@@ -165,7 +170,8 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   if (outputs !== data.train.numClasses) throw new InputError(`--model ${f.model} has ${outputs} outputs, but --data ${f.data} has ${data.train.numClasses} classes`);
   const opt = makeOptimizer(f, model);
   const normalize = { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] };
-  const trainLoader = new DataLoader(data.train, { batchSize: f.batch, shuffle: true, seed: f.seed, normalize, workers: 1 });
+  const augment = { ...(f.cropPadding > 0 ? { crop: { padding: f.cropPadding } } : {}), ...(f.flip ? { flip: true } : {}) };
+  const trainLoader = new DataLoader(data.train, { batchSize: f.batch, shuffle: true, seed: f.seed, normalize, augment, workers: 1 });
   const stepsPerEpoch = trainLoader.length;
   const total = stepsPerEpoch * f.epochs;
   const base: Schedule = f.schedule === 'cosine' ? cosine(Math.max(1, total - f.warmup)) : f.schedule === 'step' ? stepDecay(Math.max(1, Math.round(total / 3))) : constant();
@@ -176,6 +182,8 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const warm = (step: number): number => (f.sparsityWarmup > 0 ? Math.min(1, step / (f.sparsityWarmup * stepsPerEpoch)) : 1);
   const sparsityAt = (step: number): number => (budget === null ? f.sparsity * warm(step) : budget.weight);
   const gs = gates(model);
+  // --keep: one controller per gate, fed that gate's fraction of kernels on.
+  const keep = f.keep === undefined ? null : gs.map(() => new BudgetController({ target: f.keep as number, initialWeight: f.sparsity, rampSteps: f.sparsityWarmup * stepsPerEpoch }));
 
   let runDir = f.out ?? null;
   const options = recordedOptions(f);
@@ -203,12 +211,21 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       startEpoch = r.epoch;
       step = r.step;
       resumedFrom = r.step;
-      const extra = r.extra as { sums?: unknown; budget?: { weight: number; fraction: number } } | undefined;
+      const extra = r.extra as { sums?: unknown; budget?: { weight: number; fraction: number }; keep?: { weight: number; fraction: number }[] } | undefined;
       if (extra !== undefined && isSums(extra.sums)) sums = { ...extra.sums };
       if (budget !== null && extra?.budget !== undefined) {
         budget.weight = extra.budget.weight;
         budget.fraction = extra.budget.fraction;
         budget.stepCount = step;
+      }
+      if (keep !== null && extra?.keep !== undefined) {
+        for (const [i, c] of keep.entries()) {
+          const saved = extra.keep[i];
+          if (saved === undefined) continue;
+          c.weight = saved.weight;
+          c.fraction = saved.fraction;
+          c.stepCount = step;
+        }
       }
       const kept = readMetrics(join(runDir, RUN_FILES.metrics)).filter((m) => m.epoch <= startEpoch);
       writeFileSync(join(runDir, RUN_FILES.metrics), kept.map((m) => `${JSON.stringify(m)}\n`).join(''));
@@ -229,7 +246,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   };
   const checkpoint = (epoch: number): string => {
     const file = join(ensureRunDir(), RUN_FILES.checkpoint);
-    const extra: JsonValue = { sums: { ...sums }, ...(budget === null ? {} : { budget: { weight: budget.weight, fraction: budget.fraction } }) };
+    const extra: JsonValue = { sums: { ...sums }, ...(budget === null ? {} : { budget: { weight: budget.weight, fraction: budget.fraction } }), ...(keep === null ? {} : { keep: keep.map((c) => ({ weight: c.weight, fraction: c.fraction })) }) };
     saveCheckpoint(file, { model, optimizer: opt, loader: trainLoader, rngs, epoch, step, extra });
     return file;
   };
@@ -258,7 +275,8 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       sums.switchSum += s / n;
       sums.switchSteps++;
     }
-    const sparse = f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower) : null;
+    const sparse = keep !== null ? sparsityLoss(m, keep.map((c) => c.weight), f.sparsityPower)
+      : f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower) : null;
     const shaping = f.batchShaping > 0 ? batchShapingLoss(m, f.batchShaping, [f.batchShapingPrior[0] as number, f.batchShapingPrior[1] as number]) : null;
     return sparse === null ? shaping : shaping === null ? sparse : ops.add(sparse, shaping);
   };
@@ -291,6 +309,12 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
         sums.macs += r.macs;
         sums.steps++;
         budget?.update(r.macs, dense);
+        if (keep !== null) {
+          for (const [i, g] of gs.entries()) {
+            const on = g.lastOn;
+            if (on !== null) (keep[i] as BudgetController).update(on.total, on.N * on.C);
+          }
+        }
         const now = performance.now();
         sums.seconds += (now - tStep) / 1000;
         tStep = now;
@@ -338,7 +362,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       };
       const parts = [`  epoch ${epoch + 1}/${f.epochs}: train loss ${report.trainLoss.toFixed(4)} acc ${(100 * report.trainAccuracy).toFixed(2)}%`, `${report.imagesPerSecond.toFixed(0)} images/s, ${report.seconds.toFixed(1)} s`];
       if (p !== null) {
-        const weight = budget === null ? '' : `, sparsity weight ${budget.weight.toFixed(3)}`;
+        const weight = budget !== null ? `, sparsity weight ${budget.weight.toFixed(3)}` : keep !== null ? `, sparsity weights ${keep.map((c) => c.weight.toFixed(3)).join(' ')}` : '';
         parts.push(`${f.batchShaping > 0 ? 'sparsity + batch-shaping terms' : 'sparsity term'} ${metrics.train.sparsityTerm.toFixed(4)}${weight}, mean switch ${(metrics.train.meanSwitch ?? 0).toFixed(3)}`);
         parts.push(`test acc ${(100 * p.accuracy).toFixed(2)}%, MACs ${(p.macs.mean / 1e6).toFixed(2)} M (${p.macs.reduction.toFixed(2)}x fewer), kernels on ${p.layers.map((l) => `${(100 * l.meanOn).toFixed(0)}%`).join(' ')}`);
       } else {
@@ -368,9 +392,9 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     training: {
       model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null,
+      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null, keep: f.keep ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
-      limit: f.limit ?? null,
+      limit: f.limit ?? null, cropPadding: f.cropPadding, flip: f.flip,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
       macReduction: lastP?.macs.reduction ?? null,
     },
