@@ -17,7 +17,7 @@ export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup,
 export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochReport, type EvalResult } from './train/fit.js';
 export { LKAM, Gated, addLKAMs, ConvIndexError, gates, sparsityLoss, batchShapingLoss, type LkamConfig, type AddLkamOptions, type SwitchKind, type LkamPool } from './nn/lkam.js';
 export { measureParsimony, denseMacs, type ParsimonyReport, type LayerActivity, type MacStats } from './train/parsimony.js';
-export { setGains, GAIN_KINDS, SWITCH_KINDS, type GainKind, type GateMode } from './nn/lkam.js';
+export { setGains, GAIN_KINDS, SATURATED_KINDS, SWITCH_KINDS, type GainKind, type SaturatedKind, type GateMode } from './nn/lkam.js';
 export { BudgetController } from './train/budget.js';
 export * from './infer/index.js';
 export * from './io/index.js';

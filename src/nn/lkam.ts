@@ -14,9 +14,9 @@ import type { Rng } from './init.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, globalRng, Linear, MaxPool2d, ReLU, Residual, Sequential } from './layers.js';
 import { Module, type ModuleSpec } from './module.js';
 import { buildModule, registerModule } from './registry.js';
-import { SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
+import { SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SaturatedKind, type SwitchKind } from './kinds.js';
 
-export { GAIN_KINDS, SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
+export { GAIN_KINDS, SATURATED_KINDS, SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SaturatedKind, type SwitchKind } from './kinds.js';
 
 /**
  * The windows of a g-cell pooling grid along a side of S: stride floor(S/g) and kernel
@@ -82,6 +82,8 @@ export class LKAM extends Module {
   readonly fc: Linear;
   /** The switch values of the last forward ([N, M]), kept for the sparsity term and for telemetry. */
   lastSwitches: Tensor | null = null;
+  /** The pre-activations of the last forward ([N, M]), from which the sparsity term reads hard switches. */
+  lastPre: Tensor | null = null;
 
   constructor(c: LkamConfig) {
     super();
@@ -116,6 +118,7 @@ export class LKAM extends Module {
     const pre = this.fc.forward(ops.flatten(h));
     const s = this.switchKind === 'sigmoid' ? ops.sigmoid(pre) : ops.clamp(pre, 0, 1, this.straightThrough);
     this.lastSwitches = s;
+    this.lastPre = pre;
     return s;
   }
 
@@ -339,8 +342,13 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
  * the term tracks the count of open kernels, i.e. the compute. It tends to push hard switches out of
  * the clamp's linear range, to exactly 0 or 1, where they get no gradient: the pattern freezes into a
  * static pruning, which a compute budget can then no longer move.
+ *
+ * `saturated` (hard and binary switches): 'pull', the default, passes this term's gradient through the
+ * clamp's upper bound too, so a switch whose pre-activation rose above 1 (where the task loss gets no
+ * gradient either) is drawn back into the linear range and can still be closed; 'keep' leaves it
+ * saturated, open for good.
  */
-export function sparsityLoss(model: Module, weight: number | readonly number[] = 1, power = 1): Tensor | null {
+export function sparsityLoss(model: Module, weight: number | readonly number[] = 1, power = 1, saturated: SaturatedKind = 'pull'): Tensor | null {
   if (!(power > 0 && power <= 1)) throw new RangeError(`sparsityLoss: power ${power} should be in (0, 1]`);
   const gs = gates(model);
   if (typeof weight !== 'number' && weight.length !== gs.length) throw new RangeError(`sparsityLoss: ${weight.length} weights for ${gs.length} gates (one per gate, in forward order)`);
@@ -350,7 +358,10 @@ export function sparsityLoss(model: Module, weight: number | readonly number[] =
     if (s === null) continue;
     const n = s.shape[0] as number;
     const m = s.shape[1] as number;
-    const values = power === 1 ? s : ops.powShifted(s, power, SPARSITY_SHIFT);
+    // Same values as s; with 'pull' the gradient also reaches hard switches saturated above 1.
+    const pre = g.lkam.lastPre;
+    const read = saturated === 'pull' && g.lkam.switchKind !== 'sigmoid' && pre !== null ? ops.clamp(pre, 0, 1, g.lkam.straightThrough, true) : s;
+    const values = power === 1 ? read : ops.powShifted(read, power, SPARSITY_SHIFT);
     const w = typeof weight === 'number' ? weight : (weight[i] as number);
     const term = ops.scale(ops.sum(values), (w * g.gain) / (2 * m * Math.max(1, n)));
     total = total === null ? term : ops.add(total, term);

@@ -54,13 +54,15 @@ export function tanh(x: Tensor): Tensor {
 
 /**
  * min(max(x, lo), hi); the gradient passes where lo <= x <= hi, and also below lo when
- * `straightThrough` (a straight-through estimator on the lower bound only: the backward pass treats
- * max(x, lo) as the identity).
+ * `straightThrough` (a straight-through estimator on the lower bound: the backward pass treats
+ * max(x, lo) as the identity), and above hi when `passAbove` (likewise for min(x, hi)).
  */
-export function clamp(x: Tensor, lo: number, hi: number, straightThrough = false): Tensor {
+export function clamp(x: Tensor, lo: number, hi: number, straightThrough = false, passAbove = false): Tensor {
   if (!(lo <= hi)) throw new RangeError(`clamp: lo ${lo} should be <= hi ${hi}`);
-  const [glo, ghi] = straightThrough ? [-Infinity, hi] : [lo, hi];
-  return unary(straightThrough ? 'clampStraightThrough' : 'clamp', x,
+  const glo = straightThrough ? -Infinity : lo;
+  const ghi = passAbove ? Infinity : hi;
+  const name = straightThrough ? (passAbove ? 'clampStraightThroughBoth' : 'clampStraightThrough') : passAbove ? 'clampPassAbove' : 'clamp';
+  return unary(name, x,
     (y) => elementwise('clamp', x.size, (i0, i1) => [x.ptr + 4 * i0, y.ptr + 4 * i0, i1 - i0, lo, hi]),
     (_y, dy, dx) => elementwise('clampBackward', x.size, (i0, i1) => [x.ptr + 4 * i0, dy.ptr + 4 * i0, dx.ptr + 4 * i0, i1 - i0, glo, ghi]));
 }

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseSafetensors } from '../../src/io/safetensors.js';
 import { cli, explain, QUICK, startCli, tempDir } from './helpers.js';
 
 const EPOCHS = '12';
@@ -36,6 +37,27 @@ describe('parsimony train: Ctrl-C writes a checkpoint, --resume continues bit fo
     assert.ok(a.equals(b), 'the resumed run wrote the same bytes as the uninterrupted one');
     const epochs = readFileSync(join(cut, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
     assert.deepEqual(epochs, Array.from({ length: Number(EPOCHS) }, (_, i) => i + 1), 'metrics.jsonl has every epoch once');
+  });
+
+  test('a run recorded before --saturated-switches existed resumes with the plain clamp it trained with', async () => {
+    const run = join(dir(), 'older');
+    const saturated = (): unknown => {
+      const training = parseSafetensors(readFileSync(join(run, 'model.safetensors'))).metadata.get('training');
+      return (JSON.parse(training ?? '{}') as { saturatedSwitches?: unknown }).saturatedSwitches;
+    };
+    const first = ['train', ...QUICK, '--limit', '64', '--batch', '16', '--epochs', '1', '--lkam', '--out', run, '--quiet'];
+    const r1 = await cli(first);
+    assert.equal(r1.code, 0, explain(first, r1));
+    const file = join(run, 'config.json');
+    const config = JSON.parse(readFileSync(file, 'utf8')) as { options: Record<string, unknown> };
+    assert.equal(config.options['saturated-switches'], 'pull', 'new runs record the default');
+    assert.equal(saturated(), 'pull');
+    delete config.options['saturated-switches'];
+    writeFileSync(file, JSON.stringify(config));
+    const again = ['train', '--resume', run, '--epochs', '2', '--quiet'];
+    const r2 = await cli(again);
+    assert.equal(r2.code, 0, explain(again, r2));
+    assert.equal(saturated(), 'keep', 'a config without the option trained with the plain clamp');
   });
 
   test('--resume of a folder that is not a run, or has no checkpoint, is an input error', async () => {

@@ -165,6 +165,35 @@ describe('modules', () => {
     assert.ok(rp.ok, `concave sparsity-term gradient mismatch ${JSON.stringify(rp.worst)}`);
     setEngine(prev);
   });
+
+  test('saturated switches: pull keeps the value of the sparsity term and passes its gradient above 1; keep passes none', async () => {
+    const prev = engine();
+    setEngine(await Engine.create({ kind: 'reference' }));
+    // Zero fc weights and a bias of 1.5 or 0.5: switches 0-2 sit above 1 (saturated), 3-4 inside the range.
+    const lkam = new LKAM({ inChannels: 3, switches: 5, bank: 2 });
+    lkam.fc.bias!.f32().set([1.5, 1.2, 3, 0.5, 0.25]);
+    const g = new Gated(new Conv2d({ inChannels: 3, outChannels: 5, kernel: 3, padding: 1 }), lkam);
+    const e = engine();
+    const biasGrad = (how: 'pull' | 'keep'): { value: number; grad: number[] } => {
+      g.forward(e.tensor(randomInput([2, 3, 6, 6], 3), [2, 3, 6, 6]));
+      const loss = sparsityLoss(g, 4, 1, how)!;
+      const value = loss.item();
+      e.backward(loss);
+      const grad = [...lkam.fc.bias!.grad!.f32()];
+      for (const p of g.parameters()) p.grad?.f32().fill(0);
+      e.endStep();
+      return { value, grad };
+    };
+    const pull = biasGrad('pull');
+    const keep = biasGrad('keep');
+    // Value: weight · gain / (2m) · (1 + 1 + 1 + 0.5 + 0.25) per image, the same either way.
+    const want = (4 * 1) / (2 * 5) * 3.75;
+    assert.ok(Math.abs(pull.value - want) < 1e-6 && Math.abs(keep.value - want) < 1e-6, `values ${pull.value}, ${keep.value}, want ${want}`);
+    const each = (4 * 1) / (2 * 5);
+    pull.grad.forEach((v, i) => assert.ok(Math.abs(v - each) < 1e-6, `pull: switch ${i} gets ${v}, want ${each}`));
+    keep.grad.forEach((v, i) => assert.ok(Math.abs(v - (i < 3 ? 0 : each)) < 1e-6, `keep: switch ${i} gets ${v}`));
+    setEngine(prev);
+  });
 });
 
 describe('errors a caller can cause', () => {

@@ -12,7 +12,7 @@ import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
 import { globalRng, manualSeed } from '../../nn/layers.js';
-import { addLKAMs, batchShapingLoss, ConvIndexError, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SwitchKind } from '../../nn/lkam.js';
+import { addLKAMs, batchShapingLoss, ConvIndexError, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SaturatedKind, type SwitchKind } from '../../nn/lkam.js';
 import type { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { Adam, AdamW, SGD, constant, cosine, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../../optim/index.js';
@@ -53,6 +53,7 @@ export interface TrainFlags {
   layers?: number[];
   switch: SwitchKind;
   deadSwitches: 'keep' | 'ste';
+  saturatedSwitches: SaturatedKind;
   lkamDetach: boolean;
   distill: number;
   batchShaping: number;
@@ -101,6 +102,8 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
     const options = (saved as { options?: unknown }).options;
     if (typeof options !== 'object' || options === null) throw new InputError(`${file}: no "options" object`);
     applyValues(cmd, options as Record<string, unknown>, file, new Set([...NOT_RECORDED]));
+    // Runs recorded before --saturated-switches existed trained with the plain clamp.
+    if (!('saturated-switches' in options) && cmd.getOptionValueSource('saturatedSwitches') === 'default') cmd.setOptionValue('saturatedSwitches', 'keep');
     f = { ...cmd.opts<TrainFlags>(), out: f.resume };
   }
   if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
@@ -275,8 +278,8 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       sums.switchSum += s / n;
       sums.switchSteps++;
     }
-    const sparse = keep !== null ? sparsityLoss(m, keep.map((c) => c.weight), f.sparsityPower)
-      : f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower) : null;
+    const sparse = keep !== null ? sparsityLoss(m, keep.map((c) => c.weight), f.sparsityPower, f.saturatedSwitches)
+      : f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower, f.saturatedSwitches) : null;
     const shaping = f.batchShaping > 0 ? batchShapingLoss(m, f.batchShaping, [f.batchShapingPrior[0] as number, f.batchShapingPrior[1] as number]) : null;
     return sparse === null ? shaping : shaping === null ? sparse : ops.add(sparse, shaping);
   };
@@ -392,7 +395,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     training: {
       model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null, keep: f.keep ?? null,
+      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, saturatedSwitches: f.saturatedSwitches, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null, keep: f.keep ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
       limit: f.limit ?? null, cropPadding: f.cropPadding, flip: f.flip,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,

@@ -1,6 +1,6 @@
 /** `parsimony train` and the training options `demo` shares. */
 import { Option, type Command } from 'commander';
-import { GAIN_KINDS, SPARSITY_SHIFT, SWITCH_KINDS } from '../../nn/kinds.js';
+import { GAIN_KINDS, SATURATED_KINDS, SPARSITY_SHIFT, SWITCH_KINDS } from '../../nn/kinds.js';
 import { RUN_FILES } from '../../report/run.js';
 import { DATA_HELP, MODEL_NAMES } from '../names.js';
 import { fraction, integer, nonNegativeInt, nonNegativeNumber, numberList, positiveInt, positiveNumber, unitInterval } from '../options.js';
@@ -46,6 +46,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
     .addOption(g(new Option('--batch-shaping-prior <a,b>', 'shape parameters of the Beta prior of --batch-shaping; a, b < 1 is U-shaped, open a / (a + b) of the time on average').argParser(numberList('--batch-shaping-prior', 'two Beta shape parameters (numbers > 0)', (n) => n > 0, 2)).default([0.6, 0.4]), lk))
     .addOption(g(new Option('--distill <a>', 'in-place distillation: each step also runs the network with every gate open (every kernel), which learns from the labels, while the gated network learns from (1 - a) x labels + a x the open network\'s predictions; about doubles the cost of a step; 0 = off').argParser(unitInterval('--distill')).default(0), lk))
     .addOption(g(new Option('--dead-switches <how>', "hard switches that close for every input: 'keep' them closed (pruned; training skips their kernels) or 'ste' (straight-through gradient, which can reopen them but computes every kernel while training)").choices(['keep', 'ste']).default('keep'), lk))
+    .addOption(g(new Option('--saturated-switches <how>', "hard switches whose pre-activation rises above 1, where the clamp passes no gradient: 'pull' passes the sparsity term's gradient through the upper bound (its value unchanged), drawing them back where they can close; 'keep' leaves them open for good").choices([...SATURATED_KINDS]).default('pull'), lk))
     .addOption(g(new Option('--out <dir>', `run directory: ${RUN_FILES.config}, ${RUN_FILES.metrics}, ${RUN_FILES.checkpoint}, ${RUN_FILES.model}, ${RUN_FILES.eval}`).default(defaults.out), run))
     .addOption(g(new Option('--resume <dir>', 'continue the run in this directory from its checkpoint, with its recorded options (options given here override them, e.g. more --epochs)'), run))
     .addOption(g(new Option('--checkpoint-every <steps>', 'also checkpoint every n steps (0: only at the end of each epoch and on Ctrl-C)').argParser(nonNegativeInt('--checkpoint-every')).default(0), run))
