@@ -85,6 +85,14 @@ export interface TrainResult {
 /** Options a run's config.json does not record (they say how to run, not what to train). */
 const NOT_RECORDED = new Set(['json', 'quiet', 'plain', 'debug', 'config', 'resume', 'out']);
 
+/**
+ * Options added after runs were recorded whose default differs from what those runs did: a run
+ * directory whose config.json lacks one resumes with the value given here (option key, value).
+ */
+const ADDED_SINCE: Readonly<Record<string, readonly [string, unknown]>> = {
+  'saturated-switches': ['saturatedSwitches', 'keep'], // the plain clamp, before 'pull' became the default
+};
+
 /** Resolves --config and --resume into the command's option values; returns the flags to train with. */
 export function resolveTrainFlags(cmd: Command): TrainFlags {
   let f = cmd.opts<TrainFlags>();
@@ -102,8 +110,9 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
     const options = (saved as { options?: unknown }).options;
     if (typeof options !== 'object' || options === null) throw new InputError(`${file}: no "options" object`);
     applyValues(cmd, options as Record<string, unknown>, file, new Set([...NOT_RECORDED]));
-    // Runs recorded before --saturated-switches existed trained with the plain clamp.
-    if (!('saturated-switches' in options) && cmd.getOptionValueSource('saturatedSwitches') === 'default') cmd.setOptionValue('saturatedSwitches', 'keep');
+    for (const [name, [key, value]] of Object.entries(ADDED_SINCE)) {
+      if (!(name in options) && cmd.getOptionValueSource(key) === 'default') cmd.setOptionValue(key, value);
+    }
     f = { ...cmd.opts<TrainFlags>(), out: f.resume };
   }
   if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
@@ -278,8 +287,8 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       sums.switchSum += s / n;
       sums.switchSteps++;
     }
-    const sparse = keep !== null ? sparsityLoss(m, keep.map((c) => c.weight), f.sparsityPower, f.saturatedSwitches)
-      : f.sparsity > 0 || budget !== null ? sparsityLoss(m, sparsityAt(opt.stepCount), f.sparsityPower, f.saturatedSwitches) : null;
+    const weight = keep !== null ? keep.map((c) => c.weight) : f.sparsity > 0 || budget !== null ? sparsityAt(opt.stepCount) : null;
+    const sparse = weight === null ? null : sparsityLoss(m, weight, f.sparsityPower, f.saturatedSwitches);
     const shaping = f.batchShaping > 0 ? batchShapingLoss(m, f.batchShaping, [f.batchShapingPrior[0] as number, f.batchShapingPrior[1] as number]) : null;
     return sparse === null ? shaping : shaping === null ? sparse : ops.add(sparse, shaping);
   };
