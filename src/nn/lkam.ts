@@ -63,6 +63,13 @@ export interface LkamConfig {
    * the graph).
    */
   readonly detach?: boolean;
+  /**
+   * Scale of logistic noise added to a hard or binary switch's pre-activation in training (0, the
+   * default: none). A switch is then on with probability sigmoid(pre / noise), and the sparsity term
+   * counts that probability (the expected number of open kernels, an L0 penalty) instead of the switch
+   * values, so it closes kernels rather than shrinking the ones kept; inference is the plain clamp.
+   */
+  readonly noise?: number;
   readonly rng?: Rng;
 }
 
@@ -78,12 +85,15 @@ export class LKAM extends Module {
   readonly initOpen: number;
   readonly straightThrough: boolean;
   readonly detach: boolean;
+  readonly noise: number;
   readonly conv: Conv2d;
   readonly fc: Linear;
   /** The switch values of the last forward ([N, M]), kept for the sparsity term and for telemetry. */
   lastSwitches: Tensor | null = null;
-  /** The pre-activations of the last forward ([N, M]), from which the sparsity term reads hard switches. */
+  /** The pre-activations of the last forward ([N, M]), without noise: the sparsity term reads hard switches from them. */
   lastPre: Tensor | null = null;
+  /** Draws the training noise (the generator the LKAM was initialised from, so checkpoints that save it resume exactly). */
+  private readonly rng: Rng;
 
   constructor(c: LkamConfig) {
     super();
@@ -98,8 +108,12 @@ export class LKAM extends Module {
     this.initOpen = c.initOpen ?? (this.switchKind === 'sigmoid' ? 2 : 0.9);
     this.straightThrough = c.straightThrough ?? false;
     this.detach = c.detach ?? false;
+    this.noise = c.noise ?? 0;
+    if (!(this.noise >= 0 && Number.isFinite(this.noise))) throw new RangeError(`LKAM: noise ${this.noise} should be a finite number >= 0`);
+    if (this.noise > 0 && this.switchKind === 'sigmoid') throw new RangeError("LKAM: noise applies to 'hard' and 'binary' switches, not 'sigmoid'");
     if (!Number.isInteger(this.grid) || this.grid < 1) throw new RangeError(`LKAM: grid ${this.grid} should be a whole number >= 1`);
     const rng = c.rng ?? globalRng();
+    this.rng = rng;
     this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
     const features = this.bank * this.grid * this.grid;
     // Zero weights and a bias of initOpen: every switch starts open, inside its linear range (a hard
@@ -116,10 +130,22 @@ export class LKAM extends Module {
     let h = this.conv.forward(this.detach ? x.view(x.shape) : x);
     h = this.pooled(h);
     const pre = this.fc.forward(ops.flatten(h));
-    const s = this.switchKind === 'sigmoid' ? ops.sigmoid(pre) : ops.clamp(pre, 0, 1, this.straightThrough);
+    const noisy = this.training && this.noise > 0 ? ops.add(pre, this.logisticNoise(pre.shape)) : pre;
+    const s = this.switchKind === 'sigmoid' ? ops.sigmoid(noisy) : ops.clamp(noisy, 0, 1, this.straightThrough);
     this.lastSwitches = s;
     this.lastPre = pre;
     return s;
+  }
+
+  /** noise · log(u / (1 - u)), u uniform in (0, 1): a logistic sample per switch, a constant for the tape. */
+  private logisticNoise(shape: Shape): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const u = (this.rng.nextUint32() + 0.5) / 4294967296;
+      v[i] = this.noise * Math.log(u / (1 - u));
+    }
+    return engine().tensor(v, shape);
   }
 
   private pooled(h: Tensor): Tensor {
@@ -154,14 +180,14 @@ export class LKAM extends Module {
     return {
       type: this.type, inChannels: this.inChannels, switches: this.switches, bank: this.bank, pool: this.pool, grid: this.grid,
       switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen, straightThrough: this.straightThrough,
-      ...(this.detach ? { detach: true } : {}),
+      ...(this.detach ? { detach: true } : {}), ...(this.noise > 0 ? { noise: this.noise } : {}),
     };
   }
 }
 registerModule('LKAM', (s) => new LKAM({
   inChannels: s['inChannels'] as number, switches: s['switches'] as number, bank: s['bank'] as number, pool: s['pool'] as LkamPool,
   grid: s['grid'] as number, switchKind: s['switchKind'] as SwitchKind, threshold: s['threshold'] as number, initOpen: s['initOpen'] as number,
-  straightThrough: s['straightThrough'] === true, detach: s['detach'] === true,
+  straightThrough: s['straightThrough'] === true, detach: s['detach'] === true, noise: typeof s['noise'] === 'number' ? s['noise'] : 0,
 }));
 
 /**
@@ -360,9 +386,16 @@ export function sparsityLoss(model: Module, weight: number | readonly number[] =
     const m = s.shape[1] as number;
     // Same values as s; with 'pull' the gradient also reaches hard switches saturated above 1.
     const pre = g.lkam.lastPre;
+    const w = typeof weight === 'number' ? weight : (weight[i] as number);
+    if (g.lkam.noise > 0 && pre !== null) {
+      // Noisy switches: the probability that each is on, P(pre + noise · logistic > 0).
+      const onProbability = ops.sigmoid(ops.scale(pre, 1 / g.lkam.noise));
+      const term = ops.scale(ops.sum(onProbability), (w * g.gain) / (2 * m * Math.max(1, n)));
+      total = total === null ? term : ops.add(total, term);
+      continue;
+    }
     const read = saturated === 'pull' && g.lkam.switchKind !== 'sigmoid' && pre !== null ? ops.clamp(pre, 0, 1, g.lkam.straightThrough, true) : s;
     const values = power === 1 ? read : ops.powShifted(read, power, SPARSITY_SHIFT);
-    const w = typeof weight === 'number' ? weight : (weight[i] as number);
     const term = ops.scale(ops.sum(values), (w * g.gain) / (2 * m * Math.max(1, n)));
     total = total === null ? term : ops.add(total, term);
   }

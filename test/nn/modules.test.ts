@@ -194,6 +194,54 @@ describe('modules', () => {
     keep.grad.forEach((v, i) => assert.ok(Math.abs(v - (i < 3 ? 0 : each)) < 1e-6, `keep: switch ${i} gets ${v}`));
     setEngine(prev);
   });
+
+  test('noisy switches: on with probability sigmoid(pre / noise) in training, the plain clamp at inference; the sparsity term counts that probability', async () => {
+    const prev = engine();
+    setEngine(await Engine.create({ kind: 'reference' }));
+    manualSeed(3);
+    // Zero fc weights: every image gets the bias as its pre-activations.
+    const bias = [-0.6, -0.2, 0, 0.3, 1.5];
+    const noise = 0.4;
+    const lkam = new LKAM({ inChannels: 3, switches: 5, bank: 2, noise });
+    lkam.fc.bias!.f32().set(bias);
+    const g = new Gated(new Conv2d({ inChannels: 3, outChannels: 5, kernel: 1 }), lkam);
+    const e = engine();
+    const N = 4000;
+    const x = e.tensor(randomInput([N, 3, 2, 2], 6), [N, 3, 2, 2]);
+    const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
+    const onFraction = (s: Float32Array, j: number): number => {
+      let on = 0;
+      for (let i = 0; i < N; i++) on += (s[i * 5 + j] as number) > 0 ? 1 : 0;
+      return on / N;
+    };
+    const s = lkam.forward(x).f32();
+    bias.forEach((b, j) => {
+      const got = onFraction(s, j);
+      assert.ok(Math.abs(got - sigmoid(b / noise)) < 0.03, `switch ${j} (pre ${b}) on for ${got} of the images, want ${sigmoid(b / noise)}`);
+    });
+    assert.ok(s.some((v) => v > 0 && v < 1), 'noisy switches take values inside (0, 1) too');
+    // The sparsity term: weight · gain / (2m) · Σ sigmoid(pre / noise) per image; its gradient per bias is exact.
+    const loss = sparsityLoss(g, 4)!;
+    const want = (4 / (2 * 5)) * bias.reduce((a, b) => a + sigmoid(b / noise), 0);
+    assert.ok(Math.abs(loss.item() - want) < 1e-5, `sparsity term ${loss.item()}, want ${want}`);
+    e.backward(loss);
+    const grad = [...lkam.fc.bias!.grad!.f32()];
+    bias.forEach((b, j) => {
+      const d = (4 / (2 * 5)) * sigmoid(b / noise) * (1 - sigmoid(b / noise)) / noise;
+      assert.ok(Math.abs((grad[j] as number) - d) < 1e-5, `switch ${j}: gradient ${grad[j]}, want ${d}`);
+    });
+    e.endStep();
+    g.eval();
+    const plain = lkam.forward(e.tensor(randomInput([2, 3, 2, 2], 6), [2, 3, 2, 2])).f32();
+    assert.deepEqual([...plain], [...bias, ...bias].map((b) => Math.fround(Math.min(1, Math.max(0, b)))));
+    e.endStep();
+    const rebuilt = buildModule(lkam.spec()) as LKAM;
+    assert.equal(rebuilt.noise, noise);
+    assert.equal((buildModule(new LKAM({ inChannels: 3, switches: 5 }).spec()) as LKAM).noise, 0);
+    assert.throws(() => new LKAM({ inChannels: 3, switches: 5, switchKind: 'sigmoid', noise: 0.5 }), /noise applies to 'hard' and 'binary' switches, not 'sigmoid'/);
+    assert.throws(() => new LKAM({ inChannels: 3, switches: 5, noise: -1 }), /LKAM: noise -1 should be a finite number >= 0/);
+    setEngine(prev);
+  });
 });
 
 describe('errors a caller can cause', () => {

@@ -54,6 +54,7 @@ export interface TrainFlags {
   switch: SwitchKind;
   deadSwitches: 'keep' | 'ste';
   saturatedSwitches: SaturatedKind;
+  switchNoise: number;
   lkamDetach: boolean;
   distill: number;
   batchShaping: number;
@@ -117,8 +118,11 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
   }
   if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
   if (f.lkam !== true && f.keep !== undefined) throw new UsageError('--keep needs LKAMs (--lkam)');
+  if (f.switchNoise > 0 && f.switch === 'sigmoid') throw new UsageError("--switch-noise applies to 'hard' and 'binary' switches, not --switch sigmoid");
+  if (f.switchNoise > 0 && f.sparsityPower !== 1) throw new UsageError('--switch-noise and --sparsity-power: with noise the sparsity term counts open kernels, so it has no power; choose one');
   if (f.keep !== undefined && f.budget !== undefined) throw new UsageError('--keep and --budget both set the sparsity weight: choose one (--keep per gate, --budget for the whole network)');
   if (f.lkam !== true && f.batchShaping > 0) throw new UsageError('--batch-shaping needs LKAMs (--lkam)');
+  if (f.lkam !== true && f.switchNoise > 0) throw new UsageError('--switch-noise needs LKAMs (--lkam)');
   if (f.lkam !== true && f.distill > 0) throw new UsageError('--distill needs LKAMs (--lkam): the gated network learns from the same network with every gate open');
   return f;
 }
@@ -171,7 +175,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const inputShape = [1, ...data.train.shape];
   if (f.lkam) {
     try {
-      model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', detach: f.lkamDetach, ...(f.layers === undefined ? {} : { layers: f.layers }) });
+      model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', detach: f.lkamDetach, noise: f.switchNoise, ...(f.layers === undefined ? {} : { layers: f.layers }) });
     } catch (err) {
       if (!(err instanceof ConvIndexError)) throw err;
       throw new UsageError(`--layers ${f.layers?.join(',')}: --model ${f.model} has ${err.convs} convs (indices 0 to ${err.convs - 1}), so ${err.missing.join(', ')} do not exist`);
@@ -404,7 +408,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     training: {
       model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
-      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, saturatedSwitches: f.saturatedSwitches, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null, keep: f.keep ?? null,
+      lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, saturatedSwitches: f.saturatedSwitches, switchNoise: f.switchNoise, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null, keep: f.keep ?? null,
       normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
       limit: f.limit ?? null, cropPadding: f.cropPadding, flip: f.flip,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
