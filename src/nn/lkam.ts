@@ -365,14 +365,17 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
  * With `power` p < 1 each switch value s enters as (s + SPARSITY_SHIFT)^p - SPARSITY_SHIFT^p instead:
  * a concave penalty, steepest near 0, that closes weak switches (which cost a kernel's full
  * multiply-adds while passing little of its output) rather than shrinking every switch alike, so that
- * the term tracks the count of open kernels, i.e. the compute. It tends to push hard switches out of
- * the clamp's linear range, to exactly 0 or 1, where they get no gradient: the pattern freezes into a
- * static pruning, which a compute budget can then no longer move.
+ * the term tracks the count of open kernels, i.e. the compute. It pushes hard switches out of the
+ * clamp's linear range, to exactly 0 or 1; with `saturated` 'keep' those above 1 get no gradient, and
+ * the pattern freezes into a static pruning that a compute budget can no longer move.
  *
  * `saturated` (hard and binary switches): 'pull', the default, passes this term's gradient through the
  * clamp's upper bound too, so a switch whose pre-activation rose above 1 (where the task loss gets no
  * gradient either) is drawn back into the linear range and can still be closed; 'keep' leaves it
  * saturated, open for good.
+ *
+ * Noisy switches (an LKAM with `noise` > 0) enter as the probability that each is on,
+ * sigmoid(pre / noise), whatever `power` and `saturated` say.
  */
 export function sparsityLoss(model: Module, weight: number | readonly number[] = 1, power = 1, saturated: SaturatedKind = 'pull'): Tensor | null {
   if (!(power > 0 && power <= 1)) throw new RangeError(`sparsityLoss: power ${power} should be in (0, 1]`);
