@@ -118,11 +118,11 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
   }
   if (f.lkam !== true && f.budget !== undefined) throw new UsageError('--budget needs LKAMs (--lkam)');
   if (f.lkam !== true && f.keep !== undefined) throw new UsageError('--keep needs LKAMs (--lkam)');
+  if (f.lkam !== true && f.switchNoise > 0) throw new UsageError('--switch-noise needs LKAMs (--lkam)');
   if (f.switchNoise > 0 && f.switch === 'sigmoid') throw new UsageError("--switch-noise applies to 'hard' and 'binary' switches, not --switch sigmoid");
   if (f.switchNoise > 0 && f.sparsityPower !== 1) throw new UsageError('--switch-noise and --sparsity-power: with noise the sparsity term counts open kernels, so it has no power; choose one');
   if (f.keep !== undefined && f.budget !== undefined) throw new UsageError('--keep and --budget both set the sparsity weight: choose one (--keep per gate, --budget for the whole network)');
   if (f.lkam !== true && f.batchShaping > 0) throw new UsageError('--batch-shaping needs LKAMs (--lkam)');
-  if (f.lkam !== true && f.switchNoise > 0) throw new UsageError('--switch-noise needs LKAMs (--lkam)');
   if (f.lkam !== true && f.distill > 0) throw new UsageError('--distill needs LKAMs (--lkam): the gated network learns from the same network with every gate open');
   return f;
 }
