@@ -387,18 +387,17 @@ export function sparsityLoss(model: Module, weight: number | readonly number[] =
     if (s === null) continue;
     const n = s.shape[0] as number;
     const m = s.shape[1] as number;
-    // Same values as s; with 'pull' the gradient also reaches hard switches saturated above 1.
     const pre = g.lkam.lastPre;
-    const w = typeof weight === 'number' ? weight : (weight[i] as number);
+    let values: Tensor;
     if (g.lkam.noise > 0 && pre !== null) {
-      // Noisy switches: the probability that each is on, P(pre + noise · logistic > 0).
-      const onProbability = ops.sigmoid(ops.scale(pre, 1 / g.lkam.noise));
-      const term = ops.scale(ops.sum(onProbability), (w * g.gain) / (2 * m * Math.max(1, n)));
-      total = total === null ? term : ops.add(total, term);
-      continue;
+      // Noisy switches count the probability that each is on, P(pre + noise · logistic > 0).
+      values = ops.sigmoid(ops.scale(pre, 1 / g.lkam.noise));
+    } else {
+      // Same values as s; with 'pull' the gradient also reaches hard switches saturated above 1.
+      const read = saturated === 'pull' && g.lkam.switchKind !== 'sigmoid' && pre !== null ? ops.clamp(pre, 0, 1, g.lkam.straightThrough, true) : s;
+      values = power === 1 ? read : ops.powShifted(read, power, SPARSITY_SHIFT);
     }
-    const read = saturated === 'pull' && g.lkam.switchKind !== 'sigmoid' && pre !== null ? ops.clamp(pre, 0, 1, g.lkam.straightThrough, true) : s;
-    const values = power === 1 ? read : ops.powShifted(read, power, SPARSITY_SHIFT);
+    const w = typeof weight === 'number' ? weight : (weight[i] as number);
     const term = ops.scale(ops.sum(values), (w * g.gain) / (2 * m * Math.max(1, n)));
     total = total === null ? term : ops.add(total, term);
   }
