@@ -15,7 +15,7 @@ export { Rng, initValues, type InitKind } from './nn/init.js';
 export { fmnistVgg5, convBnRelu, basicBlock, smallResNet } from './nn/zoo.js';
 export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup, type Schedule } from './optim/index.js';
 export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochReport, type EvalResult } from './train/fit.js';
-export { LKAM, Gated, addLKAMs, ConvIndexError, gates, sparsityLoss, batchShapingLoss, type LkamConfig, type AddLkamOptions, type SwitchKind, type LkamPool } from './nn/lkam.js';
+export { LKAM, Gated, addLKAMs, ConvIndexError, convsInOrder, gates, sparsityLoss, batchShapingLoss, type LkamConfig, type AddLkamOptions, type ConvPlace, type SwitchKind, type LkamPool } from './nn/lkam.js';
 export { measureParsimony, denseMacs, type ParsimonyReport, type LayerActivity, type MacStats } from './train/parsimony.js';
 export { setGains, GAIN_KINDS, SATURATED_KINDS, SWITCH_KINDS, type GainKind, type SaturatedKind, type GateMode } from './nn/lkam.js';
 export { BudgetController } from './train/budget.js';

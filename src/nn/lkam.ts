@@ -437,29 +437,64 @@ export class ConvIndexError extends RangeError {
   }
 }
 
+/** One conv of a network, as `addLKAMs({ layers })` numbers it. */
+export interface ConvPlace {
+  /** Dotted module path of the conv. */
+  readonly path: string;
+  readonly conv: Conv2d;
+  /** The gate wrapping the conv, with its dotted path, if the conv is gated. */
+  readonly gate: { readonly path: string; readonly module: Gated } | null;
+}
+
+/**
+ * The network's convs in forward order, the numbering of `addLKAMs({ layers })`: down sequences and
+ * residual bodies (a residual shortcut's convs are not counted, since they are never gated), a
+ * gate counting as the conv it wraps; other containers (and an LKAM's own convs) are not entered.
+ */
+export function convsInOrder(model: Module): ConvPlace[] {
+  const out: ConvPlace[] = [];
+  const walk = (m: Module, path: string): void => {
+    const at = (name: string): string => (path === '' ? name : `${path}.${name}`);
+    if (m instanceof Sequential) m.layers.forEach((l, i) => walk(l, at(String(i))));
+    else if (m instanceof Residual) walk(m.body, at('body'));
+    else if (m instanceof Conv2d) out.push({ path, conv: m, gate: null });
+    else if (m instanceof Gated) {
+      const b = m.block;
+      const first = b instanceof Sequential ? b.layers[0] : b;
+      if (!(first instanceof Conv2d)) throw new Error(`convsInOrder: the gate at '${path}' does not start with a conv`);
+      out.push({ path: b instanceof Sequential ? at('block.0') : at('block'), conv: first, gate: { path, module: m } });
+    }
+  };
+  walk(model, '');
+  return out;
+}
+
 /**
  * A model in which each chosen conv (with the batch norm and ReLU that follow it) is wrapped in a
  * `Gated` module with an LKAM reading that conv's input. Inside residual blocks only the body is
  * rewritten, so the skip path is never gated. The new model shares the original's layers and weights.
  */
 export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
-  let convIndex = 0;
-  const chosen = (i: number): boolean => (options.layers === undefined ? i > 0 : options.layers.includes(i));
+  const places = convsInOrder(model);
+  if (places.some((c) => c.gate !== null)) throw new Error('addLKAMs: the model already has LKAMs');
+  const index = new Map<Module, number>(places.map((c, i) => [c.conv, i]));
+  if (options.layers !== undefined) {
+    const bad = options.layers.filter((i) => !Number.isInteger(i) || i < 0 || i >= places.length);
+    if (bad.length > 0) throw new ConvIndexError(bad, places.length);
+  }
+  const chosen = (conv: Conv2d): boolean => {
+    const i = index.get(conv) as number;
+    return options.layers === undefined ? i > 0 : options.layers.includes(i);
+  };
   const lkamFor = (conv: Conv2d): LKAM => new LKAM({ ...options, inChannels: conv.inChannels, switches: conv.outChannels });
 
   const rewrite = (m: Module): Module => {
-    if (m instanceof Gated) throw new Error('addLKAMs: the model already has LKAMs');
     if (m instanceof Sequential) {
       const out: Module[] = [];
       const layers = m.layers;
       for (let i = 0; i < layers.length; i++) {
         const l = layers[i] as Module;
-        if (l instanceof Conv2d) {
-          const idx = convIndex++;
-          if (!chosen(idx)) {
-            out.push(l);
-            continue;
-          }
+        if (l instanceof Conv2d && chosen(l)) {
           const block: Module[] = [l];
           if (layers[i + 1] instanceof BatchNorm2d) block.push(layers[++i] as Module);
           if (layers[i + 1] instanceof ReLU) block.push(layers[++i] as Module);
@@ -471,16 +506,8 @@ export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
       return new Sequential(out);
     }
     if (m instanceof Residual) return new Residual(rewrite(m.body), m.shortcut);
-    if (m instanceof Conv2d) {
-      const idx = convIndex++;
-      return chosen(idx) ? new Gated(m, lkamFor(m), options.gain ?? 1) : m;
-    }
+    if (m instanceof Conv2d && chosen(m)) return new Gated(m, lkamFor(m), options.gain ?? 1);
     return m;
   };
-  const out = rewrite(model);
-  if (options.layers !== undefined) {
-    const bad = options.layers.filter((i) => !Number.isInteger(i) || i < 0 || i >= convIndex);
-    if (bad.length > 0) throw new ConvIndexError(bad, convIndex);
-  }
-  return out;
+  return rewrite(model);
 }

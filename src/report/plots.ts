@@ -2,7 +2,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
-import type { EpochMetrics, EvalRecord, KnobRecord, RunData } from './run.js';
+import { layerLabel, type EpochMetrics, type EvalRecord, type KnobRecord, type RunData } from './run.js';
 
 const WIDTH = 420;
 const HEIGHT = 240;
@@ -69,7 +69,7 @@ export function trainingCurves(metrics: readonly EpochMetrics[]): Plot[] {
       compute.push({ epoch: m.epoch, series: 'train MACs / dense', value: m.train.macs / dense });
     }
     if (m.train.meanSwitch !== null) compute.push({ epoch: m.epoch, series: 'mean switch value (train)', value: m.train.meanSwitch });
-    for (const l of m.layers) compute.push({ epoch: m.epoch, series: `kernels on: ${l.name}`, value: l.meanOn });
+    for (const l of m.layers) compute.push({ epoch: m.epoch, series: `kernels on: ${layerLabel(l)}`, value: l.meanOn });
   }
   const plots = [
     lineChart('curve-loss', 'Loss', 'Task loss on the training batches (mean over the epoch) and on the test set; the sparsity term as added to the task loss.', loss, { field: 'value', title: 'loss' }),
@@ -88,8 +88,8 @@ export function kernelHeatmaps(ev: EvalRecord): Plot[] {
     const step = Math.max(2, Math.min(8, Math.floor(420 / Math.max(1, l.kernels))));
     return {
       id: `heatmap-${li}`,
-      title: `Kernel activity: ${l.name}`,
-      caption: `Fraction of the test images of each class in which each of the ${l.kernels} kernels of ${l.name} is on (mean ${(100 * l.meanOn).toFixed(1)}%; ${l.alwaysOff} never on, ${l.neverOff} always on).`,
+      title: `Kernel activity: ${layerLabel(l)}`,
+      caption: `Fraction of the test images of each class in which each of the ${l.kernels} kernels of ${layerLabel(l)} (module ${l.name}) is on (mean ${(100 * l.meanOn).toFixed(1)}%; ${l.alwaysOff} never on, ${l.neverOff} always on).`,
       spec: {
         data: { values: rows },
         width: { step: 26 }, height: { step },

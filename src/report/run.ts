@@ -34,8 +34,13 @@ const num = z.number();
 const macStats = z.object({ dense: num, mean: num, min: num, median: num, max: num, reduction: num });
 
 const layerSummary = z.object({
-  name: z.string(), kernels: num, meanOn: num, meanSwitch: num, alwaysOff: num, sometimesOff: num, neverOff: num,
+  name: z.string(), conv: num.nullable().optional(), kernels: num, meanOn: num, meanSwitch: num, alwaysOff: num, sometimesOff: num, neverOff: num,
 });
+
+/** What a gated layer is called in tables and plots: its conv's index, as `--layers` counts, else its module path. */
+export function layerLabel(l: { readonly name: string; readonly conv?: number | null | undefined }): string {
+  return l.conv === undefined || l.conv === null ? `gate ${l.name}` : `conv ${l.conv}`;
+}
 
 export const epochMetricsSchema = z.object({
   epoch: num,

@@ -3,15 +3,18 @@
  * accuracy, over a set of batches in eval mode.
  */
 import { engine } from '../autograd/engine.js';
-import { gates, type Gated } from '../nn/lkam.js';
+import { convsInOrder, gates, type Gated } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import type { Shape } from '../tensor/tensor.js';
 import { batchTensors, type Batch } from './fit.js';
 
 export interface LayerActivity {
-  /** Dotted name of the gate. */
+  /** Dotted module path of the gate. */
   readonly name: string;
+  /** Index of the gated conv among the network's convs, as `addLKAMs({ layers })` and `--layers` count them
+   * (null for a gate outside the sequences and residual bodies that numbering walks). */
+  readonly conv: number | null;
   readonly kernels: number;
   /** Mean fraction of kernels on per image. */
   readonly meanOn: number;
@@ -58,7 +61,9 @@ export function denseMacs(model: Module, inputShape: Shape): number {
 export function measureParsimony(model: Module, batches: Iterable<Batch>, numClasses: number): ParsimonyReport {
   const e = engine();
   const gs = gates(model);
-  const names = new Map<Gated, string>(model.modules().filter(([, m]) => gs.includes(m as Gated)).map(([n, m]) => [m as Gated, n]));
+  const places = convsInOrder(model);
+  const place = new Map<Gated, { path: string; conv: number }>();
+  places.forEach((c, i) => { if (c.gate !== null) place.set(c.gate.module, { path: c.gate.path, conv: i }); });
   const onCount = gs.map((g) => new Float64Array(g.lkam.switches));
   const onByClass = gs.map((g) => Array.from({ length: numClasses }, () => new Float64Array(g.lkam.switches)));
   const switchSum = gs.map(() => 0);
@@ -124,7 +129,8 @@ export function measureParsimony(model: Module, batches: Iterable<Batch>, numCla
     const M = g.lkam.switches;
     const rate = Array.from(onCount[gi]!, (c) => (count > 0 ? c / count : 0));
     return {
-      name: names.get(g) ?? `gate${gi}`,
+      name: place.get(g)?.path ?? `gate${gi}`,
+      conv: place.get(g)?.conv ?? null,
       kernels: M,
       meanOn: rate.reduce((a, b) => a + b, 0) / M,
       meanSwitch: count > 0 ? (switchSum[gi] as number) / (count * M) : 0,

@@ -66,6 +66,7 @@ describe('parsimony: a train → eval → prune → export → import → bench 
     assert.equal(r.code, 0, explain(args, r));
     assert.match(r.stdout, /epoch 1\/2: train loss [\d.]+ acc [\d.]+% \| \d+ images\/s.*mean switch [\d.]+.*MACs [\d.]+ M/);
     assert.match(r.stdout, /epoch 2\/2: /);
+    assert.match(r.stdout + r.stderr, /with 4 LKAMs \(on convs 1, 2, 3, 4; kernels on, below, in this order\)/, 'the gated convs are named as --layers counts them');
     assert.match(r.stdout, /^test accuracy [\d.]+%, [\d.]+x fewer multiply-adds than dense/m);
     const q = await cli([...args, '--quiet']);
     assert.equal(q.code, 0, explain([...args, '--quiet'], q));
@@ -77,9 +78,10 @@ describe('parsimony: a train → eval → prune → export → import → bench 
     const args = ['eval', run, '--thresholds', '0,0.3', '--budgets', '1,0.5,0', '--threads', '1', '--json'];
     const r = await cli(args);
     assert.equal(r.code, 0, explain(args, r));
-    const out = json<{ plan: { accuracy: number; meanMacs: number; imageMs: number }; knob: Array<{ threshold: number; budget: number; accuracy: number; meanMacs: number }> }>(r.stdout, 'eval --json');
+    const out = json<{ plan: { accuracy: number; meanMacs: number; imageMs: number }; layers: Array<{ name: string; conv: number }>; knob: Array<{ threshold: number; budget: number; accuracy: number; meanMacs: number }> }>(r.stdout, 'eval --json');
     assert.ok(out.plan.accuracy > 0 && out.plan.meanMacs > 0 && out.plan.imageMs > 0);
     assert.equal(out.knob.length, 6, 'every threshold with every budget');
+    assert.deepEqual(out.layers.map((l) => [l.conv, l.name]), [[1, '3'], [2, '5'], [3, '6'], [4, '8']], 'each gate by its conv index (as --layers counts) and module path');
     assert.deepEqual(out.knob.map((p) => [p.threshold, p.budget]), [[0, 1], [0, 0.5], [0, 0], [0.3, 1], [0.3, 0.5], [0.3, 0]]);
     const [full, half, none] = out.knob;
     assert.ok(full!.meanMacs >= half!.meanMacs && half!.meanMacs >= none!.meanMacs, 'a smaller budget never costs more');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
 import * as ops from '../../src/ops/index.js';
 import { Conv2d, Residual, Sequential, manualSeed } from '../../src/nn/layers.js';
-import { addLKAMs, Gated, gates, gridWindow, LKAM, setGains, sparsityLoss } from '../../src/nn/lkam.js';
+import { addLKAMs, convsInOrder, Gated, gates, gridWindow, LKAM, setGains, sparsityLoss } from '../../src/nn/lkam.js';
 import { buildModule, UnknownModuleError } from '../../src/nn/registry.js';
 import { fmnistVgg5, smallResNet } from '../../src/nn/zoo.js';
 import type { Module } from '../../src/nn/module.js';
@@ -99,6 +99,38 @@ describe('modules', () => {
     // Each block's first conv gains the second conv's cost (ratio > the second's), the second gains nothing.
     for (let b = 0; b < ratio.length; b += 2) assert.ok((ratio[b] as number) > (ratio[b + 1] as number) * 1.5, `block ${b / 2}: ratios ${ratio.join(', ')}`);
     for (let b = 1; b + 2 < ratio.length; b += 2) assert.ok(Math.abs((ratio[b] as number) - (ratio[b + 2] as number)) < 1e-9, 'the second convs are weighed by their own cost only');
+  });
+
+  test('convsInOrder numbers convs as addLKAMs({ layers }) does, before and after gating, shortcuts not counted', () => {
+    const net = smallResNet({ width: 4 });
+    const before = convsInOrder(net);
+    const all = net.modules();
+    const shortcutConvs = all.filter(([p, m]) => m instanceof Conv2d && p.includes('shortcut')).length;
+    assert.ok(shortcutConvs > 0, 'the test needs a ResNet with a projection shortcut');
+    assert.equal(before.length, all.filter(([, m]) => m instanceof Conv2d).length - shortcutConvs);
+    for (const c of before) {
+      assert.equal(c.gate, null);
+      assert.equal(all.find(([p]) => p === c.path)?.[1], c.conv, `path ${c.path}`);
+    }
+    // Gate convs 2 and 4: the gated model lists the same convs in the same order, those two behind gates.
+    const gated = addLKAMs(net, { layers: [2, 4] });
+    const after = convsInOrder(gated);
+    assert.deepEqual(after.map((c) => c.conv), before.map((c) => c.conv));
+    assert.deepEqual(after.flatMap((c, i) => (c.gate === null ? [] : [i])), [2, 4]);
+    const paths = new Map(gated.modules());
+    for (const c of after) {
+      assert.equal(paths.get(c.path), c.conv, `path ${c.path}`);
+      if (c.gate !== null) {
+        assert.ok(paths.get(c.gate.path) === c.gate.module && c.gate.module instanceof Gated);
+        assert.ok(c.path.startsWith(`${c.gate.path}.block`));
+      }
+    }
+    assert.deepEqual(gates(gated), after.flatMap((c) => (c.gate === null ? [] : [c.gate.module])));
+    // fmnist-vgg5 with every conv gated: the first conv's gate reads the image.
+    const v = convsInOrder(addLKAMs(fmnistVgg5(), { layers: [0, 1, 2, 3, 4] }));
+    assert.deepEqual(v.map((c) => c.gate?.path), ['0', '1', '3', '4', '6']);
+    assert.deepEqual(v.map((c) => c.path), ['0.block.0', '1.block.0', '3.block.0', '4.block.0', '6.block.0']);
+    assert.throws(() => addLKAMs(gated), /already has LKAMs/);
   });
 
   test('addLKAMs rejects conv indices the model does not have', () => {

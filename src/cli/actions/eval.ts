@@ -1,7 +1,7 @@
 /** `parsimony eval MODEL`: the compiled plan on the test set, and the runtime-knob curve. */
 import { join } from 'node:path';
 import { knobCurve, knobGrid, type KnobPoint } from '../../infer/knob.js';
-import { RUN_FILES, type EvalRecord, type KnobRecord } from '../../report/run.js';
+import { layerLabel, RUN_FILES, type EvalRecord, type KnobRecord } from '../../report/run.js';
 import { UsageError } from '../errors.js';
 import { evaluateModel } from '../evaluation.js';
 import { checkClasses, checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
@@ -51,7 +51,7 @@ export async function run(arg: string, f: EvalFlags): Promise<void> {
       }
       const p = record.plan;
       out.result(`accuracy ${pct(p.accuracy)} | ${mega(p.meanMacs)} multiply-adds per image (${p.reduction.toFixed(2)}x fewer than dense ${mega(p.denseMacs)}; LKAMs ${mega(p.lkamMacs)}) | ${p.imageMs.toFixed(3)} ms per image at batch ${p.batch}, ${p.threads} thread(s)`);
-      if (record.layers.length > 0) out.result(`kernels on: ${record.layers.map((l) => `${l.name} ${pct(l.meanOn)} (${l.alwaysOff} never on)`).join(', ')}`);
+      if (record.layers.length > 0) out.result(`kernels on: ${record.layers.map((l) => `${layerLabel(l)} ${pct(l.meanOn)} (${l.alwaysOff} never on)`).join(', ')}`);
       if (evalFile !== null) out.info(`wrote ${evalFile}`);
       const { perImageMacs: _m, labels: _l, predictions: _p, cheapest: _c, costliest: _k, ...summary } = record;
       out.data({ file: evalFile, ...summary, knob: knob?.points ?? null });

@@ -5,6 +5,7 @@ import { saveModel } from '../../io/node-files.js';
 import { neverOnRemovals, planMacs } from '../../infer/measure.js';
 import { compile } from '../../infer/plan.js';
 import { pruneStatic } from '../../infer/prune.js';
+import { convsInOrder } from '../../nn/lkam.js';
 import { RUN_FILES } from '../../report/run.js';
 import { checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
 import { Output } from '../output.js';
@@ -107,7 +108,9 @@ export async function run(arg: string, f: PruneFlags): Promise<void> {
         parameters: { gated: src.model.parameterCount(), pruned: pruned.parameterCount() },
       };
       if (src.runDir !== null) writeJson(join(src.runDir, RUN_FILES.prune), result);
-      out.result(`removed ${kernelsRemoved} kernel(s): ${removed.size === 0 ? 'none' : [...removed].map(([p, k]) => `${p}: ${k.length}`).join(', ')}`);
+      const convIndex = new Map(convsInOrder(src.model).map((c, i) => [c.path, i]));
+      const convName = (path: string): string => (convIndex.has(path) ? `conv ${convIndex.get(path) as number}` : path);
+      out.result(`removed ${kernelsRemoved} kernel(s): ${removed.size === 0 ? 'none' : [...removed].map(([p, k]) => `${convName(p)}: ${k.length}`).join(', ')}`);
       out.result(`parameters ${src.model.parameterCount()} -> ${pruned.parameterCount()}; multiply-adds per test image ${mega(gatedMacs)} (gated) -> ${mega(prunedMacs)} (pruned), dense ${mega(dense)}`);
       out.result(`test predictions differing between gated and pruned: ${differ} of ${pg.length} (largest output difference ${maxDiff.toExponential(2)})`);
       out.result(`wrote ${file}`);

@@ -12,7 +12,7 @@ import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
 import { globalRng, manualSeed } from '../../nn/layers.js';
-import { addLKAMs, batchShapingLoss, ConvIndexError, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SaturatedKind, type SwitchKind } from '../../nn/lkam.js';
+import { addLKAMs, batchShapingLoss, ConvIndexError, convsInOrder, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SaturatedKind, type SwitchKind } from '../../nn/lkam.js';
 import type { Module } from '../../nn/module.js';
 import * as ops from '../../ops/index.js';
 import { Adam, AdamW, SGD, constant, cosine, linearWarmup, stepDecay, type Optimizer, type Schedule } from '../../optim/index.js';
@@ -267,7 +267,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     return file;
   };
 
-  out.info(`parsimony ${command}: ${f.model}${f.lkam ? ` with ${gs.length} LKAMs` : ''} (${(dense / 1e6).toFixed(1)} M MACs/image dense, ${model.parameterCount()} parameters)`);
+  out.info(`parsimony ${command}: ${f.model}${f.lkam ? ` with ${gs.length} LKAMs (on convs ${convsInOrder(model).flatMap((c, i) => (c.gate === null ? [] : [i])).join(', ')}; kernels on, below, in this order)` : ''} (${(dense / 1e6).toFixed(1)} M MACs/image dense, ${model.parameterCount()} parameters)`);
   out.info(`  data: ${data.train.length} train / ${data.test.length} test images (${f.data}), loaded in ${loadSeconds.toFixed(2)} s`);
   out.info(`  engine: ${e.backend.name}, ${e.backend.threads} thread(s); batch ${f.batch}, ${f.optimizer} lr ${f.lr}, ${f.schedule}, ${f.epochs} epoch(s)${runDir === null ? '' : `; run directory ${runDir}`}`);
 
@@ -374,7 +374,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
         },
         test: { loss: test.loss, accuracy: test.accuracy },
         macs: p === null ? null : { dense: p.macs.dense, mean: p.macs.mean, min: p.macs.min, median: p.macs.median, max: p.macs.max, reduction: p.macs.reduction },
-        layers: (p?.layers ?? []).map((l) => ({ name: l.name, kernels: l.kernels, meanOn: l.meanOn, meanSwitch: l.meanSwitch, alwaysOff: l.alwaysOff, sometimesOff: l.sometimesOff, neverOff: l.neverOff })),
+        layers: (p?.layers ?? []).map((l) => ({ name: l.name, conv: l.conv, kernels: l.kernels, meanOn: l.meanOn, meanSwitch: l.meanSwitch, alwaysOff: l.alwaysOff, sometimesOff: l.sometimesOff, neverOff: l.neverOff })),
       };
       const parts = [`  epoch ${epoch + 1}/${f.epochs}: train loss ${report.trainLoss.toFixed(4)} acc ${(100 * report.trainAccuracy).toFixed(2)}%`, `${report.imagesPerSecond.toFixed(0)} images/s, ${report.seconds.toFixed(1)} s`];
       if (p !== null) {
