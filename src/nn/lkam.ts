@@ -449,7 +449,8 @@ export interface ConvPlace {
 /**
  * The network's convs in forward order, the numbering of `addLKAMs({ layers })`: down sequences and
  * residual bodies (a residual shortcut's convs are not counted, since they are never gated), a
- * gate counting as the conv it wraps; other containers (and an LKAM's own convs) are not entered.
+ * gate counting as the conv it wraps (a gate built by hand around something else is not counted);
+ * other containers (and an LKAM's own convs) are not entered.
  */
 export function convsInOrder(model: Module): ConvPlace[] {
   const out: ConvPlace[] = [];
@@ -461,8 +462,7 @@ export function convsInOrder(model: Module): ConvPlace[] {
     else if (m instanceof Gated) {
       const b = m.block;
       const first = b instanceof Sequential ? b.layers[0] : b;
-      if (!(first instanceof Conv2d)) throw new Error(`convsInOrder: the gate at '${path}' does not start with a conv`);
-      out.push({ path: b instanceof Sequential ? at('block.0') : at('block'), conv: first, gate: { path, module: m } });
+      if (first instanceof Conv2d) out.push({ path: b instanceof Sequential ? at('block.0') : at('block'), conv: first, gate: { path, module: m } });
     }
   };
   walk(model, '');

@@ -2,7 +2,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
 import * as ops from '../../src/ops/index.js';
-import { Conv2d, Residual, Sequential, manualSeed } from '../../src/nn/layers.js';
+import { Conv2d, ReLU, Residual, Sequential, manualSeed } from '../../src/nn/layers.js';
 import { addLKAMs, convsInOrder, Gated, gates, gridWindow, LKAM, setGains, sparsityLoss } from '../../src/nn/lkam.js';
 import { buildModule, UnknownModuleError } from '../../src/nn/registry.js';
 import { fmnistVgg5, smallResNet } from '../../src/nn/zoo.js';
@@ -131,6 +131,9 @@ describe('modules', () => {
     assert.deepEqual(v.map((c) => c.gate?.path), ['0', '1', '3', '4', '6']);
     assert.deepEqual(v.map((c) => c.path), ['0.block.0', '1.block.0', '3.block.0', '4.block.0', '6.block.0']);
     assert.throws(() => addLKAMs(gated), /already has LKAMs/);
+    // A gate built by hand around something other than a conv is not a conv and shifts no numbering.
+    const odd = new Sequential([new Conv2d({ inChannels: 1, outChannels: 3, kernel: 3 }), new Gated(new ReLU(), new LKAM({ inChannels: 3, switches: 3 })), new Conv2d({ inChannels: 3, outChannels: 3, kernel: 3 })]);
+    assert.deepEqual(convsInOrder(odd).map((c) => c.path), ['0', '2']);
   });
 
   test('addLKAMs rejects conv indices the model does not have', () => {
