@@ -476,7 +476,7 @@ export function convsInOrder(model: Module): ConvPlace[] {
  */
 export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
   const places = convsInOrder(model);
-  if (places.some((c) => c.gate !== null)) throw new Error('addLKAMs: the model already has LKAMs');
+  if (gates(model).length > 0) throw new Error('addLKAMs: the model already has LKAMs');
   const index = new Map<Module, number>(places.map((c, i) => [c.conv, i]));
   if (options.layers !== undefined) {
     const bad = options.layers.filter((i) => !Number.isInteger(i) || i < 0 || i >= places.length);

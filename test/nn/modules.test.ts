@@ -134,6 +134,7 @@ describe('modules', () => {
     // A gate built by hand around something other than a conv is not a conv and shifts no numbering.
     const odd = new Sequential([new Conv2d({ inChannels: 1, outChannels: 3, kernel: 3 }), new Gated(new ReLU(), new LKAM({ inChannels: 3, switches: 3 })), new Conv2d({ inChannels: 3, outChannels: 3, kernel: 3 })]);
     assert.deepEqual(convsInOrder(odd).map((c) => c.path), ['0', '2']);
+    assert.throws(() => addLKAMs(odd), /already has LKAMs/);
   });
 
   test('addLKAMs rejects conv indices the model does not have', () => {
