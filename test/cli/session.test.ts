@@ -66,7 +66,7 @@ describe('parsimony: a train → eval → prune → export → import → bench 
     assert.equal(r.code, 0, explain(args, r));
     assert.match(r.stdout, /epoch 1\/2: train loss [\d.]+ acc [\d.]+% \| \d+ images\/s.*mean switch [\d.]+.*MACs [\d.]+ M/);
     assert.match(r.stdout, /epoch 2\/2: /);
-    assert.match(r.stdout + r.stderr, /with 4 LKAMs \(on convs 1, 2, 3, 4; kernels on, below, in this order\)/, 'the gated convs are named as --layers counts them');
+    assert.match(r.stdout + r.stderr, /, 4 LKAMs gating convs 1, 2, 3, 4 \('kernels on' below follows this order\)/, 'the gated convs are named as --layers counts them');
     assert.match(r.stdout, /^test accuracy [\d.]+%, [\d.]+x fewer multiply-adds than dense/m);
     const q = await cli([...args, '--quiet']);
     assert.equal(q.code, 0, explain([...args, '--quiet'], q));

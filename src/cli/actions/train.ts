@@ -267,7 +267,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     return file;
   };
 
-  out.info(`parsimony ${command}: ${f.model}${f.lkam ? ` with ${gs.length} LKAMs (on convs ${convsInOrder(model).flatMap((c, i) => (c.gate === null ? [] : [i])).join(', ')}; kernels on, below, in this order)` : ''} (${(dense / 1e6).toFixed(1)} M MACs/image dense, ${model.parameterCount()} parameters)`);
+  out.info(`parsimony ${command}: ${f.model} (${(dense / 1e6).toFixed(1)} M MACs/image dense, ${model.parameterCount()} parameters)${f.lkam ? `, ${gs.length} LKAMs gating convs ${convsInOrder(model).flatMap((c, i) => (c.gate === null ? [] : [i])).join(', ')} ('kernels on' below follows this order)` : ''}`);
   out.info(`  data: ${data.train.length} train / ${data.test.length} test images (${f.data}), loaded in ${loadSeconds.toFixed(2)} s`);
   out.info(`  engine: ${e.backend.name}, ${e.backend.threads} thread(s); batch ${f.batch}, ${f.optimizer} lr ${f.lr}, ${f.schedule}, ${f.epochs} epoch(s)${runDir === null ? '' : `; run directory ${runDir}`}`);
 
