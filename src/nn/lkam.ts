@@ -475,8 +475,8 @@ export function convsInOrder(model: Module): ConvPlace[] {
  * rewritten, so the skip path is never gated. The new model shares the original's layers and weights.
  */
 export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
-  const places = convsInOrder(model);
   if (gates(model).length > 0) throw new Error('addLKAMs: the model already has LKAMs');
+  const places = convsInOrder(model);
   const index = new Map<Module, number>(places.map((c, i) => [c.conv, i]));
   if (options.layers !== undefined) {
     const bad = options.layers.filter((i) => !Number.isInteger(i) || i < 0 || i >= places.length);
