@@ -6,14 +6,14 @@
  * Bytes in, bytes out: no Node imports (see `node-files.ts` for saving and loading paths).
  */
 import { z } from 'zod';
-import type { Module, ModuleSpec } from '../nn/module.js';
-import { buildModule, UnknownModuleError } from '../nn/registry.js';
+import { checkShapes, type Module, type ModuleSpec } from '../nn/module.js';
+import { buildModule, SpecError, UnknownModuleError } from '../nn/registry.js';
 import '../nn/layers.js';
 import '../nn/lkam.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { describeError, ModelFileError } from './errors.js';
 import { encodeSafetensors, firstNonFinite, parseSafetensors, readTensor, shapeText, type SafetensorsFile, type TensorRecord } from './safetensors.js';
-import { expectedState, SpecError } from './state-shapes.js';
+import { expectedState } from './state-shapes.js';
 
 export const MODEL_FORMAT = 'parsimony';
 export const MODEL_FORMAT_VERSION = 1;
@@ -110,7 +110,7 @@ export function buildFromFile(f: SafetensorsFile, prefix = ''): { model: Module;
   try {
     expected = expectedState(spec);
   } catch (e) {
-    if (e instanceof SpecError) throw new ModelFileError(f.file, `architecture ${e.message}`, { field, cause: e });
+    if (e instanceof SpecError) throw architectureError(f.file, e);
     throw e;
   }
   const present = new Map([...f.tensors].filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
@@ -145,6 +145,7 @@ export function buildFromFile(f: SafetensorsFile, prefix = ''): { model: Module;
       const where = expected.unruled.find((u) => e.message.includes(`'${u.type}'`))?.path;
       throw new ModelFileError(f.file, `architecture${where === undefined || where === '' ? '' : ` ${where}`}: ${e.message}`, { field, cause: e });
     }
+    if (e instanceof SpecError) throw architectureError(f.file, e);
     throw new ModelFileError(f.file, `architecture cannot be built: ${describeError(e)}`, { field, cause: e });
   }
   const differs = specDifference(spec, model.spec(), '');
@@ -165,6 +166,24 @@ export function buildFromFile(f: SafetensorsFile, prefix = ''): { model: Module;
   }
   for (const [name, t] of state) copyInto(t, values.get(name) as Float32Array);
   return { model, spec };
+}
+
+/** A SpecError of a file's architecture, as the file's error. */
+export function architectureError(file: string, e: SpecError, context = ''): ModelFileError {
+  return new ModelFileError(file, `architecture${e.path === '' ? '' : ` ${e.path}`}: ${e.detail}${context}`, { field: '__metadata__.architecture', cause: e });
+}
+
+/**
+ * Checks at load that the model takes images of `inputShape` (every layer fits the shape it gets)
+ * and that one image's activations stay within bounds.
+ */
+export function checkInputShape(file: string, model: Module, inputShape: readonly number[]): void {
+  try {
+    checkShapes(model, inputShape);
+  } catch (e) {
+    if (e instanceof SpecError) throw architectureError(file, e, ` (input_shape ${JSON.stringify(inputShape)})`);
+    throw e;
+  }
 }
 
 /**
@@ -212,6 +231,7 @@ export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): { m
   const names = jsonField(f, 'class_names', classNames, false);
   const training = jsonField(f, 'training', z.json(), false) as JsonValue | undefined;
   const { model } = buildFromFile(f);
+  checkInputShape(f.file, model, inputShape);
   const meta: ModelMeta = { inputShape, ...(names === undefined ? {} : { classNames: names }), ...(training === undefined ? {} : { training }) };
   return { model, meta };
 }

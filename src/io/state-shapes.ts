@@ -8,50 +8,9 @@
  * registered layer type against the modules themselves.
  */
 import type { ModuleSpec } from '../nn/module.js';
+import { isLayerSpec, LayerBudget, SpecError, SpecReader } from '../nn/registry.js';
 
-export class SpecError extends Error {
-  /** Path of the offending field inside the architecture, e.g. `layers[3].kernel`. */
-  readonly path: string;
-  constructor(path: string, message: string) {
-    super(`${path === '' ? 'architecture' : path}: ${message}`);
-    this.name = 'SpecError';
-    this.path = path;
-  }
-}
-
-/** Reads a spec's fields, naming the field's path in errors. */
-export class SpecReader {
-  readonly spec: ModuleSpec;
-  readonly path: string;
-  constructor(spec: ModuleSpec, path: string) {
-    this.spec = spec;
-    this.path = path;
-  }
-  private at(key: string): string {
-    return this.path === '' ? key : `${this.path}.${key}`;
-  }
-  /** A whole number >= min; `fallback` is used when the field is absent (as the builder's default). */
-  int(key: string, min = 1, fallback?: number): number {
-    const v = this.spec[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new SpecError(this.at(key), `should be a whole number >= ${min}, got ${JSON.stringify(v)}`);
-    return v;
-  }
-  /** A number or a pair of whole numbers >= min. */
-  pair(key: string, min = 1): [number, number] {
-    const v = this.spec[key];
-    const ok = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= min;
-    if (ok(v)) return [v, v];
-    if (Array.isArray(v) && v.length === 2 && ok(v[0]) && ok(v[1])) return [v[0], v[1]];
-    throw new SpecError(this.at(key), `should be a whole number >= ${min} or a pair of them, got ${JSON.stringify(v)}`);
-  }
-  child(key: string): unknown {
-    return this.spec[key];
-  }
-  bool(key: string, fallback: boolean): boolean {
-    const v = this.spec[key];
-    return v === undefined ? fallback : v !== false;
-  }
-}
+export { MAX_SPEC_DEPTH, SpecError } from '../nn/registry.js';
 
 export interface StateRule {
   /** Own parameters and buffers: [name, shape]. */
@@ -78,25 +37,21 @@ export interface ExpectedState {
   readonly unruled: Array<{ readonly type: string; readonly path: string }>;
 }
 
-/** Nesting deeper than this is rejected before anything recurses on it. */
-export const MAX_SPEC_DEPTH = 64;
-
 /** The state an architecture needs, or a SpecError naming the field at fault. */
 export function expectedState(spec: unknown): ExpectedState {
   const shapes = new Map<string, number[]>();
   const unruled: Array<{ type: string; path: string }> = [];
+  const budget = new LayerBudget();
   const walk = (s: unknown, path: string, prefix: string, depth: number): void => {
-    if (depth > MAX_SPEC_DEPTH) throw new SpecError(path, `layers are nested more than ${MAX_SPEC_DEPTH} deep`);
-    if (typeof s !== 'object' || s === null || Array.isArray(s) || typeof (s as { type?: unknown }).type !== 'string') {
-      throw new SpecError(path, `should be a layer spec {type, ...}, got ${JSON.stringify(s)?.slice(0, 80)}`);
-    }
-    const spec = s as ModuleSpec;
+    budget.count(path, depth);
+    if (!isLayerSpec(s)) throw new SpecError(path, `should be a layer spec {type, ...}, got ${JSON.stringify(s)?.slice(0, 80)}`);
+    const spec: ModuleSpec = s;
     const rule = rules.get(spec.type);
     if (rule === undefined) {
       unruled.push({ type: spec.type, path });
       return;
     }
-    const r = new SpecReader(spec, path);
+    const r = new SpecReader(spec, path, depth, budget);
     for (const [name, shape] of rule.own?.(r) ?? []) {
       const full = prefix + name;
       if (shapes.has(full)) throw new SpecError(path, `two layers would both own tensor ${full}`);
@@ -118,7 +73,7 @@ registerStateRule('Conv2d', {
     const inC = r.int('inChannels');
     const outC = r.int('outChannels');
     const [kh, kw] = r.pair('kernel');
-    const groups = r.int('groups');
+    const groups = r.int('groups', 1, 1);
     if (inC % groups !== 0 || outC % groups !== 0) throw new SpecError(r.path, `${inC} input and ${outC} output channels should both be divisible by groups=${groups}`);
     const own: Array<[string, number[]]> = [['weight', [outC, inC / groups, kh, kw]]];
     if (r.bool('bias', true)) own.push(['bias', [outC]]);

@@ -3,8 +3,8 @@ import { engine } from '../autograd/engine.js';
 import * as ops from '../ops/index.js';
 import { ShapeError, shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
 import { initValues, Rng, type InitKind } from './init.js';
-import { Module, Stateless, type ModuleSpec } from './module.js';
-import { buildModule, registerModule } from './registry.js';
+import { childShape, Module, Stateless, type ModuleSpec, type ShapeWalk } from './module.js';
+import { registerModule, type SpecReader } from './registry.js';
 
 let defaultRng = new Rng(0);
 /** Seeds the generator that layers use for initialisation when none is given (like torch.manual_seed). */
@@ -15,19 +15,22 @@ export function globalRng(): Rng {
   return defaultRng;
 }
 
-function num(spec: ModuleSpec, key: string): number {
-  const v = spec[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${spec.type}: field '${key}' should be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
-function pairOf(spec: ModuleSpec, key: string): [number, number] {
-  const v = spec[key];
-  if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number')) return [v[0] as number, v[1] as number];
-  if (typeof v === 'number') return [v, v];
-  throw new TypeError(`${spec.type}: field '${key}' should be a number or a pair, got ${JSON.stringify(v)}`);
-}
 function toPair(v: number | readonly [number, number]): [number, number] {
   return typeof v === 'number' ? [v, v] : [v[0], v[1]];
+}
+
+/** Checks that both entries of a window field are whole numbers >= min. */
+function checkPair(layer: string, what: string, v: readonly [number, number], min: number): void {
+  if (!v.every((x) => Number.isSafeInteger(x) && x >= min)) throw new RangeError(`${layer}: ${what} ${JSON.stringify(v)} should be whole numbers >= ${min}`);
+}
+
+function checkCount(layer: string, what: string, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${layer}: ${what} ${v} should be a whole number >= 1`);
+}
+
+function rank4(layer: string, input: Shape): [number, number, number, number] {
+  if (input.length !== 4) throw new ShapeError(`${layer}: input ${shapeString(input)} should be [N, C, H, W]`);
+  return input as [number, number, number, number];
 }
 
 export interface Conv2dConfig {
@@ -65,8 +68,14 @@ export class Conv2d extends Module {
     this.padding = toPair(c.padding ?? 0);
     this.dilation = toPair(c.dilation ?? 1);
     this.groups = c.groups ?? 1;
-    for (const [what, v] of [['inChannels', c.inChannels], ['outChannels', c.outChannels], ['groups', this.groups]] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`Conv2d: ${what} ${v} should be a whole number >= 1`);
+    for (const [what, v] of [['inChannels', c.inChannels], ['outChannels', c.outChannels], ['groups', this.groups]] as const) checkCount('Conv2d', what, v);
+    checkPair('Conv2d', 'kernel', this.kernel, 1);
+    checkPair('Conv2d', 'stride', this.stride, 1);
+    checkPair('Conv2d', 'dilation', this.dilation, 1);
+    checkPair('Conv2d', 'padding', this.padding, 0);
+    for (const i of [0, 1]) {
+      const reach = (this.dilation[i] as number) * ((this.kernel[i] as number) - 1);
+      if ((this.padding[i] as number) > reach) throw new RangeError(`Conv2d: padding ${JSON.stringify(this.padding)} should be at most the kernel's reach ${reach} (dilation x (kernel - 1)) on each side`);
     }
     if (c.inChannels % this.groups !== 0 || c.outChannels % this.groups !== 0) {
       throw new RangeError(`Conv2d: ${c.inChannels} input and ${c.outChannels} output channels should both be divisible by groups=${this.groups}`);
@@ -90,6 +99,8 @@ export class Conv2d extends Module {
   }
 
   override outputShape(input: Shape): Shape {
+    const [, c] = rank4(this.describe(), input);
+    if (c !== this.inChannels) throw new ShapeError(`${this.describe()}: reads ${this.inChannels} channel${this.inChannels === 1 ? '' : 's'}, its input ${shapeString(input)} has ${c}`);
     const g = ops.conv2dGeometry(input, this.weight.shape, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
     return [g.N, g.M, g.OH, g.OW];
   }
@@ -106,10 +117,14 @@ export class Conv2d extends Module {
     };
   }
 
-  static fromSpec(s: ModuleSpec): Conv2d {
+  describe(): string {
+    return `Conv2d(${this.inChannels} → ${this.outChannels})`;
+  }
+
+  static fromSpec(r: SpecReader): Conv2d {
     return new Conv2d({
-      inChannels: num(s, 'inChannels'), outChannels: num(s, 'outChannels'), kernel: pairOf(s, 'kernel'), stride: pairOf(s, 'stride'),
-      padding: pairOf(s, 'padding'), dilation: pairOf(s, 'dilation'), groups: num(s, 'groups'), bias: s['bias'] !== false,
+      inChannels: r.int('inChannels'), outChannels: r.int('outChannels'), kernel: r.pair('kernel'), stride: r.pair('stride', 1, 1),
+      padding: r.pair('padding', 0, 0), dilation: r.pair('dilation', 1, 1), groups: r.int('groups', 1, 1), bias: r.bool('bias', true),
     });
   }
 }
@@ -127,10 +142,12 @@ export class BatchNorm2d extends Module {
 
   constructor(channels: number, options: { momentum?: number; eps?: number } = {}) {
     super();
-    if (!Number.isInteger(channels) || channels < 1) throw new RangeError(`BatchNorm2d: channels ${channels} should be a whole number >= 1`);
+    checkCount('BatchNorm2d', 'channels', channels);
     this.channels = channels;
     this.momentum = options.momentum ?? 0.1;
     this.eps = options.eps ?? 1e-5;
+    if (!(this.momentum >= 0 && this.momentum <= 1)) throw new RangeError(`BatchNorm2d: momentum ${this.momentum} should be in [0, 1]`);
+    if (!(this.eps > 0 && Number.isFinite(this.eps))) throw new RangeError(`BatchNorm2d: eps ${this.eps} should be a finite number > 0`);
     const e = engine();
     this.gamma = e.parameter(new Float32Array(channels).fill(1), [channels], 'gamma');
     this.beta = e.parameter(new Float32Array(channels), [channels], 'beta');
@@ -154,6 +171,7 @@ export class BatchNorm2d extends Module {
   }
 
   override outputShape(input: Shape): Shape {
+    if (input.length < 2 || input[1] !== this.channels) throw new ShapeError(`BatchNorm2d(${this.channels}): its input ${shapeString(input)} has ${input[1] ?? 'no'} channels`);
     return input;
   }
 
@@ -161,7 +179,7 @@ export class BatchNorm2d extends Module {
     return { type: this.type, channels: this.channels, momentum: this.momentum, eps: this.eps };
   }
 }
-registerModule('BatchNorm2d', (s) => new BatchNorm2d(num(s, 'channels'), { momentum: num(s, 'momentum'), eps: num(s, 'eps') }));
+registerModule('BatchNorm2d', (r) => new BatchNorm2d(r.int('channels'), { momentum: r.number('momentum', { min: 0, max: 1 }, 0.1), eps: r.number('eps', { min: 0, above: true }, 1e-5) }));
 
 export class ReLU extends Stateless {
   readonly type = 'ReLU';
@@ -184,6 +202,12 @@ abstract class Pool2dLayer extends Module {
     this.kernel = toPair(kernel);
     this.stride = toPair(stride ?? kernel);
     this.padding = toPair(padding);
+    checkPair(this.constructor.name, 'kernel', this.kernel, 1);
+    checkPair(this.constructor.name, 'stride', this.stride, 1);
+    checkPair(this.constructor.name, 'padding', this.padding, 0);
+    if (this.padding.some((p, i) => p > Math.floor((this.kernel[i] as number) / 2))) {
+      throw new RangeError(`${this.constructor.name}: padding ${JSON.stringify(this.padding)} should be at most half the kernel ${JSON.stringify(this.kernel)}`);
+    }
   }
   protected get window(): ops.Pool2dOptions {
     return { kernel: this.kernel, stride: this.stride, padding: this.padding };
@@ -202,7 +226,7 @@ export class MaxPool2d extends Pool2dLayer {
     return ops.maxPool2d(x, this.window);
   }
 }
-registerModule('MaxPool2d', (s) => new MaxPool2d(pairOf(s, 'kernel'), pairOf(s, 'stride'), pairOf(s, 'padding')));
+registerModule('MaxPool2d', (r) => new MaxPool2d(...poolFields(r)));
 
 export class AvgPool2d extends Pool2dLayer {
   readonly type = 'AvgPool2d';
@@ -210,12 +234,19 @@ export class AvgPool2d extends Pool2dLayer {
     return ops.avgPool2d(x, this.window);
   }
 }
-registerModule('AvgPool2d', (s) => new AvgPool2d(pairOf(s, 'kernel'), pairOf(s, 'stride'), pairOf(s, 'padding')));
+registerModule('AvgPool2d', (r) => new AvgPool2d(...poolFields(r)));
+
+function poolFields(r: SpecReader): [[number, number], [number, number], [number, number]] {
+  const kernel = r.pair('kernel');
+  return [kernel, r.pair('stride', 1, kernel), r.pair('padding', 0, 0)];
+}
 
 function poolOut(type: string, input: Shape, k: [number, number], s: [number, number], p: [number, number]): Shape {
-  if (input.length !== 4) throw new ShapeError(`${type}: input ${shapeString(input)} should be [N, C, H, W]`);
-  const [n, c, h, w] = input as [number, number, number, number];
-  return [n, c, Math.floor((h + 2 * p[0] - k[0]) / s[0]) + 1, Math.floor((w + 2 * p[1] - k[1]) / s[1]) + 1];
+  const [n, c, h, w] = rank4(type, input);
+  const oh = Math.floor((h + 2 * p[0] - k[0]) / s[0]) + 1;
+  const ow = Math.floor((w + 2 * p[1] - k[1]) / s[1]) + 1;
+  if (oh < 1 || ow < 1) throw new ShapeError(`${type}: a ${k[0]}x${k[1]} window (padding ${p[0]}x${p[1]}) does not fit maps of ${h}x${w}`);
+  return [n, c, oh, ow];
 }
 
 /** [N, C, H, W] → [N, C]. */
@@ -225,7 +256,8 @@ export class GlobalAvgPool extends Module {
     return ops.globalAvgPool(x);
   }
   override outputShape(input: Shape): Shape {
-    return [input[0] ?? 1, input[1] ?? 1];
+    const [n, c] = rank4(this.type, input);
+    return [n, c];
   }
   override spec(): ModuleSpec {
     return { type: this.type };
@@ -240,7 +272,8 @@ export class GlobalMaxPool extends Module {
     return ops.globalMaxPool(x);
   }
   override outputShape(input: Shape): Shape {
-    return [input[0] ?? 1, input[1] ?? 1];
+    const [n, c] = rank4(this.type, input);
+    return [n, c];
   }
   override spec(): ModuleSpec {
     return { type: this.type };
@@ -254,7 +287,8 @@ export class Flatten extends Module {
     return ops.flatten(x);
   }
   override outputShape(input: Shape): Shape {
-    return [input[0] ?? 1, input.slice(1).reduce((a, b) => a * b, 1)];
+    if (input.length < 2) throw new ShapeError(`Flatten: input ${shapeString(input)} should be [N, ...]`);
+    return [input[0] as number, input.slice(1).reduce((a, b) => a * b, 1)];
   }
   override spec(): ModuleSpec {
     return { type: this.type };
@@ -281,7 +315,7 @@ export class Dropout extends Stateless {
     return { type: this.type, p: this.p };
   }
 }
-registerModule('Dropout', (s) => new Dropout(num(s, 'p')));
+registerModule('Dropout', (r) => new Dropout(r.number('p', { min: 0, max: 1, below: true }, 0)));
 
 export interface LinearConfig {
   readonly inFeatures: number;
@@ -299,6 +333,8 @@ export class Linear extends Module {
   bias: Tensor | null;
   constructor(c: LinearConfig) {
     super();
+    checkCount('Linear', 'inFeatures', c.inFeatures);
+    checkCount('Linear', 'outFeatures', c.outFeatures);
     this.inFeatures = c.inFeatures;
     this.outFeatures = c.outFeatures;
     const rng = c.rng ?? defaultRng;
@@ -330,8 +366,8 @@ export class Linear extends Module {
   }
   override outputShape(input: Shape): Shape {
     const features = input.slice(1).reduce((a, b) => a * b, 1);
-    if (features !== this.inFeatures) throw new ShapeError(`Linear(${this.inFeatures} → ${this.outFeatures}): input ${shapeString(input)} has ${features} features`);
-    return [input[0] ?? 1, this.outFeatures];
+    if (input.length < 2 || features !== this.inFeatures) throw new ShapeError(`Linear(${this.inFeatures} → ${this.outFeatures}): its input ${shapeString(input)} has ${features} features`);
+    return [input[0] as number, this.outFeatures];
   }
   override macs(): number {
     return this.inFeatures * this.outFeatures;
@@ -340,7 +376,7 @@ export class Linear extends Module {
     return { type: this.type, inFeatures: this.inFeatures, outFeatures: this.outFeatures, bias: this.bias !== null };
   }
 }
-registerModule('Linear', (s) => new Linear({ inFeatures: num(s, 'inFeatures'), outFeatures: num(s, 'outFeatures'), bias: s['bias'] !== false }));
+registerModule('Linear', (r) => new Linear({ inFeatures: r.int('inFeatures'), outFeatures: r.int('outFeatures'), bias: r.bool('bias', true) }));
 
 export class Sequential extends Module {
   readonly type = 'Sequential';
@@ -357,9 +393,9 @@ export class Sequential extends Module {
   override children(): ReadonlyArray<readonly [string, Module]> {
     return this.layers.map((l, i) => [String(i), l] as const);
   }
-  override outputShape(input: Shape): Shape {
+  override outputShape(input: Shape, walk?: ShapeWalk): Shape {
     let s = input;
-    for (const l of this.layers) s = l.outputShape(s);
+    for (const [i, l] of this.layers.entries()) s = childShape(walk, `layers[${i}]`, l, s);
     return s;
   }
   override macs(input: Shape, withGates = true): number {
@@ -375,11 +411,7 @@ export class Sequential extends Module {
     return { type: this.type, layers: this.layers.map((l) => l.spec()) };
   }
 }
-registerModule('Sequential', (s) => {
-  const layers = s['layers'];
-  if (!Array.isArray(layers)) throw new TypeError(`Sequential: field 'layers' should be a list`);
-  return new Sequential(layers.map((l) => buildModule(l as ModuleSpec)));
-});
+registerModule('Sequential', (r) => new Sequential(r.modules('layers')));
 
 /** body(x) + shortcut(x), the shortcut being the identity when absent. */
 export class Residual extends Module {
@@ -399,10 +431,10 @@ export class Residual extends Module {
   override children(): ReadonlyArray<readonly [string, Module]> {
     return this.shortcut === null ? [['body', this.body]] : [['body', this.body], ['shortcut', this.shortcut]];
   }
-  override outputShape(input: Shape): Shape {
-    const a = this.body.outputShape(input);
-    const b = this.shortcut === null ? input : this.shortcut.outputShape(input);
-    if (a.length !== b.length || a.some((d, i) => d !== b[i])) throw new ShapeError(`Residual: body gives ${shapeString(a)} but shortcut gives ${shapeString(b)}`);
+  override outputShape(input: Shape, walk?: ShapeWalk): Shape {
+    const a = childShape(walk, 'body', this.body, input);
+    const b = this.shortcut === null ? input : childShape(walk, 'shortcut', this.shortcut, input);
+    if (a.length !== b.length || a.some((d, i) => d !== b[i])) throw new ShapeError(`Residual: its body gives ${shapeString(a)} but its ${this.shortcut === null ? 'identity shortcut' : 'shortcut'} gives ${shapeString(b)}`);
     return a;
   }
   override macs(input: Shape, withGates = true): number {
@@ -412,4 +444,4 @@ export class Residual extends Module {
     return { type: this.type, body: this.body.spec(), shortcut: this.shortcut?.spec() ?? null };
   }
 }
-registerModule('Residual', (s) => new Residual(buildModule(s['body'] as ModuleSpec), s['shortcut'] === null || s['shortcut'] === undefined ? null : buildModule(s['shortcut'] as ModuleSpec)));
+registerModule('Residual', (r) => new Residual(r.module('body'), r.child('shortcut') === null || r.child('shortcut') === undefined ? null : r.module('shortcut')));

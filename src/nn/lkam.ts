@@ -9,11 +9,11 @@
  */
 import { engine } from '../autograd/engine.js';
 import * as ops from '../ops/index.js';
-import { ChannelSet, ShapeError, type Shape, type Tensor } from '../tensor/tensor.js';
+import { ChannelSet, ShapeError, shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
 import type { Rng } from './init.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, globalRng, Linear, MaxPool2d, ReLU, Residual, Sequential } from './layers.js';
-import { Module, type ModuleSpec } from './module.js';
-import { buildModule, registerModule } from './registry.js';
+import { childShape, Module, type ModuleSpec, type ShapeWalk } from './module.js';
+import { registerModule } from './registry.js';
 import { SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SaturatedKind, type SwitchKind } from './kinds.js';
 
 export { GAIN_KINDS, SATURATED_KINDS, SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SaturatedKind, type SwitchKind } from './kinds.js';
@@ -27,7 +27,8 @@ export function gridWindow(S: number, g: number): { kernel: number; stride: numb
   const stride = Math.floor(S / g);
   return { kernel: S - (g - 1) * stride, stride };
 }
-export type LkamPool = 'max' | 'avg';
+export const LKAM_POOLS = ['max', 'avg'] as const;
+export type LkamPool = (typeof LKAM_POOLS)[number];
 
 export interface LkamConfig {
   /** Channels of layer i's output (what the LKAM reads). */
@@ -111,7 +112,11 @@ export class LKAM extends Module {
     this.noise = c.noise ?? 0;
     if (!(this.noise >= 0 && Number.isFinite(this.noise))) throw new RangeError(`LKAM: noise ${this.noise} should be a finite number >= 0`);
     if (this.noise > 0 && this.switchKind === 'sigmoid') throw new RangeError("LKAM: noise applies to 'hard' and 'binary' switches, not 'sigmoid'");
-    if (!Number.isInteger(this.grid) || this.grid < 1) throw new RangeError(`LKAM: grid ${this.grid} should be a whole number >= 1`);
+    for (const [what, v] of [['inChannels', c.inChannels], ['switches', c.switches], ['bank', this.bank], ['grid', this.grid]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`LKAM: ${what} ${v} should be a whole number >= 1`);
+    }
+    if (!LKAM_POOLS.includes(this.pool)) throw new RangeError(`LKAM: pool '${String(this.pool)}' should be one of ${LKAM_POOLS.join(', ')}`);
+    if (!Number.isFinite(this.threshold) || !Number.isFinite(this.initOpen)) throw new RangeError(`LKAM: threshold ${this.threshold} and initOpen ${this.initOpen} should be finite numbers`);
     const rng = c.rng ?? globalRng();
     this.rng = rng;
     this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
@@ -168,7 +173,10 @@ export class LKAM extends Module {
   }
 
   override outputShape(input: Shape): Shape {
-    return [input[0] ?? 1, this.switches];
+    const what = `LKAM(${this.inChannels} → ${this.switches})`;
+    if (input.length !== 4 || input[1] !== this.inChannels) throw new ShapeError(`${what}: reads [N, ${this.inChannels}, H, W], its input is ${shapeString(input)}`);
+    if ((input[2] as number) < this.grid || (input[3] as number) < this.grid) throw new ShapeError(`${what}: a ${this.grid}x${this.grid} pooling grid does not fit maps of ${input[2]}x${input[3]}`);
+    return [input[0] as number, this.switches];
   }
 
   override macs(input: Shape): number {
@@ -184,11 +192,14 @@ export class LKAM extends Module {
     };
   }
 }
-registerModule('LKAM', (s) => new LKAM({
-  inChannels: s['inChannels'] as number, switches: s['switches'] as number, bank: s['bank'] as number, pool: s['pool'] as LkamPool,
-  grid: s['grid'] as number, switchKind: s['switchKind'] as SwitchKind, threshold: s['threshold'] as number, initOpen: s['initOpen'] as number,
-  straightThrough: s['straightThrough'] === true, detach: s['detach'] === true, noise: typeof s['noise'] === 'number' ? s['noise'] : 0,
-}));
+registerModule('LKAM', (r) => {
+  const switchKind = r.oneOf('switchKind', SWITCH_KINDS, 'hard');
+  return new LKAM({
+    inChannels: r.int('inChannels'), switches: r.int('switches'), bank: r.int('bank', 1, 4), pool: r.oneOf('pool', LKAM_POOLS, 'max'),
+    grid: r.int('grid', 1, 1), switchKind, threshold: r.number('threshold', {}, 0.5), initOpen: r.number('initOpen', {}, switchKind === 'sigmoid' ? 2 : 0.9),
+    straightThrough: r.bool('straightThrough', false), detach: r.bool('detach', false), noise: r.number('noise', { min: 0 }, 0),
+  });
+});
 
 /**
  * How a gate computes its block:
@@ -222,6 +233,8 @@ export class Gated extends Module {
 
   constructor(block: Module, lkam: LKAM, gain = 1) {
     super();
+    if (!(lkam instanceof LKAM)) throw new TypeError(`Gated: the gate's lkam should be an LKAM, got ${(lkam as Module).type}`);
+    if (!(gain >= 0 && Number.isFinite(gain))) throw new RangeError(`Gated: gain ${gain} should be a finite number >= 0`);
     this.block = block;
     this.lkam = lkam;
     this.gain = gain;
@@ -282,8 +295,11 @@ export class Gated extends Module {
     return [['block', this.block], ['lkam', this.lkam]];
   }
 
-  override outputShape(input: Shape): Shape {
-    return this.block.outputShape(input);
+  override outputShape(input: Shape, walk?: ShapeWalk): Shape {
+    childShape(walk, 'lkam', this.lkam, input);
+    const out = childShape(walk, 'block', this.block, input);
+    if (out.length !== 4 || out[1] !== this.lkam.switches) throw new ShapeError(`Gated: its block gives ${shapeString(out)}, its LKAM makes ${this.lkam.switches} switches`);
+    return out;
   }
 
   override macs(input: Shape, withGates = true): number {
@@ -306,7 +322,7 @@ function convBnReluParts(block: Module): ConvBnRelu | null {
   return second instanceof ReLU && layers.length === 2 ? { conv, bn: null, relu: true } : null;
 }
 
-registerModule('Gated', (s) => new Gated(buildModule(s['block'] as ModuleSpec), buildModule(s['lkam'] as ModuleSpec) as LKAM, s['gain'] as number));
+registerModule('Gated', (r) => new Gated(r.module('block'), r.module('lkam', LKAM), r.number('gain', { min: 0 }, 1)));
 
 /** Every Gated module below `model`, in forward order. */
 export function gates(model: Module): Gated[] {

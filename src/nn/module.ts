@@ -4,7 +4,8 @@
  * Export, pruning and compilation ask each module (methods below); nothing switches on types.
  */
 import { engine } from '../autograd/engine.js';
-import type { Shape, Tensor } from '../tensor/tensor.js';
+import { ShapeError, shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
+import { SpecError } from './registry.js';
 
 /** A JSON description from which `buildModule` recreates the module (weights excluded). */
 export interface ModuleSpec {
@@ -34,8 +35,12 @@ export abstract class Module {
     return [];
   }
 
-  /** Output shape for an input shape (batch dimension included), without computing. */
-  abstract outputShape(input: Shape): Shape;
+  /**
+   * Output shape for an input shape (batch dimension included), without computing; a ShapeError when
+   * the input does not fit the module (rank, channels, features, too small for a window). A container
+   * passes `walk` on through `childShape`, so that a shape walk sees every layer with its path.
+   */
+  abstract outputShape(input: Shape, walk?: ShapeWalk): Shape;
 
   /**
    * Multiply-adds of one dense forward pass for one image of this input shape (batch dimension 1);
@@ -96,9 +101,77 @@ export abstract class Module {
   }
 }
 
+/** Bytes the activations of one image may take, summed over every layer's output (float32). */
+export const MAX_ACTIVATION_BYTES = 2 ** 30;
+
+/**
+ * A walk of shapes through a model for one image, as a loaded architecture gets: every layer's
+ * `outputShape` checks its input; the walk names the layer's path in errors, checks the output's
+ * dimensions and sums the activations it implies.
+ */
+export class ShapeWalk {
+  /** Elements of every output so far (the input included). */
+  elements = 0;
+  private readonly path: string[] = [];
+  constructor(readonly maxBytes = MAX_ACTIVATION_BYTES) {}
+
+  private where(): string {
+    return this.path.filter((p) => p !== '').join('.');
+  }
+
+  /** Counts one tensor of the walk. */
+  count(shape: Shape, what: string): void {
+    if (shape.length === 0 || shape.some((d) => !Number.isSafeInteger(d) || d < 1)) throw new SpecError(this.where(), `${what} ${shapeString(shape)} should have whole dimensions >= 1`);
+    this.elements += shape.reduce((a, b) => a * b, 1);
+    if (this.elements * 4 > this.maxBytes) {
+      throw new SpecError(this.where(), `the activations of one image reach ${gib(this.elements * 4)} here (${what} ${shapeString(shape)}), more than the ${gib(this.maxBytes)} a model may use`);
+    }
+  }
+
+  /** `m`'s output for `input`, where its container holds it in field `field`. */
+  child(field: string, m: Module, input: Shape): Shape {
+    this.path.push(field);
+    try {
+      let out: Shape;
+      try {
+        out = m.outputShape(input, this);
+      } catch (e) {
+        if (e instanceof ShapeError || e instanceof RangeError) throw new SpecError(this.where(), e.message);
+        throw e;
+      }
+      this.count(out, `its output`);
+      return out;
+    } finally {
+      this.path.pop();
+    }
+  }
+}
+
+function gib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** A child's output shape inside a container's `outputShape`: through the walk when there is one. */
+export function childShape(walk: ShapeWalk | undefined, field: string, m: Module, input: Shape): Shape {
+  return walk === undefined ? m.outputShape(input) : walk.child(field, m, input);
+}
+
+/**
+ * Checks that a model takes images of `imageShape` ([C, H, W]): every layer fits the shape it
+ * receives, and the activations of one image stay within `maxBytes`. Returns the output shape for
+ * one image; a SpecError names the layer's path in the architecture.
+ */
+export function checkShapes(model: Module, imageShape: Shape, maxBytes = MAX_ACTIVATION_BYTES): Shape {
+  const walk = new ShapeWalk(maxBytes);
+  const input = [1, ...imageShape];
+  walk.count(input, 'the input');
+  return walk.child('', model, input);
+}
+
 /** A module without parameters whose forward is one op. */
 export abstract class Stateless extends Module {
   override outputShape(input: Shape): Shape {
+    if (input.length < 2) throw new ShapeError(`${this.type}: input ${shapeString(input)} should be [N, ...]`);
     return input;
   }
 }

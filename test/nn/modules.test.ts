@@ -308,6 +308,6 @@ describe('errors a caller can cause', () => {
   });
   test('a model that does not fit the input shape says so', () => {
     const m: Module = fmnistVgg5();
-    assert.throws(() => m.outputShape([1, 3, 28, 28]), /input \[1,3,28,28\] has 3 channels but weight \[32,1,3,3\] expects 1/);
+    assert.throws(() => m.outputShape([1, 3, 28, 28]), /Conv2d\(1 → 32\): reads 1 channel, its input \[1,3,28,28\] has 3/);
   });
 });
