@@ -9,3 +9,4 @@ export * from './elementwise';
 export * from './optim';
 export * from './sparse';
 export * from './infer';
+export * from './grouped';

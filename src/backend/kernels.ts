@@ -226,6 +226,17 @@ export interface Kernels {
    */
   conv2dInfer(desc: number, x: number, xList: number, w: number, wPacked: number, bias: number, lo: number, gate: number,
     y: number, yList: number, n0: number, n1: number, part: number, parts: number, macs: number, scratch: number): number;
+  /**
+   * Compact grouped (or depthwise) conv: desc is writeConvDesc (groups G dividing C and M, N unused);
+   * w [M, C/G, KH, KW]. For image n, y's planes [0, yCount) are, for each listed output m of group
+   * m / (M/G), max(conv(x's listed planes of that group, w[m]) + bias[m], lo) * gate[n * M + m] (bias
+   * and gate 0 for none); x's and y's planes are compact (image n at x + n*C*H*W, y + n*M*OH*OW floats).
+   * `part` of `parts` computes listed outputs [count*part/parts, count*(part+1)/parts). macs (0 for
+   * none): float64 macs[n] = OH*OW*KH*KW per (listed output, listed input of its group) pair; returns
+   * their sum. scratch: conv2dGroupedInferScratchBytes (src/infer/scratch.ts).
+   */
+  conv2dGroupedInfer(desc: number, x: number, xList: number, w: number, bias: number, lo: number, gate: number,
+    y: number, yList: number, n0: number, n1: number, part: number, parts: number, macs: number, scratch: number): number;
   /** w [M, C, KH, KW] arranged for conv2dInfer into wPacked ((M + 12) * C * KH * KW floats). */
   conv2dInferPack(desc: number, w: number, wPacked: number): void;
   /**
@@ -282,6 +293,6 @@ const KERNEL_SET: Record<KernelName, 0> = {
   fill: 0, copy: 0, add: 0, sub: 0, mul: 0, scale: 0, axpy: 0, addBias: 0, channelSum: 0, channelScale: 0,
   channelScaleBackward: 0, sum: 0, sumSquares: 0, countNonFinite: 0, dropoutForward: 0,
   sgdStep: 0, adamStep: 0,
-  conv2dInfer: 0, conv2dInferPack: 0, lkamSwitches: 0, lkamBankPool: 0, pool2dInfer: 0, globalPoolInfer: 0, scatterChannels: 0, addChannels: 0,
+  conv2dInfer: 0, conv2dInferPack: 0, conv2dGroupedInfer: 0, lkamSwitches: 0, lkamBankPool: 0, pool2dInfer: 0, globalPoolInfer: 0, scatterChannels: 0, addChannels: 0,
 };
 export const KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNEL_SET) as KernelName[];

@@ -57,7 +57,7 @@ export function fuse(input: readonly Node[], output: Value): Node[] {
         } else if (n.op === 'relu') {
           p.lo = Math.max(p.lo, 0);
           absorbed = true;
-        } else if (n.op === 'gate' && p.g.groups === 1) {
+        } else if (n.op === 'gate') {
           p.gate = n.switches;
           absorbed = true;
         }

@@ -13,15 +13,14 @@
  */
 import { engine } from '../autograd/engine.js';
 import type { Backend } from '../backend/backend.js';
-import { CONV_INFER_DESC_INTS, MAP_PLANE_INTS, convInputPlane, writeConvDesc, writeConvInferDesc, writeMapPlane, writePoolDesc, type ConvGeometry, type PaddedPlane } from '../backend/kernels.js';
-import { convScratchBytes } from '../backend/scratch.js';
+import { CONV_DESC_INTS, CONV_INFER_DESC_INTS, MAP_PLANE_INTS, convInputPlane, writeConvDesc, writeConvInferDesc, writeMapPlane, writePoolDesc, type ConvGeometry, type PaddedPlane } from '../backend/kernels.js';
 import type { Module } from '../nn/module.js';
 import { Arena } from '../tensor/memory.js';
 import { shapeString } from '../tensor/tensor.js';
 import { checkCompilable, CompileError, compilerFor, type CompileContext } from './compilers.js';
 import { fuse } from './fuse.js';
 import { inputsOf, sizeOf, type ConvNode, type LinearNode, type Node, type SwitchNode, type Value, type ValueKind } from './ir.js';
-import { conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
+import { conv2dGroupedInferScratchBytes, conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
 import { BankPoolStep, ConvStep, FnStep, ImageStep, ReluStep, Sequence, SwitchStep, type Exec, type Step } from './steps.js';
 
 export interface CompileOptions {
@@ -68,6 +67,10 @@ export interface LayerTelemetry {
   /** Kernels (output channels) and input channels of the conv. */
   readonly kernels: number;
   readonly inChannels: number;
+  /** Groups of the conv (each kernel reads inChannels / groups channels). */
+  readonly groups: number;
+  /** Multiply-adds of one image with every kernel on and every input channel read. */
+  readonly denseMacs: number;
   /** Kernels switched on (all of them for a conv without switches). */
   readonly activeKernels: Int32Array;
   /** Which kernels were on: [images, kernels] flags (gated convs; null for the others). */
@@ -133,9 +136,9 @@ interface ConvRecord {
   readonly switchList: number;
   readonly xLayout: number;
   readonly yLayout: number;
-  readonly step: ConvStep | null;
-  /** For convs without a reporting kernel (grouped): multiply-adds per image. */
-  readonly fixedMacs: number;
+  readonly step: ConvStep;
+  readonly groups: number;
+  readonly denseMacs: number;
 }
 
 interface LkamRecord {
@@ -176,7 +179,7 @@ function buildGraph(model: Module, inputShape: readonly number[]): { nodes: Node
 function scratchBytes(nodes: readonly Node[]): number {
   let bytes = 0;
   for (const n of nodes) {
-    if (n.op === 'conv') bytes = Math.max(bytes, n.g.groups === 1 ? conv2dInferScratchBytes(n.g) : convScratchBytes(n.g));
+    if (n.op === 'conv') bytes = Math.max(bytes, n.g.groups === 1 ? conv2dInferScratchBytes(n.g) : conv2dGroupedInferScratchBytes(n.g));
     if (n.op === 'linear') bytes = Math.max(bytes, conv2dInferScratchBytes(linearGeometry(n.x, n.y.shape[0] as number)));
     if (n.op === 'switches') {
       const [C, H, W] = n.x.shape as [number, number, number];
@@ -467,22 +470,13 @@ class Lowering {
     const wPacked = this.alloc(packedWeightFloats(g) * 4);
     e.kernels.conv2dInferPack(desc, w, wPacked);
     const bias = this.upload(n.bias);
-    const ident = this.identityList(g.M);
-    let gate = 0, yLayout = ident, yActive = ident, switchList = 0;
-    if (n.gate !== null) {
-      const s = this.switches.get(n.gate);
-      if (s === undefined) throw new Error(`compile: conv ${n.name} reads switches that are not computed`);
-      gate = s.gate;
-      switchList = s.list;
-      yActive = s.list;
-      if (this.skip) yLayout = s.list;
-    }
+    const { gate, switchList, yLayout, yActive } = this.gateLists(n);
     const y = plane === null ? this.take(sizeOf(n.y)) : this.pinnedZeros(g.M * plane.rows * plane.cols);
     const macs = this.alloc(e.threads * e.maxBatch * 8);
     const taps = g.KH * g.KW, P = g.OH * g.OW;
-    const step = new ConvStep(e, `conv ${n.name}`, desc, x.buf.ptr, x.layout, w, wPacked, bias, n.lo, gate, y.ptr, yLayout, macs, g.M * g.C * taps * P);
+    const step = new ConvStep(e, `conv ${n.name}`, 'conv2dInfer', [desc, x.buf.ptr, x.layout, w, wPacked, bias, n.lo, gate, y.ptr, yLayout], macs, g.M * g.C * taps * P);
     this.steps.push(step);
-    this.convs.push({ name: n.name, M: g.M, C: g.C, switchList, xLayout: x.layout, yLayout, step, fixedMacs: 0 });
+    this.convs.push({ name: n.name, M: g.M, C: g.C, switchList, xLayout: x.layout, yLayout, step, groups: 1, denseMacs: step.denseMacs });
     this.define(n.y, y, yLayout, yActive, plane);
     return [];
   }
@@ -500,35 +494,40 @@ class Lowering {
     const ident = this.identityList(g.M);
     const y = this.take(g.M);
     const macs = this.alloc(e.threads * e.maxBatch * 8);
-    const step = new ConvStep(e, `linear ${n.name}`, desc, x.buf.ptr, x.layout, w, wPacked, this.upload(n.bias), -Infinity, 0, y.ptr, ident, macs, g.M * g.C * g.KH * g.KW);
+    const step = new ConvStep(e, `linear ${n.name}`, 'conv2dInfer', [desc, x.buf.ptr, x.layout, w, wPacked, this.upload(n.bias), -Infinity, 0, y.ptr, ident], macs, g.M * g.C * g.KH * g.KW);
     this.steps.push(step);
-    this.convs.push({ name: n.name, M: g.M, C: g.C, switchList: 0, xLayout: x.layout, yLayout: ident, step, fixedMacs: 0 });
+    this.convs.push({ name: n.name, M: g.M, C: g.C, switchList: 0, xLayout: x.layout, yLayout: ident, step, groups: 1, denseMacs: step.denseMacs });
     this.define(n.y, y, ident, ident);
     return [];
   }
 
-  /** A grouped conv: the training graph's dense kernel on a dense input, then the clamp. */
+  /** A grouped or depthwise conv over compact values: the listed outputs from the listed inputs of their groups. */
   private groupedConv(n: ConvNode): Buf[] {
     const e = this.exec;
-    const g = { ...n.g, N: e.maxBatch };
+    const g = n.g;
     const x = this.get(n.x);
-    const temp = this.take(sizeOf(n.x));
-    const d = this.dense(x, temp, n.name);
-    const desc = this.alloc(64);
+    const desc = this.alloc(CONV_DESC_INTS * 4);
     writeConvDesc(this.mem.i32, desc, g);
     const w = this.upload(n.weight), bias = this.upload(n.bias);
+    const { gate, switchList, yLayout, yActive } = this.gateLists(n);
     const y = this.take(sizeOf(n.y));
-    const perImage = g.M * g.OH * g.OW;
-    const src = d.ptr, scratch = e.scratch[0] as number, lo = n.lo;
-    const conv = new FnStep(`grouped conv ${n.name}`, (n0, n1) => {
-      e.kernels.conv2dForward(desc, src, w, bias, y.ptr, n0, n1, 0, g.M, scratch);
-      if (lo === 0) e.kernels.relu(y.ptr + n0 * perImage * 4, y.ptr + n0 * perImage * 4, (n1 - n0) * perImage);
-    });
-    this.steps.push(d.step === null ? conv : new Sequence(`grouped conv ${n.name}`, [d.step, conv]));
-    const ident = this.identityList(g.M);
-    this.convs.push({ name: n.name, M: g.M, C: g.C, switchList: 0, xLayout: this.identityList(g.C), yLayout: ident, step: null, fixedMacs: perImage * (g.C / g.groups) * g.KH * g.KW });
-    this.define(n.y, y, ident, ident);
-    return [temp];
+    const macs = this.alloc(e.threads * e.maxBatch * 8);
+    const P = g.OH * g.OW;
+    const step = new ConvStep(e, `grouped conv ${n.name}`, 'conv2dGroupedInfer', [desc, x.buf.ptr, x.layout, w, bias, n.lo, gate, y.ptr, yLayout], macs,
+      g.M * (g.C / g.groups) * g.KH * g.KW * P);
+    this.steps.push(step);
+    this.convs.push({ name: n.name, M: g.M, C: g.C, switchList, xLayout: x.layout, yLayout, step, groups: g.groups, denseMacs: step.denseMacs });
+    this.define(n.y, y, yLayout, yActive);
+    return [];
+  }
+
+  /** The switches a conv's outputs are gated by: their values, the list of kernels on, and the lists of the conv's output. */
+  private gateLists(n: ConvNode): { gate: number; switchList: number; yLayout: number; yActive: number } {
+    const ident = this.identityList(n.g.M);
+    if (n.gate === null) return { gate: 0, switchList: 0, yLayout: ident, yActive: ident };
+    const s = this.switches.get(n.gate);
+    if (s === undefined) throw new Error(`compile: conv ${n.name} reads switches that are not computed`);
+    return { gate: s.gate, switchList: s.list, yLayout: this.skip ? s.list : ident, yActive: s.list };
   }
 
   private lkam(n: SwitchNode): Buf[] {
@@ -690,10 +689,10 @@ export class InferencePlan {
     const macs = new Float64Array(N);
     const lkamMacs = new Float64Array(N);
     const layers = this.convs.map((c): LayerTelemetry => {
-      const m = c.step === null ? new Float64Array(N).fill(c.fixedMacs) : rows(c.step.macs, c.step.rowsUsed);
+      const m = rows(c.step.macs, c.step.rowsUsed);
       for (let n = 0; n < N; n++) macs[n]! += m[n] as number;
       return {
-        name: c.name, gated: c.switchList !== 0, kernels: c.M, inChannels: c.C,
+        name: c.name, gated: c.switchList !== 0, kernels: c.M, inChannels: c.C, groups: c.groups, denseMacs: c.denseMacs,
         activeKernels: c.switchList !== 0 ? counts(c.switchList, c.M) : new Int32Array(N).fill(c.M),
         onKernels: c.switchList !== 0 ? flags(c.switchList, c.M) : null,
         computedKernels: counts(c.yLayout, c.M), inputsRead: counts(c.xLayout, c.C), macs: m,

@@ -28,3 +28,10 @@ export function lkamSwitchesScratchBytes(M: number): number {
 export function lkamBankPoolScratchBytes(C: number, W: number, k: number, grid: number): number {
   return region(Math.ceil(k / 4) * 4 * C) + region(4 * grid * grid) + region(4 * W);
 }
+
+/** The slot of each input channel, the tap offsets, one padded input plane. */
+export function conv2dGroupedInferScratchBytes(g: ConvGeometry): number {
+  const Hp = (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1;
+  const Wp = (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1;
+  return region(g.C) + region(g.KH * g.KW) + region(Hp * Wp + SLACK);
+}

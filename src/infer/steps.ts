@@ -49,47 +49,59 @@ class Dispatch<K extends KernelName> {
   }
 }
 
-/** conv2dInfer over compact values; macs has a row of maxBatch float64 per thread. */
+/** The compact convs: their arguments end with n0, n1, part, parts, macs, scratch. */
+export type ConvKernel = 'conv2dInfer' | 'conv2dGroupedInfer';
+
+/** conv2dInfer or conv2dGroupedInfer over compact values; macs has a row of maxBatch float64 per thread. */
 export class ConvStep implements Step {
   /** Per image, the rows of `macs` its last run wrote (threads that shared its outputs). */
   readonly rowsUsed: Uint8Array;
-  private readonly dispatch: Dispatch<'conv2dInfer'>;
+  private readonly dispatch: Dispatch<ConvKernel>;
   private readonly partSplit: boolean;
+  private readonly one: number[];
+  private readonly call: (...a: number[]) => unknown;
+  /** Index of n0 in the arguments. */
+  private readonly at: number;
 
-  constructor(readonly exec: Exec, readonly label: string, readonly desc: number, readonly x: number, readonly xList: number, readonly w: number,
-    readonly wPacked: number, readonly bias: number, readonly lo: number, readonly gate: number, readonly y: number, readonly yList: number,
-    readonly macs: number, denseMacsPerImage: number) {
-    this.partSplit = denseMacsPerImage >= PART_SPLIT_MIN_MACS;
+  /** head: the kernel's arguments before n0; denseMacs: one image's multiply-adds with every kernel and input. */
+  constructor(readonly exec: Exec, readonly label: string, kernel: ConvKernel, head: readonly number[], readonly macs: number, readonly denseMacs: number) {
+    this.partSplit = denseMacs >= PART_SPLIT_MIN_MACS;
     this.rowsUsed = new Uint8Array(exec.maxBatch).fill(1);
-    this.dispatch = new Dispatch(exec, 'conv2dInfer', [desc, x, xList, w, wPacked, bias, lo, gate, y, yList, 0, 0, 0, 1, macs, 0]);
-    this.dispatch.args.forEach((a, t) => { a[15] = exec.scratch[t] as number; });
+    this.at = head.length;
+    const template = [...head, 0, 0, 0, 1, macs, 0];
+    this.dispatch = new Dispatch(exec, kernel, template);
+    this.dispatch.args.forEach((a, t) => { a[this.at + 5] = exec.scratch[t] as number; });
+    this.one = [...template];
+    this.one[this.at + 5] = exec.scratch[0] as number;
+    this.call = exec.kernels[kernel] as (...a: number[]) => unknown;
   }
 
   run(n0: number, n1: number): void {
-    const T = this.exec.threads;
+    const T = this.exec.threads, at = this.at;
     if (T === 1 || (n1 - n0 < T && !this.partSplit)) {
-      this.exec.kernels.conv2dInfer(this.desc, this.x, this.xList, this.w, this.wPacked, this.bias, this.lo, this.gate, this.y, this.yList,
-        n0, n1, 0, 1, this.macs, this.exec.scratch[0] as number);
+      this.one[at] = n0;
+      this.one[at + 1] = n1;
+      this.call(...this.one);
       this.rowsUsed.fill(1, n0, n1);
       return;
     }
     const args = this.dispatch.args;
     if (n1 - n0 >= T) {
       // Images apart: every thread reports into row 0.
-      this.dispatch.byImages(n0, n1, 10);
+      this.dispatch.byImages(n0, n1, at);
       for (const a of args) {
-        a[12] = 0;
-        a[13] = 1;
-        a[14] = this.macs;
+        a[at + 2] = 0;
+        a[at + 3] = 1;
+        a[at + 4] = this.macs;
       }
       this.rowsUsed.fill(1, n0, n1);
     } else {
       args.forEach((a, t) => {
-        a[10] = n0;
-        a[11] = n1;
-        a[12] = t;
-        a[13] = T;
-        a[14] = this.macs + t * this.exec.maxBatch * 8;
+        a[at] = n0;
+        a[at + 1] = n1;
+        a[at + 2] = t;
+        a[at + 3] = T;
+        a[at + 4] = this.macs + t * this.exec.maxBatch * 8;
       });
       this.rowsUsed.fill(T, n0, n1);
     }

@@ -10,6 +10,7 @@ import { elementwiseReference } from './elementwise.js';
 import { optimReference } from './optim.js';
 import { sparseReference } from './sparse.js';
 import { inferReference } from './infer.js';
+import { groupedReference } from './grouped.js';
 
 /** The plain-TypeScript twin of every WASM kernel: slow, obvious, and the oracle of the conformance tests. */
 export function createReferenceKernels(mem: LinearMemory): Kernels {
@@ -24,5 +25,6 @@ export function createReferenceKernels(mem: LinearMemory): Kernels {
     ...optimReference(mem),
     ...sparseReference(mem),
     ...inferReference(mem),
+    ...groupedReference(mem),
   };
 }
