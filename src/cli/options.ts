@@ -1,6 +1,7 @@
 /** Option parsers shared by the commands, and JSON config files whose keys are option names. */
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command, type Option } from 'commander';
+import { JsonDepthError, parseJson } from '../io/json.js';
 import { InputError, UsageError } from './errors.js';
 
 export function positiveInt(flag: string) {
@@ -103,9 +104,9 @@ export function applyConfig(cmd: Command, file: string, skip: ReadonlySet<string
   }
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = parseJson(text);
   } catch (e) {
-    throw new UsageError(`--config ${file}: not valid JSON (${(e as Error).message})`);
+    throw new UsageError(`--config ${file}: ${e instanceof JsonDepthError ? e.message : `not valid JSON (${(e as Error).message})`}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UsageError(`--config ${file}: expected a JSON object of option values, got ${Array.isArray(data) ? 'a list' : typeof data}`);
   applyValues(cmd, data as Record<string, unknown>, `--config ${file}`, skip);

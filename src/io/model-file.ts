@@ -12,6 +12,7 @@ import '../nn/layers.js';
 import '../nn/lkam.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { describeError, ModelFileError } from './errors.js';
+import { JsonDepthError, parseJson } from './json.js';
 import { encodeSafetensors, firstNonFinite, parseSafetensors, readTensor, shapeText, type SafetensorsFile, type TensorRecord } from './safetensors.js';
 import { expectedState } from './state-shapes.js';
 
@@ -67,9 +68,10 @@ export function jsonField<T>(f: SafetensorsFile, key: string, schema: z.ZodType<
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch (e) {
-    throw new ModelFileError(f.file, `metadata ${key} is not valid JSON (${describeError(e)})`, { field, cause: e });
+    const why = e instanceof JsonDepthError ? `: ${e.message}` : ` is not valid JSON (${describeError(e)})`;
+    throw new ModelFileError(f.file, `metadata ${key}${why}`, { field, cause: e });
   }
   const r = schema.safeParse(value);
   if (!r.success) {

@@ -7,6 +7,7 @@
  * Bytes in, bytes out: no Node imports, so the browser can read and write model files too.
  * Parsing checks every header number against the byte length before anything is allocated from it.
  */
+import { parseJson } from './json.js';
 import { z } from 'zod';
 import { describeError, ModelFileError } from './errors.js';
 
@@ -155,7 +156,7 @@ export function parseSafetensors(bytes: Uint8Array, options: ParseOptions = {}):
   if (!text.startsWith('{')) fail(`the header should be a JSON object starting with '{', it starts with ${JSON.stringify(text.slice(0, 8))}`, { field: 'header' });
   let header: unknown;
   try {
-    header = JSON.parse(text);
+    header = parseJson(text);
   } catch (e) {
     return fail(`the header is not valid JSON (${describeError(e)})`, { field: 'header', cause: e });
   }

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseJson as parseBoundedJson } from '../io/json.js';
 
 export const RUN_FILES = {
   /** Every resolved option of the training command, and how it ran. */
@@ -118,7 +119,7 @@ function issueText(e: z.ZodError): string {
 
 function parseJson(file: string, text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseBoundedJson(text);
   } catch (e) {
     throw new RunFileError(`${file}: not valid JSON (${(e as Error).message})`);
   }

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { engine, init } from '../../autograd/engine.js';
 import { DataLoader } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
+import { parseJson } from '../../io/json.js';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
 import { globalRng, manualSeed } from '../../nn/layers.js';
@@ -104,7 +105,7 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
     if (!existsSync(file)) throw new InputError(`--resume ${f.resume}: not a run directory (no ${RUN_FILES.config})`);
     let saved: unknown;
     try {
-      saved = JSON.parse(readFileSync(file, 'utf8'));
+      saved = parseJson(readFileSync(file, 'utf8'));
     } catch (e) {
       throw new InputError(`${file}: not valid JSON (${(e as Error).message})`);
     }
