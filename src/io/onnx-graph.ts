@@ -1,5 +1,6 @@
 /** Building and reading ONNX protobuf messages (onnx-proto) for the exporter and the importer. */
 import onnxProto from 'onnx-proto';
+import { describeError, OnnxError } from './errors.js';
 
 export const onnx = onnxProto.onnx;
 export type NodeProto = onnxProto.onnx.INodeProto;
@@ -134,4 +135,105 @@ export function encodeModelProto(model: ModelProto): Uint8Array {
 
 export function decodeModelProto(bytes: Uint8Array): onnxProto.onnx.ModelProto {
   return onnx.ModelProto.decode(bytes);
+}
+
+/** Names shown in one error line at most; the rest are counted. */
+const SHOWN = 5;
+
+function listed(names: readonly string[]): string {
+  const shown = names.slice(0, SHOWN).join(', ');
+  return names.length > SHOWN ? `${shown} and ${names.length - SHOWN} more` : shown;
+}
+
+/**
+ * Refuses a tensor the reader cannot trust: data stored outside the file, or dims that are not whole
+ * numbers >= 1 (a rank-1 tensor may be empty), naming the tensor and the dim.
+ */
+function checkTensor(t: TensorProto, what: string): void {
+  const name = t.name ?? '';
+  const external = t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData ?? []).length > 0;
+  if (external) throw new RangeError(`${what} ${name}: external data is not supported (its values are stored in a separate file); save the model with the weights inside the .onnx file`);
+  const dims = (t.dims ?? []).map((d) => toNumber(d));
+  dims.forEach((d, i) => {
+    const least = dims.length === 1 ? 0 : 1;
+    if (!Number.isSafeInteger(d) || d < least) throw new RangeError(`${what} ${name}: dim ${i} of [${dims.join(',')}] is ${d}, expected a whole number >= ${least}`);
+  });
+}
+
+/**
+ * Checks the structure of a graph before anything walks it: every value is defined once (graph
+ * input, initializer or one node output), each node reads only values defined before it (ONNX's
+ * topological order; so no cycles), the graph outputs exist, initializers and constant tensors
+ * have valid dims and inline data, and a Gemm's constant weight is 2-D. Throws an OnnxError naming
+ * the file, the node and the value.
+ */
+export function checkGraph(graph: GraphProto, file: string): void {
+  const fail = (message: string): never => {
+    throw new OnnxError(`${file}: ${message}`);
+  };
+  const defined = new Set<string>();
+  const initializers = new Map<string, TensorProto>();
+  for (const t of graph.initializer ?? []) {
+    const name = t.name ?? '';
+    if (initializers.has(name)) fail(`initializer ${name} is defined twice`);
+    try {
+      checkTensor(t, 'initializer');
+    } catch (e) {
+      fail(describeError(e));
+    }
+    initializers.set(name, t);
+    defined.add(name);
+  }
+  const inputs = new Set<string>();
+  for (const i of graph.input ?? []) {
+    const name = i.name ?? '';
+    if (inputs.has(name)) fail(`graph input ${name} is listed twice`);
+    inputs.add(name);
+    defined.add(name);
+    for (const [k, d] of (i.type?.tensorType?.shape?.dim ?? []).entries()) {
+      if (d.dimValue !== null && d.dimValue !== undefined && toNumber(d.dimValue) < 0) fail(`graph input ${name}: dim ${k} is ${toNumber(d.dimValue)}, expected a whole number >= 1 or a symbolic dim`);
+    }
+  }
+  const undefinedReads: string[] = [];
+  for (const [index, n] of (graph.node ?? []).entries()) {
+    const node = `${n.opType ?? '?'} node ${n.name || `#${index}`}`;
+    for (const v of n.input ?? []) {
+      if (v !== '' && !defined.has(v)) undefinedReads.push(`${node} reads ${v}`);
+    }
+    for (const a of n.attribute ?? []) {
+      if (a.t !== null && a.t !== undefined) {
+        try {
+          checkTensor(a.t, `${node}: attribute ${a.name ?? ''} tensor`);
+        } catch (e) {
+          fail(describeError(e));
+        }
+      }
+    }
+    if (n.opType === 'Gemm') {
+      const w = initializers.get(n.input?.[1] ?? '');
+      if (w !== undefined && (w.dims ?? []).length !== 2) fail(`${node}: its weight ${w.name ?? ''} is [${(w.dims ?? []).map((d) => toNumber(d)).join(',')}], expected 2-D [out, in] or [in, out]`);
+    }
+    for (const v of n.output ?? []) {
+      if (v === '') continue;
+      if (defined.has(v)) fail(`${node} defines ${v}, which ${inputs.has(v) ? 'is a graph input' : initializers.has(v) ? 'is an initializer' : 'an earlier node already defines'}; every value is defined once`);
+      defined.add(v);
+    }
+  }
+  if (undefinedReads.length > 0) {
+    fail(`${undefinedReads.length} node input${undefinedReads.length === 1 ? ' is' : 's are'} not defined before the node (nodes must be in topological order, with no cycles): ${listed(undefinedReads)}`);
+  }
+  const missing = (graph.output ?? []).map((o) => o.name ?? '').filter((o) => !defined.has(o));
+  if (missing.length > 0) fail(`graph output${missing.length === 1 ? '' : 's'} ${listed(missing)} ${missing.length === 1 ? 'is' : 'are'} not defined by any node`);
+}
+
+/** Decodes an ONNX model and checks its graph (checkGraph); every problem is an OnnxError naming `file`. */
+export function readModelProto(bytes: Uint8Array, file: string): onnxProto.onnx.ModelProto {
+  let proto: onnxProto.onnx.ModelProto;
+  try {
+    proto = decodeModelProto(bytes);
+  } catch (e) {
+    throw new OnnxError(`${file}: not an ONNX model (${describeError(e)})`, [], e);
+  }
+  if (proto.graph !== null && proto.graph !== undefined) checkGraph(proto.graph, file);
+  return proto;
 }

@@ -15,7 +15,7 @@ import { Gated, gridWindow, LKAM, type LkamPool, type SwitchKind } from '../nn/l
 import type { Module } from '../nn/module.js';
 import { describeError, OnnxError } from './errors.js';
 import { copyInto } from './model-file.js';
-import { attribute, decodeModelProto, tensorValues, toNumber, valueDims, type NodeProto, type TensorProto } from './onnx-graph.js';
+import { attribute, readModelProto, tensorValues, toNumber, valueDims, type NodeProto, type TensorProto } from './onnx-graph.js';
 
 export const IMPORT_OPSETS = { min: 11, max: 17 } as const;
 
@@ -725,12 +725,7 @@ function convert(g: Graph, from: string, to: string, path: string, switchValues:
  */
 export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): OnnxImport {
   const file = options.file ?? 'model.onnx';
-  let proto: ReturnType<typeof decodeModelProto>;
-  try {
-    proto = decodeModelProto(bytes);
-  } catch (e) {
-    throw new OnnxError(`${file}: not an ONNX model (${describeError(e)})`, [], e);
-  }
+  const proto = readModelProto(bytes, file);
   const opsets = proto.opsetImport ?? [];
   const main = opsets.find((o) => o.domain === '' || o.domain === 'ai.onnx' || o.domain === null || o.domain === undefined);
   const opset = toNumber(main?.version);
