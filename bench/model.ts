@@ -60,11 +60,11 @@ function modelArgument(argv: readonly string[]): string | null {
 }
 
 export async function loadParsimony() {
-  const [engineMod, infer, io, lkam, layers, zoo, data] = await Promise.all([
-    import('../src/autograd/engine.js'), import('../src/infer/index.js'), import('../src/io/index.js'), import('../src/nn/lkam.js'),
+  const [engineMod, infer, io, onnx, lkam, layers, zoo, data] = await Promise.all([
+    import('../src/autograd/engine.js'), import('../src/infer/index.js'), import('../src/io/index.js'), import('../src/onnx.js'), import('../src/nn/lkam.js'),
     import('../src/nn/layers.js'), import('../src/nn/zoo.js'), import('../src/data/index.js'),
   ]);
-  return { ...engineMod, ...infer, ...io, ...lkam, ...layers, ...zoo, ...data };
+  return { ...engineMod, ...infer, ...io, ...onnx, ...lkam, ...layers, ...zoo, ...data };
 }
 type P = Awaited<ReturnType<typeof loadParsimony>>;
 

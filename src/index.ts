@@ -1,6 +1,6 @@
-// The public API of Parsimony; re-exports only.
+// The public API of Parsimony for Node; re-exports only. ONNX is `parsimony/onnx`, the browser runtime `parsimony/browser`.
 export { Engine, init, engine, setEngine, type TapeNode } from './autograd/engine.js';
-export { Backend, splitRange, type BackendKind, type BackendOptions } from './backend/backend.js';
+export { Backend, type BackendKind, type BackendOptions } from './backend/backend.js';
 export type { SimdVariant, VariantChoice } from './backend/wasm/loader.js';
 export { Tensor, ShapeError, DisposedTensorError, type DType, type Shape } from './tensor/tensor.js';
 export { Arena, LinearMemory, OutOfMemoryError } from './tensor/memory.js';
@@ -11,7 +11,7 @@ export {
   manualSeed, type Conv2dConfig, type LinearConfig,
 } from './nn/layers.js';
 export { buildModule, registerModule, UnknownModuleError } from './nn/registry.js';
-export { Rng, initValues, type InitKind } from './nn/init.js';
+export { initValues, type InitKind } from './nn/init.js';
 export { fmnistVgg5, convBnRelu, basicBlock, smallResNet } from './nn/zoo.js';
 export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup, type Schedule } from './optim/index.js';
 export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochReport, type EvalResult } from './train/fit.js';
@@ -19,6 +19,30 @@ export { LKAM, Gated, addLKAMs, ConvIndexError, convsInOrder, gates, sparsityLos
 export { measureParsimony, denseMacs, type ParsimonyReport, type LayerActivity, type MacStats } from './train/parsimony.js';
 export { setGains, GAIN_KINDS, SATURATED_KINDS, SWITCH_KINDS, type GainKind, type SaturatedKind, type GateMode } from './nn/lkam.js';
 export { BudgetController } from './train/budget.js';
-export * from './infer/index.js';
-export * from './io/index.js';
-export * from './data/index.js';
+export {
+  compile, InferencePlan, registerCompiler, compilableTypes, CompileError, pruneStatic, denseTwin, kernelsNeverOn, registerPruneRule, PruneError,
+  knobCurve, knobGrid, neverOnRemovals, planMacs, timeCalls,
+  type CompileOptions, type RunOptions, type Telemetry, type LayerTelemetry, type CompileContext, type ModuleCompiler,
+  type PruneContext, type PruneOptions, type PruneResult, type PruneRule, type InferNode, type InferValue,
+  type KnobData, type KnobOptions, type KnobPoint, type KnobSetting, type CallTiming, type PlanMacs,
+} from './infer/index.js';
+export { ModelFileError, type ModelFileErrorDetails } from './io/errors.js';
+export { encodeSafetensors, parseSafetensors, readTensor, SUPPORTED_DTYPES, type SafetensorsFile, type TensorDType, type TensorEntry, type TensorRecord } from './io/safetensors.js';
+export { encodeModel, decodeModel, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelMeta, type DecodeOptions, type JsonValue } from './io/model-file.js';
+export { saveModel, loadModel } from './io/node-files.js';
+export {
+  saveCheckpoint, resume, encodeCheckpoint, decodeCheckpoint, applyCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION,
+  type Checkpoint, type CheckpointTargets, type LoaderPosition, type RandomState, type Resumed, type TrainingState,
+} from './io/checkpoint.js';
+export { registerStateRule, type StateRule } from './io/state-shapes.js';
+export {
+  DataError, type DataErrorDetails, Rng, type RngState,
+  InMemoryDataset, SubsetDataset, classCounts, computeChannelStats, datasetLabels, materialize, splitDataset,
+  type ChannelStats, type Dataset, type DatasetItem, type DatasetStorage, type ImageShape, type InMemoryDatasetInit, type PixelArray, type SplitOptions,
+  decodeIdx, encodeIdx, idxDataset, loadIdxDataset, readIdx, type IdxArray, type IdxData, type IdxDatasetOptions, type IdxType,
+  DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASSES, builtinFashionMnistDir, loadFashionMnist, type FashionMnistOptions,
+  loadCifar10, loadCifar100, type CifarFormat,
+  IMAGE_EXTENSIONS, loadImageFolder, readClassList, saveClassList, type ImageFolderOptions,
+  DataLoader, type AugmentOptions, type Batch as LoaderBatch, type DataLoaderOptions, type LoaderState, type NormalizeOptions,
+} from './data/index.js';
+export { MissingPackageError } from './optional.js';

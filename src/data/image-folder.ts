@@ -3,6 +3,7 @@ import { extname, join } from 'node:path';
 import type { Sharp } from 'sharp';
 import { InMemoryDataset, sharedInt32, sharedUint8 } from './dataset.js';
 import { DataError, describeError } from './errors.js';
+import { isMissingPackage, MissingPackageError } from '../optional.js';
 
 export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(['.png', '.jpg', '.jpeg', '.webp']);
 
@@ -92,6 +93,7 @@ async function loadSharp(): Promise<SharpFactory> {
   try {
     return (await import('sharp')).default;
   } catch (e) {
+    if (isMissingPackage(e, 'sharp')) throw new MissingPackageError('sharp', 'image folders', { cause: e });
     throw new DataError(`image folders need the sharp package, which failed to load (${describeError(e)})`, { field: 'sharp', cause: e });
   }
 }

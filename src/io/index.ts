@@ -1,4 +1,4 @@
-// The io layer's public API; re-exports only.
+// The io layer's public API without ONNX (src/onnx.ts, which loads onnx-proto); re-exports only.
 export { ModelFileError, OnnxError, type ModelFileErrorDetails } from './errors.js';
 export { encodeSafetensors, parseSafetensors, readTensor, MAX_HEADER_BYTES, SUPPORTED_DTYPES, type SafetensorsFile, type TensorDType, type TensorEntry, type TensorRecord } from './safetensors.js';
 export { encodeModel, decodeModel, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelMeta, type DecodeOptions, type JsonValue } from './model-file.js';
@@ -7,6 +7,4 @@ export {
   saveCheckpoint, resume, encodeCheckpoint, decodeCheckpoint, applyCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION,
   type Checkpoint, type CheckpointTargets, type LoaderPosition, type RandomState, type Resumed, type TrainingState,
 } from './checkpoint.js';
-export { exportOnnx, registerOnnxExporter, onnxExportableTypes, ONNX_OPSET, type OnnxContext, type OnnxExport, type OnnxExporter, type OnnxExportOptions, type SwitchOutput } from './onnx-export.js';
-export { importOnnx, IMPORT_OPSETS, type OnnxImport, type OnnxImportOptions } from './onnx-import.js';
 export { registerStateRule, type StateRule } from './state-shapes.js';

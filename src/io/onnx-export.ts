@@ -45,6 +45,9 @@ export interface OnnxExportOptions {
   readonly graphName?: string;
 }
 
+/** An attribute made by the io layer's helpers (floatAttr, intAttr, intsAttr); opaque, so that public types need no onnx-proto. */
+export type OnnxAttribute = object;
+
 /** What an exporter uses to add nodes, weights and outputs; names derive from the module's path. */
 export interface OnnxContext {
   /** The module's dotted path (`` for the root). */
@@ -52,7 +55,7 @@ export interface OnnxContext {
   /** The input's shape with batch 1. */
   readonly inputShape: Shape;
   /** Adds a node with one output and returns that output's name. */
-  node(opType: string, inputs: readonly string[], attributes?: readonly AttributeProto[], hint?: string): string;
+  node(opType: string, inputs: readonly string[], attributes?: readonly OnnxAttribute[], hint?: string): string;
   /** Adds a tensor of the model (copied now) as an initializer named `<path>.<name>`. */
   weight(name: string, t: Tensor): string;
   /** Adds a constant float tensor. */
@@ -103,7 +106,7 @@ class Builder {
       inputShape,
       node: (opType, inputs, attributes = [], hint) => {
         const out = this.unique(at(hint ?? opType));
-        this.nodes.push({ opType, name: out, input: [...inputs], output: [out], attribute: [...attributes] });
+        this.nodes.push({ opType, name: out, input: [...inputs], output: [out], attribute: [...attributes] as AttributeProto[] });
         return out;
       },
       weight: (name, t) => {

@@ -1,8 +1,10 @@
 /** Building and reading ONNX protobuf messages (onnx-proto) for the exporter and the importer. */
-import onnxProto from 'onnx-proto';
+import type onnxProto from 'onnx-proto';
+import { importOptional } from '../optional.js';
 import { describeError, OnnxError } from './errors.js';
 
-export const onnx = onnxProto.onnx;
+/** onnx-proto (and protobufjs) load with the ONNX part of the io layer, never with the inference runtime. */
+export const onnx = (await importOptional('onnx-proto', 'ONNX import and export', () => import('onnx-proto'))).default.onnx;
 export type NodeProto = onnxProto.onnx.INodeProto;
 export type TensorProto = onnxProto.onnx.ITensorProto;
 export type AttributeProto = onnxProto.onnx.IAttributeProto;

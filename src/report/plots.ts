@@ -1,6 +1,5 @@
 /** The report's plots: vega-lite specs, rendered to SVG strings in Node (no browser, no network). */
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import { importOptional } from '../optional.js';
 import type { TopLevelSpec } from 'vega-lite';
 import { layerLabel, type EpochMetrics, type EvalRecord, type KnobRecord, type RunData } from './run.js';
 
@@ -18,6 +17,8 @@ const CONFIG = {
 
 /** Renders a vega-lite spec to an SVG string. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const vl = await importOptional('vega-lite', 'the report\'s plots', () => import('vega-lite'));
+  const vega = await importOptional('vega', 'the report\'s plots', () => import('vega'));
   const compiled = vl.compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as TopLevelSpec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {

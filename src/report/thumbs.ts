@@ -1,5 +1,5 @@
 /** Thumbnails of test images as PNG data URIs (sharp), so the report needs no files beside it. */
-import sharp from 'sharp';
+import { importOptional } from '../optional.js';
 import type { Thumbnail } from './run.js';
 
 const SCALE = 3;
@@ -11,6 +11,7 @@ export async function thumbnailUri(t: Thumbnail): Promise<string> {
   // CHW planes to interleaved HWC, which sharp's raw input expects.
   const hwc = Buffer.alloc(raw.length);
   for (let ch = 0; ch < c; ch++) for (let p = 0; p < h * w; p++) hwc[p * c + ch] = raw[ch * h * w + p] as number;
+  const sharp = (await importOptional('sharp', 'the report\'s image thumbnails', () => import('sharp'))).default;
   const png = await sharp(hwc, { raw: { width: w, height: h, channels: c as 1 | 2 | 3 | 4 } })
     .resize(w * SCALE, h * SCALE, { kernel: 'nearest' })
     .png()

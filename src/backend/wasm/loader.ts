@@ -132,7 +132,7 @@ export function instantiateKernels(compiled: CompiledKernels, memory: WebAssembl
   const table: Record<string, unknown> = { ...(instance.exports as Record<string, unknown>) };
   for (const n of missingKernels(compiled)) {
     table[n] = () => {
-      throw new Error(`kernel ${n} is not in the ${compiled.variant} kernel module (rebuild with \`npm run build:wasm\`)`);
+      throw new Error(`kernel ${n} is not in the ${compiled.variant} kernel module, which is older than the code (in a clone, rebuild with \`npm run build:wasm\`; otherwise reinstall parsimony)`);
     };
   }
   return table as unknown as Kernels;

@@ -20,7 +20,7 @@ export function isNode(): boolean {
 /** A Node built-in module; `process.getBuiltinModule` exists from Node 20.16. */
 async function builtin<T>(id: string): Promise<T> {
   const p = nodeProcess();
-  if (p === undefined || !isNode()) throw new Error(`${id} is a Node module and this is not Node: in a browser, load Parsimony's browser entry (src/browser) or pass a platform`);
+  if (p === undefined || !isNode()) throw new Error(`${id} is a Node module and this is not Node: in a browser, load Parsimony's browser entry (parsimony/browser) or pass a platform`);
   if (typeof p.getBuiltinModule === 'function') return p.getBuiltinModule(id) as T;
   return (await import(/* @vite-ignore */ id)) as T;
 }
@@ -45,7 +45,7 @@ async function readBytes(variant: SimdVariant): Promise<Uint8Array<ArrayBuffer>>
   try {
     return new Uint8Array(await fs.readFile(url));
   } catch (e) {
-    throw new Error(`cannot read the kernel module ${url.pathname}: run \`npm run build:wasm\` first (${(e as Error).message})`);
+    throw new Error(`cannot read the kernel module ${url.pathname} (${(e as Error).message}): an installed parsimony package ships it, so reinstall the package; in a clone of the repository, run \`npm run build:wasm\``);
   }
 }
 

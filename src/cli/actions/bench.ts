@@ -9,8 +9,8 @@ import { engine } from '../../autograd/engine.js';
 import { planMacs, summarizeTimes, timeCalls } from '../../infer/measure.js';
 import { compile, type InferencePlan } from '../../infer/plan.js';
 import { denseTwin } from '../../infer/prune.js';
-import { exportOnnx } from '../../io/onnx-export.js';
 import type { Module } from '../../nn/module.js';
+import { isMissingPackage, MissingPackageError } from '../../optional.js';
 import { RUN_FILES, type BenchRecord, type BenchRow } from '../../report/run.js';
 import { checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
 import { Output } from '../output.js';
@@ -55,12 +55,20 @@ interface OrtRunner {
 /** The dense twin exported to ONNX in an onnxruntime-node session; null (with the reason) when that package cannot be loaded. */
 async function openOrt(dense: Module, inputShape: readonly number[], threads: number): Promise<OrtRunner | string> {
   let ort: typeof import('onnxruntime-node');
+  let onnx: typeof import('../../io/onnx-export.js');
   try {
     ort = await import('onnxruntime-node');
   } catch (e) {
+    if (isMissingPackage(e, 'onnxruntime-node')) return 'onnxruntime-node: not installed (npm install onnxruntime-node to time it beside parsimony)';
     return `onnxruntime-node cannot be loaded (${(e as Error).message.split('\n')[0]})`;
   }
-  const ex = exportOnnx(dense, { inputShape });
+  try {
+    onnx = await import('../../io/onnx-export.js');
+  } catch (e) {
+    if (e instanceof MissingPackageError) return `onnxruntime-node: not timed, ${e.message}`;
+    throw e;
+  }
+  const ex = onnx.exportOnnx(dense, { inputShape });
   const session = await ort.InferenceSession.create(ex.bytes, { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
   return {
     version: ort.env.versions.common ?? 'unknown',
