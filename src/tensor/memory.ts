@@ -5,6 +5,7 @@
  * hands out 64-byte-aligned blocks by bumping a pointer and frees them all at once with `reset()`.
  * See docs/architecture.md, "Memory and lifetimes".
  */
+import './webassembly.js';
 
 const PAGE = 65536;
 export const ALIGN = 64;

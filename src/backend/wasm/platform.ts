@@ -3,6 +3,7 @@
  * compiling a kernel build, starting a worker, counting cores. `node-platform.ts` implements it for
  * Node; `src/browser/platform.ts` for browsers.
  */
+import '../../tensor/webassembly.js';
 
 export type SimdVariant = 'simd' | 'relaxed';
 
