@@ -6,6 +6,7 @@
 import { convOutSize, type ConvGeometry } from '../backend/kernels.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
 import { Gated, LKAM } from '../nn/lkam.js';
+import { pooledSize } from '../ops/pool.js';
 import type { Module } from '../nn/module.js';
 import { shapeString, type Tensor } from '../tensor/tensor.js';
 import type { Node, Value, ValueKind } from './ir.js';
@@ -140,11 +141,11 @@ registerCompiler('Dropout', (m, ctx, x) => {
 
 function pool(kind: 'max' | 'avg', p: MaxPool2d | AvgPool2d, ctx: CompileContext, x: Value): Value {
   const [C, H, W] = expectMap(ctx, x, p.type);
-  const OH = convOutSize(H, p.kernel[0], p.stride[0], p.padding[0], p.padding[0], 1);
-  const OW = convOutSize(W, p.kernel[1], p.stride[1], p.padding[1], p.padding[1], 1);
+  const OH = pooledSize(H, p.kernel[0], p.stride[0], p.padding[0], p.ceilMode);
+  const OW = pooledSize(W, p.kernel[1], p.stride[1], p.padding[1], p.ceilMode);
   if (OH < 1 || OW < 1) throw new CompileError(`compile: ${p.type} at '${ctx.path}': a ${p.kernel[0]}x${p.kernel[1]} window does not fit ${H}x${W} maps`);
   const y = ctx.value('map', [C, OH, OW]);
-  ctx.emit({ op: 'pool', name: ctx.path, kind, x, y, kernel: p.kernel, stride: p.stride, padding: p.padding });
+  ctx.emit({ op: 'pool', name: ctx.path, kind, x, y, kernel: p.kernel, stride: p.stride, padding: p.padding, countIncludePad: p.countIncludePad });
   return y;
 }
 registerCompiler('MaxPool2d', (m, ctx, x) => pool('max', as(m, MaxPool2d, ctx.path), ctx, x));

@@ -5,6 +5,7 @@
  */
 import type { ConvGeometry } from '../backend/kernels.js';
 import type { SwitchKind } from '../nn/lkam.js';
+import type { Pointwise } from '../ops/pointwise.js';
 
 export type ValueKind = 'map' | 'vector' | 'switches';
 
@@ -58,6 +59,8 @@ export interface PoolNode {
   readonly kernel: readonly [number, number];
   readonly stride: readonly [number, number];
   readonly padding: readonly [number, number];
+  /** Average pooling: padded cells count in the divisor. */
+  readonly countIncludePad: boolean;
 }
 
 export interface GlobalPoolNode {
@@ -126,7 +129,24 @@ export interface GateNode {
   y: Value;
 }
 
-export type Node = ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
+/** y = f(x) element by element: a clamp or sigmoid kernel, or a point-wise function of the ops layer. */
+export interface PointwiseNode {
+  readonly op: 'pointwise';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+  readonly fn: { readonly kind: 'clamp'; readonly lo: number; readonly hi: number } | { readonly kind: 'sigmoid' } | { readonly kind: 'function'; readonly f: Pointwise };
+}
+
+/** The maps of xs stacked along the channel axis, in order. */
+export interface ConcatNode {
+  readonly op: 'concat';
+  readonly name: string;
+  readonly xs: readonly Value[];
+  y: Value;
+}
+
+export type Node = PointwiseNode | ConcatNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
 
 /** The values a node reads. */
 export function inputsOf(n: Node): Value[] {
@@ -137,6 +157,8 @@ export function inputsOf(n: Node): Value[] {
       return [n.a, n.b];
     case 'gate':
       return [n.x, n.switches];
+    case 'concat':
+      return [...n.xs];
     default:
       return [n.x];
   }

@@ -18,6 +18,7 @@ import type { Module } from '../nn/module.js';
 import { Arena } from '../tensor/memory.js';
 import { shapeString } from '../tensor/tensor.js';
 import { checkCompilable, CompileError, compilerFor, type CompileContext } from './compilers.js';
+import './compilers-layers.js';
 import { fuse } from './fuse.js';
 import { inputsOf, sizeOf, type ConvNode, type LinearNode, type Node, type SwitchNode, type Value, type ValueKind } from './ir.js';
 import { conv2dGroupedInferScratchBytes, conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
@@ -390,7 +391,7 @@ class Lowering {
         const desc = this.alloc(64);
         writePoolDesc(this.mem.i32, desc, {
           N: e.maxBatch, C, H, W, KH: n.kernel[0], KW: n.kernel[1], strideH: n.stride[0], strideW: n.stride[1],
-          padTop: n.padding[0], padLeft: n.padding[1], OH, OW, countIncludePad: 1,
+          padTop: n.padding[0], padLeft: n.padding[1], OH, OW, countIncludePad: n.countIncludePad ? 1 : 0,
         });
         const y = this.take(sizeOf(n.y));
         this.steps.push(new ImageStep(e, `${n.kind} pool ${n.name}`, 'pool2dInfer', [desc, x.buf.ptr, x.layout, y.ptr, n.kind === 'max' ? 0 : 1, 0, 0], 5, C * OH * OW));
@@ -435,6 +436,59 @@ class Lowering {
         this.steps.push(new ImageStep(e, `add ${n.name}`, 'addChannels', [a.buf.ptr, a.layout, b.buf.ptr, b.layout, C, HW, n.lo, y.ptr, 0, 0], 8, C * HW));
         this.define(n.y, y, ident, ident);
         return [];
+      }
+      case 'pointwise': {
+        const x = this.get(n.x);
+        const y = this.take(sizeOf(n.y));
+        const per = sizeOf(n.x);
+        const fn = n.fn;
+        // A function that keeps 0 at 0 keeps the compact layout; any other reads the dense map.
+        const keeps = fn.kind === 'clamp' ? fn.lo <= 0 && fn.hi >= 0 : fn.kind === 'function' && fn.f.zeroAtZero;
+        const d = keeps || n.x.kind !== 'map' ? { ptr: x.buf.ptr, step: null } : this.dense(x, y, n.name);
+        const src = d.ptr;
+        const mem = this.mem;
+        const apply = new FnStep(`${fn.kind === 'function' ? fn.f.name : fn.kind} ${n.name}`, (n0, n1) => {
+          const o = n0 * per * 4, count = (n1 - n0) * per;
+          if (fn.kind === 'clamp') e.kernels.clamp(src + o, y.ptr + o, count, fn.lo, fn.hi);
+          else if (fn.kind === 'sigmoid') e.kernels.sigmoid(src + o, y.ptr + o, count);
+          else {
+            const v = mem.f32, a = (src + o) >>> 2, b = (y.ptr + o) >>> 2;
+            for (let i = 0; i < count; i++) v[b + i] = fn.f.value(v[a + i] as number);
+          }
+        });
+        this.steps.push(d.step === null ? apply : new Sequence(`${fn.kind} ${n.name}`, [d.step, apply]));
+        if (keeps || n.x.kind !== 'map') this.define(n.y, y, x.layout, x.active);
+        else this.define(n.y, y, this.identityList(x.C), this.identityList(x.C));
+        return [];
+      }
+      case 'concat': {
+        const y = this.take(sizeOf(n.y));
+        const C = n.y.shape[0] as number;
+        const HW = sizeOf(n.y) / C;
+        const temps: Buf[] = [];
+        const parts = n.xs.map((v) => {
+          const x = this.get(v);
+          const into = this.take(sizeOf(v));
+          temps.push(into);
+          const d = this.dense(x, into, n.name);
+          if (d.step !== null) this.steps.push(d.step);
+          return { ptr: d.ptr, channels: v.shape[0] as number };
+        });
+        const mem = this.mem;
+        this.steps.push(new FnStep(`concat ${n.name}`, (n0, n1) => {
+          const v = mem.f32;
+          for (let img = n0; img < n1; img++) {
+            let c0 = 0;
+            for (const p of parts) {
+              const block = p.channels * HW;
+              const from = (p.ptr >>> 2) + img * block;
+              v.copyWithin((y.ptr >>> 2) + (img * C + c0) * HW, from, from + block);
+              c0 += p.channels;
+            }
+          }
+        }));
+        this.define(n.y, y, this.identityList(C), this.identityList(C));
+        return temps;
       }
       case 'gate': {
         const x = this.get(n.x);

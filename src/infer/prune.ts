@@ -6,6 +6,8 @@
  */
 import { Rng } from '../nn/init.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
+import { Clip, HardSigmoid } from '../nn/activations.js';
+import { Concat } from '../nn/concat.js';
 import { Gated, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
@@ -240,4 +242,34 @@ registerPruneRule('LKAM', (m, ctx, removed) => {
   as(m, LKAM, ctx.path);
   if (removed.length === 0) return { module: m, removed: [] };
   throw new PruneError(`pruneStatic: the LKAM at '${ctx.path}' is outside a Gated block; its switches are pruned with the block they gate`);
+});
+
+/** An activation that keeps 0 at 0 passes channel removals through; any other would turn removed channels into constants. */
+function zeroKeeping(type: string, keeps: (m: Module) => boolean): void {
+  registerPruneRule(type, (m, ctx, removed) => {
+    if (m.type !== type) throw new PruneError(`pruneStatic: the module at '${ctx.path}' has type ${m.type} but is not a ${type}`);
+    if (removed.length > 0 && !keeps(m)) throw new PruneError(`pruneStatic: ${type} at '${ctx.path}' maps 0 to a non-zero value, so the channels removed before it do not stay removed`);
+    return { module: m, removed };
+  });
+}
+zeroKeeping('Clip', (m) => (m as Clip).lo <= 0 && (m as Clip).hi >= 0);
+zeroKeeping('SiLU', () => true);
+zeroKeeping('HardSwish', () => true);
+zeroKeeping('GELU', () => true);
+zeroKeeping('Sigmoid', () => false);
+zeroKeeping('HardSigmoid', (m) => (m as HardSigmoid).beta === 0);
+
+registerPruneRule('Concat', (m, ctx, removed, input) => {
+  const c = as(m, Concat, ctx.path);
+  let offset = 0;
+  const out: number[] = [];
+  let changed = false;
+  const branches = c.children().map(([name, b]) => {
+    const res = ctx.child(name, b, removed, input);
+    for (const r of res.removed) out.push(offset + r);
+    offset += b.outputShape(input)[1] as number;
+    changed ||= res.module !== b;
+    return res.module;
+  });
+  return { module: changed ? new Concat(branches) : c, removed: out };
 });

@@ -10,6 +10,8 @@ import { checkShapes, type Module, type ModuleSpec } from '../nn/module.js';
 import { buildModule, SpecError, UnknownModuleError } from '../nn/registry.js';
 import '../nn/layers.js';
 import '../nn/lkam.js';
+import '../nn/activations.js';
+import '../nn/concat.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { describeError, ModelFileError } from './errors.js';
 import { JsonDepthError, parseJson } from './json.js';

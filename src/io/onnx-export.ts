@@ -9,6 +9,8 @@
  * off at inference (GreaterOrEqual → Cast → Mul before the Unsqueeze), as in Gated.forward.
  */
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
+import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
+import { Concat } from '../nn/concat.js';
 import { Gated, gridWindow, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
@@ -240,13 +242,15 @@ registerOnnxExporter('Dropout', (m, _ctx, input) => {
 
 registerOnnxExporter('MaxPool2d', (m, ctx, input) => {
   const p = as(m, MaxPool2d);
-  return ctx.node('MaxPool', [input], [intsAttr('kernel_shape', p.kernel), intsAttr('strides', p.stride), intsAttr('pads', pads(p.padding))]);
+  return ctx.node('MaxPool', [input], [intsAttr('kernel_shape', p.kernel), intsAttr('strides', p.stride), intsAttr('pads', pads(p.padding)), ...(p.ceilMode ? [intAttr('ceil_mode', 1)] : [])]);
 });
 
 registerOnnxExporter('AvgPool2d', (m, ctx, input) => {
   const p = as(m, AvgPool2d);
-  // Our average pool divides by the full window, padding included (as PyTorch's default).
-  return ctx.node('AveragePool', [input], [intsAttr('kernel_shape', p.kernel), intsAttr('strides', p.stride), intsAttr('pads', pads(p.padding)), intAttr('count_include_pad', 1)]);
+  return ctx.node('AveragePool', [input], [
+    intsAttr('kernel_shape', p.kernel), intsAttr('strides', p.stride), intsAttr('pads', pads(p.padding)), intAttr('count_include_pad', p.countIncludePad ? 1 : 0),
+    ...(p.ceilMode ? [intAttr('ceil_mode', 1)] : []),
+  ]);
 });
 
 registerOnnxExporter('GlobalAvgPool', (m, ctx, input) => {
@@ -315,4 +319,34 @@ registerOnnxExporter('Gated', (m, ctx, input) => {
   const y = ctx.child('block', g.block, input);
   const scale = ctx.node('Unsqueeze', [gate, ctx.int64s('axes', [2, 3])], [], 'gateScale');
   return ctx.node('Mul', [y, scale]);
+});
+
+registerOnnxExporter('Clip', (m, ctx, input) => {
+  const c = as(m, Clip);
+  const lo = Number.isFinite(c.lo) ? ctx.scalar('min', c.lo) : '';
+  return ctx.node('Clip', Number.isFinite(c.hi) ? [input, lo, ctx.scalar('max', c.hi)] : [input, lo]);
+});
+
+registerOnnxExporter('Sigmoid', (m, ctx, input) => ctx.node('Sigmoid', [(as(m, Sigmoid), input)]));
+
+registerOnnxExporter('HardSigmoid', (m, ctx, input) => {
+  const h = as(m, HardSigmoid);
+  return ctx.node('HardSigmoid', [input], [floatAttr('alpha', h.alpha), floatAttr('beta', h.beta)]);
+});
+
+// Opset 13 has no SiLU or HardSwish: x · sigmoid(x) and x · hardsigmoid(x), as PyTorch writes them.
+registerOnnxExporter('SiLU', (m, ctx, input) => ctx.node('Mul', [input, ctx.node('Sigmoid', [(as(m, SiLU), input)])]));
+registerOnnxExporter('HardSwish', (m, ctx, input) => ctx.node('Mul', [input, ctx.node('HardSigmoid', [(as(m, HardSwish), input)], [floatAttr('alpha', 1 / 6), floatAttr('beta', 0.5)])]));
+
+// Opset 13 has no Gelu: x · 0.5 · (1 + erf(x / √2)), as PyTorch writes it.
+registerOnnxExporter('GELU', (m, ctx, input) => {
+  as(m, GELU);
+  const erf = ctx.node('Erf', [ctx.node('Div', [input, ctx.scalar('sqrt2', Math.SQRT2)])]);
+  const half = ctx.node('Mul', [ctx.node('Mul', [input, ctx.node('Add', [erf, ctx.scalar('one', 1)])]), ctx.scalar('half', 0.5)]);
+  return half;
+});
+
+registerOnnxExporter('Concat', (m, ctx, input) => {
+  const c = as(m, Concat);
+  return ctx.node('Concat', c.branches.map((b, i) => ctx.child(String(i), b, input)), [intAttr('axis', 1)]);
 });

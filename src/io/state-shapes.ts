@@ -128,3 +128,13 @@ registerStateRule('LKAM', {
 registerStateRule('Gated', {
   children: (r) => [['block', 'block', r.child('block')], ['lkam', 'lkam', r.child('lkam')]],
 });
+
+for (const type of ['Clip', 'Sigmoid', 'SiLU', 'HardSigmoid', 'HardSwish', 'GELU']) registerStateRule(type, stateless);
+
+registerStateRule('Concat', {
+  children: (r) => {
+    const branches = r.child('branches');
+    if (!Array.isArray(branches) || branches.length === 0) throw new SpecError(r.path === '' ? 'branches' : `${r.path}.branches`, 'should be a non-empty list of layer specs');
+    return branches.map((b, i) => [String(i), `branches[${i}]`, b] as const);
+  },
+});

@@ -1,6 +1,7 @@
 /** The standard layers. Each registers a builder so that a spec can recreate it. */
 import { engine } from '../autograd/engine.js';
 import * as ops from '../ops/index.js';
+import { pooledSize } from '../ops/pool.js';
 import { ShapeError, shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
 import { initValues, Rng, type InitKind } from './init.js';
 import { childShape, Module, Stateless, type ModuleSpec, type ShapeWalk } from './module.js';
@@ -192,12 +193,21 @@ export class ReLU extends Stateless {
 }
 registerModule('ReLU', () => new ReLU());
 
+export interface PoolLayerOptions {
+  /** Output size rounded up, so a last partial window is pooled (the window must start inside the input or its leading padding). Default false. */
+  readonly ceilMode?: boolean;
+  /** Average pooling: padded cells count in the divisor. Default true, as PyTorch. */
+  readonly countIncludePad?: boolean;
+}
+
 /** A 2-D pooling window: kernel, stride (default the kernel) and symmetric padding. */
 abstract class Pool2dLayer extends Module {
   readonly kernel: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
-  constructor(kernel: number | readonly [number, number], stride?: number | readonly [number, number], padding: number | readonly [number, number] = 0) {
+  readonly ceilMode: boolean;
+  readonly countIncludePad: boolean;
+  constructor(kernel: number | readonly [number, number], stride?: number | readonly [number, number], padding: number | readonly [number, number] = 0, options: PoolLayerOptions = {}) {
     super();
     this.kernel = toPair(kernel);
     this.stride = toPair(stride ?? kernel);
@@ -208,15 +218,20 @@ abstract class Pool2dLayer extends Module {
     if (this.padding.some((p, i) => p > Math.floor((this.kernel[i] as number) / 2))) {
       throw new RangeError(`${this.constructor.name}: padding ${JSON.stringify(this.padding)} should be at most half the kernel ${JSON.stringify(this.kernel)}`);
     }
+    this.ceilMode = options.ceilMode ?? false;
+    this.countIncludePad = options.countIncludePad ?? true;
   }
   protected get window(): ops.Pool2dOptions {
-    return { kernel: this.kernel, stride: this.stride, padding: this.padding };
+    return { kernel: this.kernel, stride: this.stride, padding: this.padding, ceilMode: this.ceilMode, countIncludePad: this.countIncludePad };
   }
   override outputShape(input: Shape): Shape {
-    return poolOut(this.type, input, this.kernel, this.stride, this.padding);
+    return poolOut(this.type, input, this.kernel, this.stride, this.padding, this.ceilMode);
   }
   override spec(): ModuleSpec {
-    return { type: this.type, kernel: this.kernel, stride: this.stride, padding: this.padding };
+    return {
+      type: this.type, kernel: this.kernel, stride: this.stride, padding: this.padding,
+      ...(this.ceilMode ? { ceilMode: true } : {}), ...(this.countIncludePad ? {} : { countIncludePad: false }),
+    };
   }
 }
 
@@ -236,15 +251,15 @@ export class AvgPool2d extends Pool2dLayer {
 }
 registerModule('AvgPool2d', (r) => new AvgPool2d(...poolFields(r)));
 
-function poolFields(r: SpecReader): [[number, number], [number, number], [number, number]] {
+function poolFields(r: SpecReader): [[number, number], [number, number], [number, number], PoolLayerOptions] {
   const kernel = r.pair('kernel');
-  return [kernel, r.pair('stride', 1, kernel), r.pair('padding', 0, 0)];
+  return [kernel, r.pair('stride', 1, kernel), r.pair('padding', 0, 0), { ceilMode: r.bool('ceilMode', false), countIncludePad: r.bool('countIncludePad', true) }];
 }
 
-function poolOut(type: string, input: Shape, k: [number, number], s: [number, number], p: [number, number]): Shape {
+function poolOut(type: string, input: Shape, k: [number, number], s: [number, number], p: [number, number], ceil: boolean): Shape {
   const [n, c, h, w] = rank4(type, input);
-  const oh = Math.floor((h + 2 * p[0] - k[0]) / s[0]) + 1;
-  const ow = Math.floor((w + 2 * p[1] - k[1]) / s[1]) + 1;
+  const oh = pooledSize(h, k[0], s[0], p[0], ceil);
+  const ow = pooledSize(w, k[1], s[1], p[1], ceil);
   if (oh < 1 || ow < 1) throw new ShapeError(`${type}: a ${k[0]}x${k[1]} window (padding ${p[0]}x${p[1]}) does not fit maps of ${h}x${w}`);
   return [n, c, oh, ow];
 }

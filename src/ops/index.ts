@@ -8,3 +8,5 @@ export { betaCdf, betaPdf, logGamma } from './special.js';
 export { add, mul, scale, channelScale, sum, mean, reshape, flatten, dropout } from './elementwise.js';
 export { conv2dSparse, conv2dMasked, batchNormMasked, sparseCounters, resetSparseCounters } from './sparse.js';
 export { macMeter } from './meter.js';
+export { pointwise, SILU, HARD_SWISH, GELU, hardSigmoidFn, type Pointwise } from './pointwise.js';
+export { concatChannels } from './concat.js';

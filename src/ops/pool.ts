@@ -1,6 +1,6 @@
 /** Max and average pooling (windowed and global), forward and gradient. */
 import { engine } from '../autograd/engine.js';
-import { convOutSize, POOL_DESC_INTS, writePoolDesc, type PoolGeometry } from '../backend/kernels.js';
+import { POOL_DESC_INTS, writePoolDesc, type PoolGeometry } from '../backend/kernels.js';
 import { ShapeError, type Tensor } from '../tensor/tensor.js';
 import { expectFloat, expectRank, overRanges, pair } from './dispatch.js';
 
@@ -11,6 +11,16 @@ export interface Pool2dOptions {
   readonly padding?: number | readonly [number, number];
   /** Average pooling only: count padded cells in the divisor (default true, as PyTorch). */
   readonly countIncludePad?: boolean;
+  /** Round the output size up (default false); the last window starts inside the input or its leading padding. */
+  readonly ceilMode?: boolean;
+}
+
+/** Pooled size along one side with symmetric padding, floor or ceil mode (as PyTorch and ONNX). */
+export function pooledSize(size: number, kernel: number, stride: number, pad: number, ceil: boolean): number {
+  const span = size + 2 * pad - kernel;
+  if (!ceil) return Math.floor(span / stride) + 1;
+  const out = Math.ceil(span / stride) + 1;
+  return (out - 1) * stride >= size + pad ? out - 1 : out;
 }
 
 function poolGeometry(op: string, x: Tensor, o: Pool2dOptions): PoolGeometry {
@@ -22,8 +32,8 @@ function poolGeometry(op: string, x: Tensor, o: Pool2dOptions): PoolGeometry {
   const [padTop, padLeft] = pair(o.padding ?? 0, 'padding', op);
   if (KH < 1 || KW < 1 || strideH < 1 || strideW < 1) throw new RangeError(`${op}: kernel and stride should be >= 1`);
   if (padTop * 2 > KH || padLeft * 2 > KW) throw new RangeError(`${op}: padding ${padTop}x${padLeft} should be at most half the ${KH}x${KW} window`);
-  const OH = convOutSize(H, KH, strideH, padTop, padTop, 1);
-  const OW = convOutSize(W, KW, strideW, padLeft, padLeft, 1);
+  const OH = pooledSize(H, KH, strideH, padTop, o.ceilMode === true);
+  const OW = pooledSize(W, KW, strideW, padLeft, o.ceilMode === true);
   if (OH < 1 || OW < 1) throw new ShapeError(`${op}: input ${x.describe()} is smaller than the ${KH}x${KW} window`);
   return { N, C, H, W, KH, KW, strideH, strideW, padTop, padLeft, OH, OW, countIncludePad: o.countIncludePad === false ? 0 : 1 };
 }

@@ -1,0 +1,46 @@
+/** Inference compilers of the activation layers and of Concat (see compilers.ts for the contract). */
+import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
+import { Concat } from '../nn/concat.js';
+import type { Module } from '../nn/module.js';
+import { GELU as GELU_FN, HARD_SWISH, hardSigmoidFn, SILU } from '../ops/pointwise.js';
+import { shapeString } from '../tensor/tensor.js';
+import { CompileError, registerCompiler, type CompileContext } from './compilers.js';
+import type { PointwiseNode, Value } from './ir.js';
+
+function pointwise(ctx: CompileContext, x: Value, fn: PointwiseNode['fn']): Value {
+  const y = ctx.value(x.kind === 'switches' ? 'vector' : x.kind, x.shape);
+  ctx.emit({ op: 'pointwise', name: ctx.path, x, y, fn });
+  return y;
+}
+
+function as<T extends Module>(m: Module, cls: abstract new (...args: never[]) => T, path: string): T {
+  if (!(m instanceof cls)) throw new CompileError(`compile: the module at '${path}' has type ${m.type} but is not a ${cls.name}`);
+  return m;
+}
+
+registerCompiler('Clip', (m, ctx, x) => {
+  const c = as(m, Clip, ctx.path);
+  return pointwise(ctx, x, { kind: 'clamp', lo: c.lo, hi: c.hi });
+});
+registerCompiler('Sigmoid', (m, ctx, x) => pointwise(ctx, (as(m, Sigmoid, ctx.path), x), { kind: 'sigmoid' }));
+registerCompiler('SiLU', (m, ctx, x) => pointwise(ctx, (as(m, SiLU, ctx.path), x), { kind: 'function', f: SILU }));
+registerCompiler('HardSwish', (m, ctx, x) => pointwise(ctx, (as(m, HardSwish, ctx.path), x), { kind: 'function', f: HARD_SWISH }));
+registerCompiler('GELU', (m, ctx, x) => pointwise(ctx, (as(m, GELU, ctx.path), x), { kind: 'function', f: GELU_FN }));
+registerCompiler('HardSigmoid', (m, ctx, x) => {
+  const h = as(m, HardSigmoid, ctx.path);
+  return pointwise(ctx, x, { kind: 'function', f: hardSigmoidFn(h.alpha, h.beta) });
+});
+
+registerCompiler('Concat', (m, ctx, x) => {
+  const c = as(m, Concat, ctx.path);
+  const xs = c.branches.map((b, i) => ctx.child(String(i), b, x));
+  const first = xs[0] as Value;
+  for (const v of xs) {
+    if (v.kind !== 'map' || v.shape.length !== 3 || v.shape[1] !== first.shape[1] || v.shape[2] !== first.shape[2]) {
+      throw new CompileError(`compile: Concat at '${ctx.path}': branches give ${xs.map((b) => `${b.kind} ${shapeString(b.shape)}`).join(', ')}, expected maps of one size`);
+    }
+  }
+  const y = ctx.value('map', [xs.reduce((t, v) => t + (v.shape[0] as number), 0), first.shape[1] as number, first.shape[2] as number]);
+  ctx.emit({ op: 'concat', name: ctx.path, xs, y });
+  return y;
+});

@@ -1,0 +1,97 @@
+/** Activation layers beyond ReLU: Clip (ReLU6), Sigmoid, SiLU, HardSigmoid, HardSwish, GELU. */
+import * as ops from '../ops/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Stateless, type ModuleSpec } from './module.js';
+import { registerModule } from './registry.js';
+
+function bound(spec: ModuleSpec, key: string, fallback: number): number {
+  const v = spec[key];
+  if (v === null || v === undefined) return fallback;
+  if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`${spec.type}: field '${key}' should be a number or null, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** min(max(x, lo), hi); ReLU6 is Clip(0, 6). */
+export class Clip extends Stateless {
+  readonly type = 'Clip';
+  constructor(readonly lo: number, readonly hi: number) {
+    super();
+    if (Number.isNaN(lo) || Number.isNaN(hi) || !(lo <= hi)) throw new RangeError(`Clip: bounds [${lo}, ${hi}] should satisfy lo <= hi`);
+  }
+  override forward(x: Tensor): Tensor {
+    const y = ops.clamp(x, this.lo, this.hi);
+    if (this.lo <= 0 && this.hi >= 0) y.channels = x.channels;
+    return y;
+  }
+  override spec(): ModuleSpec {
+    // JSON has no infinity: an open bound is null.
+    return { type: this.type, lo: Number.isFinite(this.lo) ? this.lo : null, hi: Number.isFinite(this.hi) ? this.hi : null };
+  }
+}
+
+export class Sigmoid extends Stateless {
+  readonly type = 'Sigmoid';
+  override forward(x: Tensor): Tensor {
+    return ops.sigmoid(x);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+
+/** x · sigmoid(x) (also called Swish). */
+export class SiLU extends Stateless {
+  readonly type = 'SiLU';
+  override forward(x: Tensor): Tensor {
+    return ops.pointwise(x, ops.SILU);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+
+/** max(0, min(1, alpha · x + beta)); PyTorch's Hardsigmoid is alpha 1/6, beta 0.5. */
+export class HardSigmoid extends Stateless {
+  readonly type = 'HardSigmoid';
+  private readonly fn: ops.Pointwise;
+  constructor(readonly alpha = 1 / 6, readonly beta = 0.5) {
+    super();
+    if (!Number.isFinite(alpha) || !Number.isFinite(beta)) throw new RangeError(`HardSigmoid: alpha ${alpha} and beta ${beta} should be finite`);
+    this.fn = ops.hardSigmoidFn(alpha, beta);
+  }
+  override forward(x: Tensor): Tensor {
+    return ops.pointwise(x, this.fn);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type, alpha: this.alpha, beta: this.beta };
+  }
+}
+
+/** x · relu6(x + 3) / 6. */
+export class HardSwish extends Stateless {
+  readonly type = 'HardSwish';
+  override forward(x: Tensor): Tensor {
+    return ops.pointwise(x, ops.HARD_SWISH);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+
+/** x · Φ(x) with the exact normal distribution function. */
+export class GELU extends Stateless {
+  readonly type = 'GELU';
+  override forward(x: Tensor): Tensor {
+    return ops.pointwise(x, ops.GELU);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+
+registerModule('Clip', (s) => new Clip(bound(s, 'lo', -Infinity), bound(s, 'hi', Infinity)));
+registerModule('Sigmoid', () => new Sigmoid());
+registerModule('SiLU', () => new SiLU());
+registerModule('HardSigmoid', (s) => new HardSigmoid(bound(s, 'alpha', 1 / 6), bound(s, 'beta', 0.5)));
+registerModule('HardSwish', () => new HardSwish());
+registerModule('GELU', () => new GELU());
