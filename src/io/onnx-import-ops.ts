@@ -4,7 +4,7 @@
  * layer reading one value, a view (a shape op), an alias, or a join of several values (Add, Mul, Concat)
  * that the pattern rewrites and the structure pass turn into modules.
  */
-import { Clip, HardSigmoid, Sigmoid } from '../nn/activations.js';
+import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid } from '../nn/activations.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { copyInto } from './model-file.js';
@@ -461,7 +461,9 @@ function binary(join: JoinKind | null, f: (x: number, y: number) => number): OpM
       if (g.constants.has(n.outputs[0] as string)) return constant;
       const data = g.dataInputs(n);
       if (join !== null && data.length === 2) return { kind: 'join', join, inputs: data };
-      return { kind: 'pattern', inputs: data, why: join === 'add' ? 'adds a constant that is not the bias of a MatMul' : join === 'mul' ? 'multiplies by a constant' : `${n.op} maps only inside an LKAM gate` };
+      const why = join === 'add' ? 'adds a constant that is not the bias of a MatMul' : join === 'mul' ? 'multiplies by a constant'
+        : n.op === 'Greater' || n.op === 'GreaterOrEqual' ? `${n.op} maps only inside an LKAM gate` : `${n.op} of data maps only inside a GELU`;
+      return { kind: 'pattern', inputs: data, why };
     },
   };
 }
@@ -549,6 +551,21 @@ const hardSigmoid = unaryLayer((_g, n) => {
   return () => new HardSigmoid(alpha, beta);
 });
 
+/** A function of data that only a pattern rewrite turns into a layer. */
+function patternOnly(why: string): OpMapper {
+  return { shape: same, map: (g, n) => ({ kind: 'pattern', inputs: g.dataInputs(n), why }) };
+}
+
+const gelu: OpMapper = {
+  since: 20,
+  shape: same,
+  map: (g, n) => {
+    const approximate = text(n, 'approximate', 'none');
+    if (approximate !== 'none') throw new ImportProblem(`approximate '${approximate}' (only the exact erf form maps)`);
+    return { kind: 'layer', input: firstData(g, n), make: () => new GELU() };
+  },
+};
+
 /** Every op the importer maps, by ONNX op type. */
 export const OP_MAPPERS: ReadonlyArray<readonly [string, OpMapper]> = [
   ['Constant', constantOp],
@@ -563,6 +580,9 @@ export const OP_MAPPERS: ReadonlyArray<readonly [string, OpMapper]> = [
   ['Clip', clip],
   ['Sigmoid', unaryLayer(() => () => new Sigmoid())],
   ['HardSigmoid', hardSigmoid],
+  ['HardSwish', { ...unaryLayer(() => () => new HardSwish()), since: 14 }],
+  ['Gelu', gelu],
+  ['Erf', patternOnly('Erf maps only in x · 0.5 · (1 + erf(x / √2)), a GELU')],
   ['MaxPool', pool('max')],
   ['AveragePool', pool('avg')],
   ['GlobalAveragePool', globalPool('avg')],

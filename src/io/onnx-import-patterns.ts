@@ -5,7 +5,7 @@
  * `Mul(x, act(x))`, a MatMul with the Add of its bias, residual Adds, and channel Concats (a Concat that
  * repeats an earlier Concat's inputs reads that Concat instead, as DenseNet writes its blocks).
  */
-import { HardSwish, SiLU } from '../nn/activations.js';
+import { GELU, HardSwish, SiLU } from '../nn/activations.js';
 import { Concat } from '../nn/concat.js';
 import { Flatten, Linear, Residual } from '../nn/layers.js';
 import { Gated, gridWindow, LKAM, type LkamPool, type SwitchKind } from '../nn/lkam.js';
@@ -115,6 +115,14 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
           });
           continue;
         }
+      }
+    }
+    if (m.kind === 'pattern' && n.op === 'Mul') {
+      const gelu = matchGelu(g, { behind, inputOf, resolve, only }, n);
+      if (gelu !== null) {
+        for (const c of gelu.nodes) consumed.add(c);
+        replaced.set(n, { kind: 'layer', source: n, output: out, input: gelu.input, make: () => new GELU() });
+        continue;
       }
     }
     if (m.kind !== 'join') continue;
@@ -342,3 +350,26 @@ function matchGate(g: OnnxGraph, l: Lookup, block: string, scale: string): GateM
   };
 }
 
+
+/** Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5): GELU as PyTorch writes it before opset 20. */
+function matchGelu(g: OnnxGraph, l: Lookup, outer: OnnxNode): { nodes: OnnxNode[]; input: string } | null {
+  const scalar = (n: OnnxNode, v: number): boolean => {
+    const c = g.constant(n.inputs.find((i) => g.constants.has(i)));
+    return c !== undefined && c.values.length === 1 && Math.abs((c.values[0] as number) - v) < 1e-6 * Math.max(1, Math.abs(v));
+  };
+  if (!scalar(outer, 0.5)) return null;
+  const inner = l.behind(g.dataInputs(outer)[0] as string);
+  if (inner === undefined || inner.node.op !== 'Mul' || inner.mapped.kind !== 'join') return null;
+  for (const [xi, ai] of [[0, 1], [1, 0]] as const) {
+    const x = l.resolve(inner.mapped.inputs[xi] as string);
+    const add = l.behind(inner.mapped.inputs[ai] as string);
+    if (add === undefined || add.node.op !== 'Add' || add.mapped.kind !== 'pattern' || !scalar(add.node, 1)) continue;
+    const erf = l.behind(add.mapped.inputs[0] as string);
+    if (erf === undefined || erf.node.op !== 'Erf' || erf.mapped.kind !== 'pattern') continue;
+    const div = l.behind(erf.mapped.inputs[0] as string);
+    if (div === undefined || div.node.op !== 'Div' || div.mapped.kind !== 'pattern' || !scalar(div.node, Math.SQRT2) || l.resolve(div.mapped.inputs[0] as string) !== x) continue;
+    if (![inner, add, erf, div].every((it) => l.only(it.node.outputs[0] as string))) continue;
+    return { nodes: [inner.node, add.node, erf.node, div.node], input: x };
+  }
+  return null;
+}

@@ -92,6 +92,24 @@ for (const kind of ['reference', 'wasm'] as const) {
       expectOk('avgPool', gradCheck(([x]) => ops.avgPool2d(x!, { kernel: 3, stride: 2, padding: 1 }), [rand([1, 2, 5, 5])]));
       expectOk('avgPool excl', gradCheck(([x]) => ops.avgPool2d(x!, { kernel: 3, stride: 2, padding: 1, countIncludePad: false }), [rand([1, 2, 5, 5])]));
     });
+    test('maxPool2d and avgPool2d in ceil mode (a last partial window)', () => {
+      expectOk('maxPool ceil', gradCheck(([x]) => ops.maxPool2d(x!, { kernel: 3, stride: 2, ceilMode: true }), [rand([1, 2, 6, 6])], { eps: 1e-3 }));
+      expectOk('avgPool ceil excl', gradCheck(([x]) => ops.avgPool2d(x!, { kernel: 3, stride: 2, ceilMode: true, countIncludePad: false }), [rand([1, 2, 6, 6])]));
+    });
+    test('SiLU, GELU, HardSwish, HardSigmoid (away from their kinks)', () => {
+      expectOk('silu', gradCheck(([x]) => ops.pointwise(x!, ops.SILU), [rand([2, 9], -4, 4)]));
+      expectOk('gelu', gradCheck(([x]) => ops.pointwise(x!, ops.GELU), [rand([2, 9], -3, 3)]));
+      const kinks = (lo: number, hi: number): GradInput => {
+        const r = rand([3, 8], -5, 5);
+        for (let i = 0; i < r.data.length; i++) if (Math.abs((r.data[i] as number) - lo) < 0.05 || Math.abs((r.data[i] as number) - hi) < 0.05) r.data[i] = (r.data[i] as number) + 0.2;
+        return r;
+      };
+      expectOk('hardSwish', gradCheck(([x]) => ops.pointwise(x!, ops.HARD_SWISH), [kinks(-3, 3)]));
+      expectOk('hardSigmoid', gradCheck(([x]) => ops.pointwise(x!, ops.hardSigmoidFn(1 / 6, 0.5)), [kinks(-3, 3)]));
+    });
+    test('concatChannels of three inputs, one without a gradient', () => {
+      expectOk('concat', gradCheck(([a, b, c]) => ops.concatChannels([a!, b!, c!]), [rand([2, 1, 3, 2]), rand([2, 3, 3, 2]), rand([2, 2, 3, 2], -1, 1, false)]));
+    });
     test('global pools', () => {
       expectOk('gap', gradCheck(([x]) => ops.globalAvgPool(x!), [rand([2, 3, 3, 3])]));
       expectOk('gmp', gradCheck(([x]) => ops.globalMaxPool(x!), [rand([2, 3, 3, 3])], { eps: 1e-3 }));
