@@ -2,13 +2,12 @@
 import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Stateless, type ModuleSpec } from './module.js';
-import { registerModule } from './registry.js';
+import { registerModule, type SpecReader } from './registry.js';
 
-function bound(spec: ModuleSpec, key: string, fallback: number): number {
-  const v = spec[key];
-  if (v === null || v === undefined) return fallback;
-  if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`${spec.type}: field '${key}' should be a number or null, got ${JSON.stringify(v)}`);
-  return v;
+/** A bound that JSON writes as null when it is open (infinite). */
+function bound(r: SpecReader, key: string, open: number): number {
+  const v = r.child(key);
+  return v === null || v === undefined ? open : r.number(key);
 }
 
 /** min(max(x, lo), hi); ReLU6 is Clip(0, 6). */
@@ -89,9 +88,9 @@ export class GELU extends Stateless {
   }
 }
 
-registerModule('Clip', (s) => new Clip(bound(s, 'lo', -Infinity), bound(s, 'hi', Infinity)));
+registerModule('Clip', (r) => new Clip(bound(r, 'lo', -Infinity), bound(r, 'hi', Infinity)));
 registerModule('Sigmoid', () => new Sigmoid());
 registerModule('SiLU', () => new SiLU());
-registerModule('HardSigmoid', (s) => new HardSigmoid(bound(s, 'alpha', 1 / 6), bound(s, 'beta', 0.5)));
+registerModule('HardSigmoid', (r) => new HardSigmoid(r.number('alpha', {}, 1 / 6), r.number('beta', {}, 0.5)));
 registerModule('HardSwish', () => new HardSwish());
 registerModule('GELU', () => new GELU());

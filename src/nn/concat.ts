@@ -1,8 +1,8 @@
 /** Branches that read the same input, their outputs concatenated along the channel axis. */
 import * as ops from '../ops/index.js';
 import { ShapeError, shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
-import { Module, type ModuleSpec } from './module.js';
-import { buildModule, registerModule } from './registry.js';
+import { childShape, Module, type ModuleSpec, type ShapeWalk } from './module.js';
+import { registerModule } from './registry.js';
 
 export class Concat extends Module {
   readonly type = 'Concat';
@@ -16,8 +16,8 @@ export class Concat extends Module {
   override children(): ReadonlyArray<readonly [string, Module]> {
     return this.branches.map((b, i) => [String(i), b] as const);
   }
-  override outputShape(input: Shape): Shape {
-    const shapes = this.branches.map((b) => b.outputShape(input));
+  override outputShape(input: Shape, walk?: ShapeWalk): Shape {
+    const shapes = this.branches.map((b, i) => childShape(walk, `branches[${i}]`, b, input));
     const first = shapes[0] as Shape;
     if (shapes.some((s) => s.length !== first.length || s.length < 2 || s.some((d, i) => i !== 1 && d !== first[i]))) {
       throw new ShapeError(`Concat: branches give ${shapes.map(shapeString).join(', ')}, which differ outside the channel axis`);
@@ -31,8 +31,8 @@ export class Concat extends Module {
     return { type: this.type, branches: this.branches.map((b) => b.spec()) };
   }
 }
-registerModule('Concat', (s) => {
-  const branches = s['branches'];
-  if (!Array.isArray(branches) || branches.length === 0) throw new TypeError(`Concat: field 'branches' should be a non-empty list`);
-  return new Concat(branches.map((b) => buildModule(b as ModuleSpec)));
+registerModule('Concat', (r) => {
+  const branches = r.modules('branches');
+  if (branches.length === 0) r.fail('branches', 'should list at least one layer spec');
+  return new Concat(branches);
 });

@@ -49,6 +49,17 @@ const MEMBERS: Readonly<Record<string, Members>> = {
     badImages: [[2, 2, 2], [32, 1, 1]],
   },
   ReLU: { good: { type: 'ReLU' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  Clip: { good: { type: 'Clip', lo: 0, hi: 6 }, image: [1, 2, 2], badFields: [[{ lo: 'x' }, 'lo'], [{ lo: 7 }, ''], [{ hi: Number.NaN }, 'hi']], badImages: [] },
+  Sigmoid: { good: { type: 'Sigmoid' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  SiLU: { good: { type: 'SiLU' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  HardSigmoid: { good: { type: 'HardSigmoid', alpha: 0.2, beta: 0.5 }, image: [1, 2, 2], badFields: [[{ alpha: 'a' }, 'alpha'], [{ beta: Infinity }, 'beta']], badImages: [] },
+  HardSwish: { good: { type: 'HardSwish' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  GELU: { good: { type: 'GELU' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  Concat: {
+    good: { type: 'Concat', branches: [{ type: 'Sequential', layers: [] }, conv] }, image: [2, 5, 5],
+    badFields: [[{ branches: [] }, 'branches'], [{ branches: [conv, 3] }, 'branches[1]']],
+    badImages: [[3, 5, 5]],
+  },
   MaxPool2d: {
     good: { type: 'MaxPool2d', kernel: 2, stride: 2, padding: 0 }, image: [1, 4, 4],
     badFields: [[{ kernel: 0 }, 'kernel'], [{ stride: 0 }, 'stride'], [{ padding: -1 }, 'padding'], [{ padding: 2 }, ''], [{ kernel: 'x' }, 'kernel']],
