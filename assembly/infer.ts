@@ -7,15 +7,20 @@
 // MR-row panels; when every output is listed it takes the panels conv2dInferPack made, whole when every
 // input is listed too, else reading or copying each listed input's block of them; the input is
 // read in place from zero-padded copies of the listed planes (or from the planes themselves when the
-// producer stored them padded), 8 output pixels of one row at a time. Padded outputs are stored
-// inside their padded planes, whose borders the kernel never writes.
+// producer stored them padded), 8 output pixels of one row at a time; an image whose weight block
+// reaches the descriptor's gemmFrom (or any, when strided) goes through the GEMM path instead
+// (assembly/infer-gemm.ts). Padded outputs are stored inside their padded planes, whose borders the
+// kernel never writes.
 
 import { expf4, hsum, madd } from './vmath';
+import { convGemm } from './infer-gemm';
+import { Blocks, inBlocks, Panel } from './infer-tiles';
+import { sixes, fives, tileCount, tileStart } from './row-tiles';
 
 const F_C = 1, F_H = 2, F_W = 3, F_M = 4, F_KH = 5, F_KW = 6, F_SH = 7, F_SW = 8;
 const F_PT = 9, F_PL = 10, F_DH = 11, F_DW = 12, F_OH = 14, F_OW = 15;
 const M_H = 0, M_W = 1, M_COLS = 2, M_SIZE = 3;
-const F_X_PADDED = 16, F_Y_TOP = 17, F_Y_LEFT = 18, F_Y_ROWS = 19, F_Y_COLS = 20;
+const F_X_PADDED = 16, F_Y_TOP = 17, F_Y_LEFT = 18, F_Y_ROWS = 19, F_Y_COLS = 20, F_GEMM_FROM = 21;
 const P_C = 1, P_H = 2, P_W = 3, P_KH = 4, P_KW = 5, P_SH = 6, P_SW = 7, P_PT = 8, P_PL = 9, P_OH = 10, P_OW = 11, P_INCLUDE_PAD = 12;
 
 /** Floats readable past the padded planes and the B panel: a row's last 8-pixel read may run 7 past. */
@@ -105,15 +110,6 @@ function finishEdge(tmp: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: 
 // each k lie: Panel, one after another from a; Blocks, at a + blocks[k] bytes (the listed inputs' rows
 // of a conv2dInferPack panel, read in place). The Blocks loop is a second loop beside Panel's, not a
 // loop over inputs around it: V8 compiles nested loops here a third to a half slower.
-
-/** A tile's A is one contiguous panel. */
-type Panel = u32;
-/** A tile's A rows lie where a table of offsets per k says. */
-type Blocks = u64;
-
-@inline function inBlocks<A>(): bool {
-  return sizeof<A>() == 8;
-}
 
 function tile6<A>(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usize, rb: usize, rg: usize, lp: usize, mr: i32, nr: i32, tmp: usize,
   blocks: usize, taps: i32): void {
@@ -490,37 +486,6 @@ function tile5x4<A>(K: i32, a: usize, b: usize, koff: usize, c: usize, ldc: usiz
   finishEdge(tmp, c, ldc, rb, rg, lp, mr, nr);
 }
 
-// Output rows go in tiles of 6, then at most one of 5, then 4 rows in the relaxed build (6 x 8 tiles;
-// the 4-row tile is the least efficient per row), so that only 1, 2, 3 and 7 rows compute a padding row:
-// 6a + r rows are a sixes (r 0), a sixes and a four (r 4), a sixes and a five (r 5), a - 1 sixes, a five
-// and a four (r 3), a - 1 sixes and two fours (r 2), a - 2 sixes, a five and two fours (r 1, a >= 2).
-// The plain SIMD build (4 x 8 tiles) uses fours only.
-
-/** Tiles of 6 rows for `rows` rows. */
-@inline function sixes(rows: i32): i32 {
-  if (GEMM_MR != 6 || rows < 6) return 0;
-  const q = rows / 6, r = rows - q * 6;
-  return r == 1 ? max<i32>(q - 2, 0) : r == 2 || r == 3 ? q - 1 : q;
-}
-
-/** Tiles of 5 rows (0 or 1), after the sixes. */
-@inline function fives(rows: i32): i32 {
-  if (GEMM_MR != 6) return 0;
-  const r = rows % 6;
-  return rows == 5 || (rows >= 9 && (r == 1 || r == 3 || r == 5)) ? 1 : 0;
-}
-
-@inline function tileCount(rows: i32): i32 {
-  const s = sixes(rows), f = fives(rows);
-  return s + f + (rows - s * 6 - f * 5 + 3) / 4;
-}
-
-/** The first row of tile t (t may be tileCount(rows): then the rows the tiles cover). */
-@inline function tileStart(rows: i32, t: i32): i32 {
-  const s = sixes(rows), f = fives(rows);
-  return t <= s ? t * 6 : t <= s + f ? s * 6 + (t - s) * 5 : s * 6 + f * 5 + (t - s - f) * 4;
-}
-
 /**
  * One 8-pixel panel (nr pixels) against tiles [t0, t1) of an image's `rows` outputs: a points at tile
  * t0's A (tiles aStride bytes apart), c, rb and rg at row tileStart(t0).
@@ -783,6 +748,8 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   // through it. The tiles' spill block (6 rows of 8 floats) follows it.
   const loCell = panel + region(<usize>Kfull * 8 + SLACK);
   store<f32>(loCell, lo);
+  const gemmFrom = field(desc, F_GEMM_FROM);
+  const work = loCell + region(16) + region(48);
   // kid serves only packed B panels (strided or flat-tail pixels).
   if (sW != 1 || (flat && P > 1 && P % 8 != 0)) for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
   const ldc = <usize>planeOut << 2;
@@ -825,13 +792,14 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
         done = <f64>rows * <f64>nIn;
       } else {
         const K = nIn * taps;
+        const gemm = gemmFrom != 0 && (sW > 1 || <i64>rows * <i64>K >= <i64>gemmFrom);
         let a = apack;
         let aStride = <usize>K * <usize>GEMM_MR << 2;
         // Every output listed: conv2dInferPack's panels, whole, or their listed inputs' blocks, read in place
         // through a table of offsets per k (apack) or copied out. In place costs a load per k in every pixel
         // chunk, the copy a pass per image: in place pays on small maps (7 x 7 3.5% faster, 14 x 14 2% slower).
         const chunks = flat ? (P + 7) >> 3 : OH * ((OW + 7) >> 3);
-        const inPlace = wPacked != 0 && nOut == M && nIn < C && chunks <= 16;
+        const inPlace = wPacked != 0 && nOut == M && nIn < C && (chunks <= 16 || gemm);
         if (wPacked != 0 && nOut == M) {
           if (nIn == C || inPlace) {
             a = wPacked + ((<usize>t0 * <usize>Kfull * <usize>GEMM_MR) << 2);
@@ -850,8 +818,26 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
           packWeights(w, C, taps, outs, nOut, t0, t1, ins, nIn, apack);
         }
         const xImage = x + ((<usize>n * <usize>C * <usize>planeIn) << 2);
+        // B offsets per k: plane j's pixel for the tap (flat: the plane itself), from xp.
+        const xp = flat || xPadded ? xImage : xpad;
         if (flat) {
           for (let j = 0; j < nIn; j++) store<i32>(koff + (<usize>j << 2), j * HW);
+        } else {
+          if (!xPadded) padCopy(xImage, nIn, H, W, pT, pL, xpad, Hp, Wp);
+          let k = 0;
+          for (let j = 0; j < nIn; j++) {
+            for (let kh = 0; kh < KH; kh++) {
+              for (let kw = 0; kw < KW; kw++) {
+                store<i32>(koff + (<usize>k << 2), j * planeP + kh * dH * Wp + kw * dW);
+                k++;
+              }
+            }
+          }
+        }
+        if (gemm) {
+          convGemm(inPlace, nOut, t0, t1, K, a, aStride, apack, xp, koff, OH, OW, flat ? 1 : sH, flat ? 1 : sW, flat ? W : Wp,
+            yMap, yRow, ldc, rowBias, rowGate, lo, work);
+        } else if (flat) {
           for (let p0 = 0; p0 < P; p0 += 8) {
             const nr = min<i32>(8, P - p0);
             if (nr == 8) {
@@ -863,17 +849,6 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
             }
           }
         } else {
-          const xp = xPadded ? xImage : xpad;
-          if (!xPadded) padCopy(xImage, nIn, H, W, pT, pL, xpad, Hp, Wp);
-          let k = 0;
-          for (let j = 0; j < nIn; j++) {
-            for (let kh = 0; kh < KH; kh++) {
-              for (let kw = 0; kw < KW; kw++) {
-                store<i32>(koff + (<usize>k << 2), j * planeP + kh * dH * Wp + kw * dW);
-                k++;
-              }
-            }
-          }
           for (let oh = 0; oh < OH; oh++) {
             for (let ow0 = 0; ow0 < OW; ow0 += 8) {
               const nr = min<i32>(8, OW - ow0);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const asc = join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
 mkdirSync(join(root, 'build'), { recursive: true });
+execFileSync(process.execPath, [join(root, 'scripts', 'gen-infer-tiles.mjs')], { cwd: root, stdio: 'inherit' });
 
 const common = [
   'assembly/index.ts', '-O3', '--runtime', 'stub', '--noAssert', '--use', 'abort=',

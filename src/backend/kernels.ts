@@ -42,8 +42,8 @@ export interface PaddedPlane {
   readonly cols: number;
 }
 
-/** conv2dInfer's descriptor: the 16 geometry ints, then where its planes lie (0 for compact planes). */
-export const ConvInferDescField = { xPadded: 16, yTop: 17, yLeft: 18, yRows: 19, yCols: 20 } as const;
+/** conv2dInfer's descriptor: the 16 geometry ints, then where its planes lie (0 for compact planes) and when it takes its GEMM path. */
+export const ConvInferDescField = { xPadded: 16, yTop: 17, yLeft: 18, yRows: 19, yCols: 20, gemmFrom: 21 } as const;
 export const CONV_INFER_DESC_INTS = 24;
 
 /** The padded plane a conv reads its input through (conv2dInfer's own copy, or the producer's store). */
@@ -56,13 +56,17 @@ export function convInputPlane(g: ConvGeometry): PaddedPlane {
 
 /**
  * Writes conv2dInfer's descriptor at byte offset ptr: x's planes padded as convInputPlane(g) when
- * xPadded, y's planes padded as `y` (null for compact).
+ * xPadded, y's planes padded as `y` (null for compact). With gemmFrom > 0, an image whose call computes
+ * rows x listed inputs x taps >= gemmFrom weights (any count when strided) takes the kernel's GEMM path:
+ * same results, its scratch conv2dInferScratchBytes(g, gemmFrom); 0 or absent: never.
  */
-export function writeConvInferDesc(i32: Int32Array, ptr: number, g: ConvGeometry, layout: { readonly xPadded: boolean; readonly y: PaddedPlane | null }): void {
+export function writeConvInferDesc(i32: Int32Array, ptr: number, g: ConvGeometry,
+  layout: { readonly xPadded: boolean; readonly y: PaddedPlane | null; readonly gemmFrom?: number }): void {
   i32.fill(0, ptr >>> 2, (ptr >>> 2) + CONV_INFER_DESC_INTS);
   writeConvDesc(i32, ptr, g);
   const at = ptr >>> 2;
   i32[at + ConvInferDescField.xPadded] = layout.xPadded ? 1 : 0;
+  i32[at + ConvInferDescField.gemmFrom] = layout.gemmFrom ?? 0;
   if (layout.y !== null) {
     i32[at + ConvInferDescField.yTop] = layout.y.top;
     i32[at + ConvInferDescField.yLeft] = layout.y.left;

@@ -21,7 +21,7 @@ import { checkCompilable, CompileError, compilerFor, type CompileContext } from 
 import './compilers-layers.js';
 import { fuse } from './fuse.js';
 import { inputsOf, sizeOf, type ConvNode, type LinearNode, type Node, type SwitchNode, type Value, type ValueKind } from './ir.js';
-import { conv2dGroupedInferScratchBytes, conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
+import { conv2dGroupedInferScratchBytes, conv2dInferScratchBytes, convInferGemmFrom, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
 import { BankPoolStep, ConvStep, FnStep, ImageStep, ReluStep, Sequence, SwitchStep, type Exec, type Step } from './steps.js';
 
 export interface CompileOptions {
@@ -519,7 +519,7 @@ class Lowering {
     }
     const plane = this.planes.get(n.y) ?? null;
     const desc = this.alloc(CONV_INFER_DESC_INTS * 4);
-    writeConvInferDesc(this.mem.i32, desc, g, { xPadded: x.plane !== null, y: plane });
+    writeConvInferDesc(this.mem.i32, desc, g, { xPadded: x.plane !== null, y: plane, gemmFrom: convInferGemmFrom(g) });
     const w = this.upload(n.weight);
     const wPacked = this.alloc(packedWeightFloats(g) * 4);
     e.kernels.conv2dInferPack(desc, w, wPacked);

@@ -12,12 +12,36 @@ export function packedWeightFloats(g: ConvGeometry): number {
   return (g.M + 12) * g.C * g.KH * g.KW;
 }
 
-export function conv2dInferScratchBytes(g: ConvGeometry): number {
+/** Deepest K block and widest pixel block of conv2dInfer's GEMM path (GEMM_KC, GEMM_PIXELS in assembly/). */
+const KC = 256;
+const GEMM_PIXELS = 256;
+
+/** The GEMM path's pixel table, B block and accumulator rows (assembly/infer-gemm.ts). */
+export function gemmPathScratchBytes(M: number): number {
+  return region(GEMM_PIXELS + 8) + region(KC * GEMM_PIXELS + SLACK) + region((M + 8) * GEMM_PIXELS + SLACK);
+}
+
+/**
+ * writeConvInferDesc's gemmFrom for g: small maps whose weights outgrow the L2 cache take the GEMM path
+ * (streaming them once per 8-pixel row chunk costs more than packing the input into panels), and strided
+ * convs, whose rows path packs panels anyway; 0 for 1-pixel outputs (linear layers).
+ */
+export function convInferGemmFrom(g: ConvGeometry): number {
+  if (g.groups !== 1 || g.OH * g.OW === 1) return 0;
+  if (g.strideW > 1) return 1;
+  return g.M * g.C * g.KH * g.KW >= GEMM_MIN_WEIGHTS ? GEMM_MIN_WEIGHTS : 0;
+}
+/** Weights (floats) of an image's call from which a stride-1 conv takes the GEMM path. */
+const GEMM_MIN_WEIGHTS = 49152;
+
+/** conv2dInfer's scratch; gemmFrom: its descriptor's (above 0, the GEMM path's pixel table, B block and accumulator rows too). */
+export function conv2dInferScratchBytes(g: ConvGeometry, gemmFrom = convInferGemmFrom(g)): number {
   const K = g.C * g.KH * g.KW;
   const flat = g.KH * g.KW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0 && g.OH === g.H && g.OW === g.W;
   const Hp = (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1;
   const Wp = (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1;
-  return 2 * region(K) + 2 * region(g.M + 8) + region((g.M + 12) * K) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK) + region(16) + region(48);
+  const base = 2 * region(K) + 2 * region(g.M + 8) + region((g.M + 12) * K) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK) + region(16) + region(48);
+  return gemmFrom > 0 ? base + gemmPathScratchBytes(g.M) : base;
 }
 
 export function lkamSwitchesScratchBytes(M: number): number {

@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CONV_INFER_DESC_INTS, MAP_PLANE_INTS, convInputPlane, convOutSize, writeConvInferDesc, writeMapPlane, writePoolDesc, type ConvGeometry, type Kernels, type PaddedPlane, type PoolGeometry } from '../../src/backend/kernels.js';
@@ -6,6 +9,8 @@ import { conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchB
 import { h, everyKernelSet, variants, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
 import { assertClose, close, exact } from '../util/tolerance.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** A random channel set per image: each channel on with probability pOn (pOn 1 gives complete lists). */
 function randomSets(rng: TestRng, N: number, C: number, pOn: number): number[][] {
@@ -32,7 +37,7 @@ function compactData(rng: TestRng, sets: number[][], C: number, HW: number): Flo
 }
 
 /** conv2dInfer's descriptor for g, x's and y's planes as `layout` says (compact by default). */
-function inferDesc(g: ConvGeometry, layout: { xPadded: boolean; y: PaddedPlane | null } = { xPadded: false, y: null }): number {
+function inferDesc(g: ConvGeometry, layout: { xPadded: boolean; y: PaddedPlane | null; gemmFrom?: number } = { xPadded: false, y: null }): number {
   const desc = h.arena.alloc(CONV_INFER_DESC_INTS * 4);
   writeConvInferDesc(h.mem.i32, desc, g, layout);
   return desc;
@@ -62,7 +67,7 @@ const convCase = fc.record({
   KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 3 }), stride: fc.integer({ min: 1, max: 2 }), strideW: fc.integer({ min: 1, max: 3 }),
   pad: fc.integer({ min: 0, max: 2 }), padW: fc.integer({ min: 0, max: 2 }), dil: fc.integer({ min: 1, max: 2 }),
   pIn: fc.constantFrom(0, 0.3, 0.7, 1), pOut: fc.constantFrom(0, 0.4, 1), parts: fc.integer({ min: 1, max: 3 }),
-  bias: fc.boolean(), relu: fc.boolean(), gate: fc.boolean(), packed: fc.boolean(),
+  bias: fc.boolean(), relu: fc.boolean(), gate: fc.boolean(), packed: fc.boolean(), gemm: fc.boolean(),
 }).filter((r) => convOutSize(r.H, r.KH, r.stride, r.pad, r.pad, r.dil) >= 1 && convOutSize(r.W, r.KW, r.strideW, r.padW, r.padW, r.dil) >= 1);
 
 function convGeometry(r: { N: number; C: number; M: number; H: number; W: number; KH: number; KW: number; stride: number; strideW: number; pad: number; padW: number; dil: number }): ConvGeometry {
@@ -76,7 +81,7 @@ function convGeometry(r: { N: number; C: number; M: number; H: number; W: number
 const describeConv = (g: ConvGeometry): string =>
   `x=[${g.N},${g.C},${g.H},${g.W}] w=[${g.M},${g.C},${g.KH},${g.KW}] s=${g.strideH},${g.strideW} p=${g.padTop},${g.padLeft} d=${g.dilationH}`;
 
-test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/gate, packed weights; close, MACs exact', () => {
+test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/gate, packed weights, either path; close, MACs exact', () => {
   fc.assert(fc.property(convCase, seed, shift, (r, s, sy) => {
     h.arena.reset();
     const g = convGeometry(r);
@@ -84,15 +89,15 @@ test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/g
     const HW = g.H * g.W, P = g.OH * g.OW, taps = g.KH * g.KW;
     const ins = randomSets(rng, g.N, g.C, r.pIn);
     const outs = randomSets(rng, g.N, g.M, r.pOut);
-    const desc = inferDesc(g);
+    const desc = inferDesc(g, { xPadded: false, y: null, gemmFrom: r.gemm ? 1 : 0 });
     const x = buf(g.N * g.C * HW), xList = buf(g.N * (g.C + 1), 0, true), yList = buf(g.N * (g.M + 1), 0, true);
     const w = buf(g.M * g.C * taps), bias = buf(g.M), gate = buf(g.N * g.M);
     const y = buf(g.N * g.M * P, sy), macs = buf(2 * g.N * r.parts, 0, true);
     const packed = h.arena.alloc(packedWeightFloats(g) * 4);
-    const guarded = buf(conv2dInferScratchBytes(g) / 4);
+    const guarded = buf(conv2dInferScratchBytes(g, r.gemm ? 1 : 0) / 4);
     const scratch = guarded.ptr;
     const lo = r.relu ? 0 : -Infinity;
-    const label = `conv2dInfer ${describeConv(g)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}`;
+    const label = `conv2dInfer ${describeConv(g)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}${r.gemm ? ' gemm' : ''}`;
     const call = (k: Kernels): number => {
       if (r.packed) k.conv2dInferPack(desc, w.ptr, packed);
       let total = 0;
@@ -130,7 +135,7 @@ const planeCase = fc.record({
   out: fc.option(fc.record({ top: fc.integer({ min: 0, max: 2 }), left: fc.integer({ min: 0, max: 2 }), bottom: fc.integer({ min: 0, max: 2 }), right: fc.integer({ min: 0, max: 3 }) })),
 });
 
-test('conv2dInfer: input planes stored padded (read in place), outputs stored in padded planes (borders zeroed), every part split; close, MACs exact', () => {
+test('conv2dInfer: input planes stored padded (read in place), outputs stored in padded planes (borders zeroed), every part split, either path; close, MACs exact', () => {
   fc.assert(fc.property(convCase, planeCase, seed, (r, pl, s) => {
     h.arena.reset();
     const g = convGeometry(r);
@@ -143,14 +148,14 @@ test('conv2dInfer: input planes stored padded (read in place), outputs stored in
     const xSize = padIn ? inPlane.rows * inPlane.cols : HW, ySize = yPlane === null ? g.OH * g.OW : yPlane.rows * yPlane.cols;
     const ins = randomSets(rng, g.N, g.C, r.pIn);
     const outs = randomSets(rng, g.N, g.M, r.pOut);
-    const desc = inferDesc(g, { xPadded: padIn, y: yPlane });
+    const desc = inferDesc(g, { xPadded: padIn, y: yPlane, gemmFrom: r.gemm ? 1 : 0 });
     const x = buf(g.N * g.C * xSize), xList = buf(g.N * (g.C + 1), 0, true), yList = buf(g.N * (g.M + 1), 0, true);
     const w = buf(g.M * g.C * taps), bias = buf(g.M), gate = buf(g.N * g.M);
     const y = buf(g.N * g.M * ySize), macs = buf(2 * g.N * r.parts, 0, true);
     const packed = h.arena.alloc(packedWeightFloats(g) * 4);
-    const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+    const scratch = h.arena.alloc(conv2dInferScratchBytes(g, r.gemm ? 1 : 0));
     const compact = compactData(rng, ins, g.C, HW);
-    const label = `conv2dInfer ${describeConv(g)} x ${padIn ? JSON.stringify(inPlane) : 'compact'} y ${JSON.stringify(yPlane)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}`;
+    const label = `conv2dInfer ${describeConv(g)} x ${padIn ? JSON.stringify(inPlane) : 'compact'} y ${JSON.stringify(yPlane)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}${r.gemm ? ' gemm' : ''}`;
     const call = (k: Kernels): number => {
       if (r.packed) k.conv2dInferPack(desc, w.ptr, packed);
       let total = 0;
@@ -259,6 +264,50 @@ test('conv2dInfer: every output listed, some inputs, prepacked panels (read in p
       }
     }
   }
+});
+
+test('conv2dInfer GEMM path: several K blocks (K 360, 520) and pixel blocks (17x17, 300 pixels), tails of 1-8 pixels, strides 1-2, 1x1 flat and 3x3, all/some/few outputs and inputs, prepacked (whole, in place) or packed, 1 and 2 parts; close, MACs exact', () => {
+  const rng = new TestRng(29);
+  const shapes = [
+    { C: 40, H: 7, W: 7, KH: 3, stride: 1 }, { C: 40, H: 17, W: 17, KH: 3, stride: 1 }, { C: 9, H: 15, W: 13, KH: 3, stride: 2 },
+    { C: 520, H: 3, W: 3, KH: 1, stride: 1 }, { C: 33, H: 10, W: 30, KH: 1, stride: 1 }, { C: 7, H: 9, W: 11, KH: 1, stride: 2 },
+  ];
+  for (const sh of shapes) {
+    for (const [M, pIn, pOut, packed] of [[23, 1, 1, true], [23, 0.5, 1, true], [40, 0.6, 0.5, true], [5, 1, 1, false], [13, 0.3, 0.7, false]] as const) {
+      h.arena.reset();
+      const pad = sh.KH >> 1;
+      const g = convGeometry({ N: 2, C: sh.C, M, H: sh.H, W: sh.W, KH: sh.KH, KW: sh.KH, stride: sh.stride, strideW: sh.stride, pad, padW: pad, dil: 1 });
+      const P = g.OH * g.OW, taps = sh.KH * sh.KH, HW = g.H * g.W;
+      const ins = randomSets(rng, 2, sh.C, pIn), outs = randomSets(rng, 2, M, pOut);
+      const desc = inferDesc(g, { xPadded: false, y: null, gemmFrom: 1 });
+      const x = buf(2 * sh.C * HW), xList = buf(2 * (sh.C + 1), 0, true), yList = buf(2 * (M + 1), 0, true), w = buf(M * sh.C * taps), bias = buf(M), gate = buf(2 * M);
+      const y = buf(2 * M * P), macs = buf(2 * 2, 0, true);
+      const wPacked = h.arena.alloc(packedWeightFloats(g) * 4);
+      const guarded = buf(conv2dInferScratchBytes(g, 1) / 4);
+      for (const parts of [1, 2]) {
+        const label = `conv2dInfer gemm ${describeConv(g)} in=${ins.map((l) => l.length)} out=${outs.map((l) => l.length)} packed=${packed} parts=${parts}`;
+        const call = (k: Kernels): number => {
+          if (packed) k.conv2dInferPack(desc, w.ptr, wPacked);
+          let total = 0;
+          for (let p = 0; p < parts; p++) total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, packed ? wPacked : 0, bias.ptr, 0, gate.ptr, y.ptr, yList.ptr, 0, 2, p, parts, macs.ptr + p * 16, guarded.ptr);
+          return total;
+        };
+        conform(label, [[x, compactData(rng, ins, sh.C, HW)], [xList, listData(ins, sh.C)], [yList, listData(outs, M)], [w, uniform(rng, w.n)],
+          [bias, uniform(rng, M)], [gate, uniform(rng, 2 * M, 0, 1)]], [y], call, always(close), 4);
+        for (const { name, k } of everyKernelSet) {
+          prefill(guarded);
+          const total = call(k);
+          assertGuards(guarded, `${label} ${name}: scratch of conv2dInferScratchBytes`);
+          const expected = [0, 1].reduce((a, n) => a + (outs[n] as number[]).length * (ins[n] as number[]).length * taps * P, 0);
+          assert.equal(total, expected, `${label} ${name}: multiply-adds returned`);
+        }
+      }
+    }
+  }
+});
+
+test('assembly/infer-tiles.ts is what scripts/gen-infer-tiles.mjs writes', () => {
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'gen-infer-tiles.mjs'), '--check'], { stdio: 'pipe' });
 });
 
 test('conv2dInfer on 1x1 maps with 1x1 kernels (linear layers): listed inputs only, every part split; close', () => {
