@@ -3,7 +3,7 @@
  * parsimonious plan (LKAMs switch kernels, switched-off ones are skipped) and as its dense twin (the
  * same weights without LKAMs, every kernel computed).
  */
-import { browserFeatures, compile, denseTwin, fetchModel, init, type BrowserFeatures, type InferencePlan, type ModelMeta } from '../src/browser/index.js';
+import { browserFeatures, compile, convsInOrder, denseTwin, fetchModel, init, type BrowserFeatures, type InferencePlan, type ModelMeta } from '../src/browser/index.js';
 
 export interface DemoOptions {
   readonly modelUrl: URL | string;
@@ -15,8 +15,8 @@ export interface DemoOptions {
 export interface SwitchLayer {
   /** Module path of the gated conv. */
   readonly name: string;
-  /** Its place among the network's convs and linear layers, from 1. */
-  readonly position: number;
+  /** Its index among the network's convs in forward order (0 = the first), as every output names it: `conv 2`. */
+  readonly conv: number;
   readonly kernels: number;
   /** 1 where the LKAM switched the kernel on. */
   readonly on: Uint8Array;
@@ -85,8 +85,10 @@ export class Demo {
   readonly gates: readonly string[];
   private readonly parsimonious: InferencePlan;
   private readonly dense: InferencePlan;
+  /** Module path of each conv to its index among the convs. */
+  private readonly convIndex: ReadonlyMap<string, number>;
 
-  private constructor(meta: ModelMeta, backendName: string, threads: number, parsimonious: InferencePlan, dense: InferencePlan) {
+  private constructor(meta: ModelMeta, backendName: string, threads: number, parsimonious: InferencePlan, dense: InferencePlan, convIndex: ReadonlyMap<string, number>) {
     this.meta = meta;
     this.features = browserFeatures();
     this.backendName = backendName;
@@ -94,6 +96,7 @@ export class Demo {
     this.parsimonious = parsimonious;
     this.dense = dense;
     this.gates = parsimonious.gates;
+    this.convIndex = convIndex;
   }
 
   static async load(options: DemoOptions): Promise<Demo> {
@@ -105,7 +108,8 @@ export class Demo {
     const twin = denseTwin(model, inputShape);
     twin.eval();
     const dense = compile(twin, { inputShape, maxBatch: 1 });
-    return new Demo(meta, engine.backend.name, engine.backend.threads, parsimonious, dense);
+    const convIndex = new Map(convsInOrder(model).map((c, i) => [c.path, i]));
+    return new Demo(meta, engine.backend.name, engine.backend.threads, parsimonious, dense, convIndex);
   }
 
   get classNames(): readonly string[] {
@@ -121,9 +125,9 @@ export class Demo {
     const logits = this.parsimonious.run(x, { batch: 1, budget });
     const t = this.parsimonious.telemetry();
     const layers: SwitchLayer[] = [];
-    t.layers.forEach((l, i) => {
-      if (l.onKernels !== null) layers.push({ name: l.name, position: i + 1, kernels: l.kernels, on: l.onKernels.slice() });
-    });
+    for (const l of t.layers) {
+      if (l.onKernels !== null) layers.push({ name: l.name, conv: this.convIndex.get(l.name) ?? -1, kernels: l.kernels, on: l.onKernels.slice() });
+    }
     let predicted = 0;
     for (let i = 1; i < logits.length; i++) if ((logits[i] as number) > (logits[predicted] as number)) predicted = i;
     return { logits, probabilities: softmax(logits), predicted, layers, macs: t.macs[0] as number, lkamMacs: t.lkamMacs[0] as number, denseMacs: t.denseMacs };

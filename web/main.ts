@@ -248,7 +248,11 @@ class Page {
       const count = document.createElement('span');
       count.className = 'count';
       count.textContent = `${on} of ${l.kernels} on`;
-      title.append(`conv ${l.position} (${l.name}) `, count);
+      title.append(l.conv >= 0 ? `conv ${l.conv} ` : `${l.name} `, count);
+      const path = document.createElement('span');
+      path.className = 'path';
+      path.textContent = `module ${l.name}`;
+      title.append(path);
       const grid = document.createElement('div');
       grid.className = 'grid';
       grid.style.gridTemplateColumns = `repeat(${GRID_COLUMNS}, 1fr)`;

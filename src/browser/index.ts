@@ -21,6 +21,7 @@ export { compile, InferencePlan, denseTwin, pruneStatic, kernelsNeverOn, Compile
 export { decodeModel, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelMeta, type JsonValue } from '../io/model-file.js';
 export { ModelFileError } from '../io/errors.js';
 export { Module } from '../nn/module.js';
+export { convsInOrder, type ConvPlace } from '../nn/lkam.js';
 
 export interface BrowserInitOptions extends BrowserPlatformOptions {
   /**

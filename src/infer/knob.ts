@@ -6,7 +6,7 @@ import type { Module } from '../nn/module.js';
 import { compile } from './plan.js';
 
 export interface KnobSetting {
-  /** Switch threshold for every LKAM; undefined keeps each LKAM's own. */
+  /** A switch is off when its value is at or below this, in every LKAM; undefined keeps each LKAM's own rule. */
   readonly threshold?: number;
   /** Compute budget in [0, 1]; default 1. */
   readonly budget?: number;
@@ -21,6 +21,7 @@ export interface KnobData {
 }
 
 export interface KnobPoint {
+  /** null: each LKAM's own rule (the default operating point when the budget is 1). */
   readonly threshold: number | null;
   readonly budget: number;
   readonly accuracy: number;
@@ -42,12 +43,15 @@ export interface KnobOptions {
   readonly threads?: number;
 }
 
-/** Every pairing of the listed thresholds and budgets (an empty list means "the default" for that knob). */
+/**
+ * The default operating point (each LKAM's own threshold, budget 1) first, then every pairing of the
+ * listed thresholds and budgets (an empty list means "the default" for that knob).
+ */
 export function knobGrid(thresholds: readonly number[], budgets: readonly number[]): KnobSetting[] {
   const ts: Array<number | undefined> = thresholds.length > 0 ? [...thresholds] : [undefined];
   const bs = budgets.length > 0 ? budgets : [1];
-  const out: KnobSetting[] = [];
-  for (const t of ts) for (const b of bs) out.push(t === undefined ? { budget: b } : { threshold: t, budget: b });
+  const out: KnobSetting[] = [{ budget: 1 }];
+  for (const t of ts) for (const b of bs) if (t !== undefined || b !== 1) out.push(t === undefined ? { budget: b } : { threshold: t, budget: b });
   return out;
 }
 

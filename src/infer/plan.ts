@@ -44,9 +44,9 @@ export interface RunOptions {
   /** Images in the input; default its length over one image's size. */
   readonly batch?: number;
   /**
-   * A kernel whose switch value is below this is off: one value for every LKAM, or one per LKAM in
-   * forward order (see `plan.gates`). Default: hard switches are on above 0, sigmoid switches at or
-   * above their LKAM's threshold.
+   * A kernel whose switch value is at or below this is off: one value for every LKAM, or one per LKAM
+   * in forward order (see `plan.gates`). Default: hard and binary switches are off at or below 0 (so
+   * threshold 0 is the default), sigmoid switches below their LKAM's threshold.
    */
   readonly threshold?: number | readonly number[];
   /**

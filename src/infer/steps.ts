@@ -180,13 +180,13 @@ export class SwitchStep implements Step {
     this.threshold = this.defaultThreshold;
   }
 
-  /** threshold undefined restores the LKAM's own rule; a number makes a switch on at or above it. */
+  /** threshold undefined restores the LKAM's own rule; a number t turns a switch off when its value is at or below t. */
   setKnobs(threshold: number | undefined, budget: number): void {
     if (threshold === undefined) {
       this.rule = this.defaultRule;
       this.threshold = this.defaultThreshold;
     } else {
-      this.rule = (this.defaultRule & 5) | 2;
+      this.rule = this.defaultRule & 5;
       this.threshold = threshold;
     }
     this.budget = budget;

@@ -16,10 +16,11 @@ describe('knobCurve: accuracy against multiply-adds per runtime setting', () => 
   });
   after(() => e.close());
 
-  test('knobGrid pairs every threshold with every budget; empty lists mean the defaults', () => {
-    assert.deepEqual(knobGrid([0, 0.2], [1, 0.5]), [{ threshold: 0, budget: 1 }, { threshold: 0, budget: 0.5 }, { threshold: 0.2, budget: 1 }, { threshold: 0.2, budget: 0.5 }]);
-    assert.deepEqual(knobGrid([], [0.3]), [{ budget: 0.3 }]);
-    assert.deepEqual(knobGrid([0.1], []), [{ threshold: 0.1, budget: 1 }]);
+  test('knobGrid: the default operating point first, then every threshold with every budget; empty lists mean the defaults', () => {
+    assert.deepEqual(knobGrid([0, 0.2], [1, 0.5]), [{ budget: 1 }, { threshold: 0, budget: 1 }, { threshold: 0, budget: 0.5 }, { threshold: 0.2, budget: 1 }, { threshold: 0.2, budget: 0.5 }]);
+    assert.deepEqual(knobGrid([], [0.3]), [{ budget: 1 }, { budget: 0.3 }]);
+    assert.deepEqual(knobGrid([0.1], []), [{ budget: 1 }, { threshold: 0.1, budget: 1 }]);
+    assert.deepEqual(knobGrid([], [1, 0.5]), [{ budget: 1 }, { budget: 0.5 }]);
   });
 
   test('budgets 1 → 0: multiply-adds fall; each point matches the plan run by hand (N=70, batches of 32)', () => {

@@ -21,9 +21,10 @@ interface EvalFlags {
   plain: boolean;
 }
 
+/** One row per point; the default operating point (each LKAM's own rule, budget 1) is named as such. */
 export function knobTable(points: readonly KnobPoint[]): string {
-  return table(['threshold', 'budget', 'accuracy', 'M MACs/image', 'of dense', 'ms/image'],
-    points.map((p) => [p.threshold === null ? 'default' : p.threshold, p.budget, pct(p.accuracy), (p.meanMacs / 1e6).toFixed(2), pct(p.macFraction), p.imageMs.toFixed(3)]));
+  return table(['setting', 'threshold', 'budget', 'accuracy', 'M MACs/image', 'of dense', 'ms/image'],
+    points.map((p) => [p.threshold === null && p.budget === 1 ? 'default' : '', p.threshold === null ? 'own' : p.threshold, p.budget, pct(p.accuracy), (p.meanMacs / 1e6).toFixed(2), pct(p.macFraction), p.imageMs.toFixed(3)]));
 }
 
 export async function run(arg: string, f: EvalFlags): Promise<void> {

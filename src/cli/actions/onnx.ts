@@ -2,6 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { denseTwin } from '../../infer/prune.js';
+import { convsInOrder } from '../../nn/lkam.js';
 import { saveModel } from '../../io/node-files.js';
 import { exportOnnx } from '../../io/onnx-export.js';
 import { importOnnx } from '../../io/onnx-import.js';
@@ -29,13 +30,17 @@ export function runExport(arg: string, f: ExportFlags): Promise<void> {
   return withEngine(1, () => {
       const out = new Output(f);
       const src = openModel(arg);
+      const gated = convsInOrder(src.model).flatMap((c, i) => (c.gate === null ? [] : [`conv ${i}`]));
+      if (f.dense && gated.length > 0) {
+        out.warn(`--dense removes the LKAMs of ${gated.join(', ')}: every kernel is computed, so the ONNX model's outputs differ from ${src.file}'s (it is the dense twin, a baseline, not the same function)`);
+      }
       const model = f.dense ? denseTwin(src.model, src.meta.inputShape) : src.model;
       model.eval();
       const ex = exportOnnx(model, { inputShape: src.meta.inputShape });
       const file = f.out ?? (src.runDir !== null ? join(src.runDir, f.dense ? 'model.dense.onnx' : RUN_FILES.onnx) : src.file.replace(/(\.safetensors)?$/, f.dense ? '.dense.onnx' : '.onnx'));
       writeFileSync(file, ex.bytes);
       out.result(`wrote ${file} (${ex.bytes.length} bytes): input ${ex.input} [N, ${src.meta.inputShape.join(', ')}], output ${ex.output}${ex.switchOutputs.length > 0 ? `, switch outputs ${ex.switchOutputs.map((s) => s.name).join(', ')}` : ''}`);
-      out.data({ file, bytes: ex.bytes.length, input: ex.input, output: ex.output, inputShape: src.meta.inputShape, switchOutputs: ex.switchOutputs, dense: f.dense });
+      out.data({ file, bytes: ex.bytes.length, input: ex.input, output: ex.output, inputShape: src.meta.inputShape, switchOutputs: ex.switchOutputs, dense: f.dense, gatesRemoved: f.dense ? gated : [] });
   });
 }
 

@@ -11,13 +11,14 @@ export function evalCommand(program: Command): void {
     .description('measure a model on the test set through the compiled plan (skipping switched-off kernels): accuracy, multiply-adds per image, time per image; with --thresholds/--budgets, the runtime-knob curve')
     .addOption(new Option('--data <where>', `${DATA_HELP} (default: what the model was trained on)`))
     .addOption(new Option('--limit <n>', 'use only the first n test images').argParser(positiveInt('--limit')))
-    .addOption(new Option('--thresholds <list>', 'runtime knob: switch thresholds to try, e.g. 0,0.05,0.1,0.2').argParser(numberList('--thresholds', 'finite numbers', Number.isFinite)))
+    .addOption(new Option('--thresholds <list>', 'runtime knob: switch thresholds to try, e.g. 0,0.05,0.1,0.2 (a switch is off when its value is at or below t; 0 is the default of hard switches)').argParser(numberList('--thresholds', 'finite numbers', Number.isFinite)))
     .addOption(new Option('--budgets <list>', 'runtime knob: compute budgets in [0, 1] to try, e.g. 1,0.8,0.6,0.4').argParser(numberList('--budgets', 'numbers in [0, 1]', (n) => n >= 0 && n <= 1)))
     .addOption(new Option('--out <file>', `where to write the measurements (default: ${RUN_FILES.eval} in the run directory)`))
     .addOption(new Option('--knob-out <file>', `where to write the knob curve (default: ${RUN_FILES.knob} in the run directory)`))
     .addHelpText('after', `
-Every pairing of the listed thresholds and budgets is one point of the knob curve (accuracy against
-mean multiply-adds per image, LKAMs included).
+The default operating point (each LKAM's own threshold, budget 1) is the first row; then every
+pairing of the listed thresholds and budgets is one point of the knob curve (accuracy against mean
+multiply-adds per image, LKAMs included).
 
 Examples:
   parsimony eval runs/s1

@@ -9,7 +9,7 @@ export function exportCommand(program: Command): void {
     .argument('<model>', 'a model file, or a run directory')
     .description('export a model to ONNX (opset 13): LKAM switches become extra graph outputs and multiply their kernels; --dense exports the network without its LKAMs')
     .addOption(new Option('--out <file>', `the ONNX file (default: ${RUN_FILES.onnx} in the run directory, else MODEL with .onnx)`))
-    .addOption(new Option('--dense', 'export the dense twin: the same weights without LKAMs, every kernel computed').default(false))
+    .addOption(new Option('--dense', 'export the dense twin: the same weights without LKAMs, every kernel computed (a baseline: its outputs differ from the gated model\'s)').default(false))
     .addOption(new Option('--json', 'print the result as JSON on stdout').default(false))
     .action(lazy(async () => ({ run: (await import('../actions/onnx.js')).runExport })));
 }
