@@ -1,6 +1,8 @@
 /** Inference compilers of the activation layers and of Concat (see compilers.ts for the contract). */
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
 import { Concat } from '../nn/concat.js';
+import type { Conv2d } from '../nn/layers.js';
+import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import type { Module } from '../nn/module.js';
 import { GELU as GELU_FN, HARD_SWISH, hardSigmoidFn, SILU } from '../ops/pointwise.js';
 import { shapeString } from '../tensor/tensor.js';
@@ -42,5 +44,28 @@ registerCompiler('Concat', (m, ctx, x) => {
   }
   const y = ctx.value('map', [xs.reduce((t, v) => t + (v.shape[0] as number), 0), first.shape[1] as number, first.shape[2] as number]);
   ctx.emit({ op: 'concat', name: ctx.path, xs, y });
+  return y;
+});
+
+registerCompiler('SqueezeExcite', (m, ctx, x) => {
+  const se = as(m, SqueezeExcite, ctx.path);
+  const C = x.shape[0] as number;
+  if (x.kind !== 'map' || x.shape.length !== 3 || C !== se.channels) throw new CompileError(`compile: SqueezeExcite(${se.channels}) at '${ctx.path}' reads ${x.kind} ${shapeString(x.shape)}`);
+  const pooled = ctx.value('vector', [C], 'pooled');
+  ctx.emit({ op: 'globalPool', name: ctx.path, kind: 'avg', x, y: pooled });
+  const fc = (conv: Conv2d, v: Value, hint: string): Value => {
+    const y = ctx.value('vector', [conv.outChannels], hint);
+    ctx.emit({ op: 'linear', name: `${ctx.path}.${hint}`, x: v, y, weight: ctx.copy(conv.weight), bias: conv.bias === null ? null : ctx.copy(conv.bias) });
+    return y;
+  };
+  const h = fc(se.fc1, pooled, 'fc1');
+  const a = ctx.value('vector', [se.squeeze], 'act');
+  if (se.activation === 'relu') ctx.emit({ op: 'relu', name: ctx.path, x: h, y: a });
+  else ctx.emit({ op: 'pointwise', name: ctx.path, x: h, y: a, fn: { kind: 'function', f: SILU } });
+  const z = fc(se.fc2, a, 'fc2');
+  const s = ctx.value('vector', [C], 'scales');
+  ctx.emit({ op: 'pointwise', name: ctx.path, x: z, y: s, fn: se.gate === 'sigmoid' ? { kind: 'sigmoid' } : { kind: 'function', f: hardSigmoidFn(1 / 6, 0.5) } });
+  const y = ctx.value('map', x.shape);
+  ctx.emit({ op: 'scale', name: ctx.path, x, s, y });
   return y;
 });

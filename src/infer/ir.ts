@@ -146,7 +146,17 @@ export interface ConcatNode {
   y: Value;
 }
 
-export type Node = PointwiseNode | ConcatNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
+/** y[c] = x[c] * s[c] with per-image scales s computed from x (squeeze-and-excitation). */
+export interface ScaleNode {
+  readonly op: 'scale';
+  readonly name: string;
+  readonly x: Value;
+  /** A vector of one scale per channel of x. */
+  readonly s: Value;
+  y: Value;
+}
+
+export type Node = PointwiseNode | ConcatNode | ScaleNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
 
 /** The values a node reads. */
 export function inputsOf(n: Node): Value[] {
@@ -159,6 +169,8 @@ export function inputsOf(n: Node): Value[] {
       return [n.x, n.switches];
     case 'concat':
       return [...n.xs];
+    case 'scale':
+      return [n.x, n.s];
     default:
       return [n.x];
   }

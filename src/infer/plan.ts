@@ -461,6 +461,20 @@ class Lowering {
         else this.define(n.y, y, this.identityList(x.C), this.identityList(x.C));
         return [];
       }
+      case 'scale': {
+        const x = this.get(n.x), sc = this.get(n.s);
+        const y = this.take(sizeOf(n.y));
+        const d = this.dense(x, y, n.name);
+        const { C, HW } = x;
+        const src = d.ptr;
+        const apply = new FnStep(`scale ${n.name}`, (n0, n1) => {
+          const o = n0 * C * HW * 4;
+          e.kernels.channelScale(src + o, sc.buf.ptr + n0 * C * 4, y.ptr + o, n1 - n0, C, HW);
+        });
+        this.steps.push(d.step === null ? apply : new Sequence(`scale ${n.name}`, [d.step, apply]));
+        this.define(n.y, y, this.identityList(C), this.identityList(C));
+        return [];
+      }
       case 'concat': {
         const y = this.take(sizeOf(n.y));
         const C = n.y.shape[0] as number;

@@ -8,6 +8,7 @@ import { Rng } from '../nn/init.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
 import { Clip, HardSigmoid } from '../nn/activations.js';
 import { Concat } from '../nn/concat.js';
+import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
@@ -272,4 +273,17 @@ registerPruneRule('Concat', (m, ctx, removed, input) => {
     return res.module;
   });
   return { module: changed ? new Concat(branches) : c, removed: out };
+});
+
+registerPruneRule('SqueezeExcite', (m, ctx, removed) => {
+  const se = as(m, SqueezeExcite, ctx.path);
+  if (removed.length === 0) return { module: se, removed };
+  // Removed channels are zero: their means read nothing and their scales multiply zero planes.
+  const ins = kept(se.channels, removed);
+  const pruned = new SqueezeExcite({ channels: ins.length, squeeze: se.squeeze, activation: se.activation, gate: se.gate });
+  copyRows(se.fc1.weight, pruned.fc1.weight, Array.from({ length: se.squeeze }, (_, i) => i), ins, 1);
+  copyRows(se.fc1.bias as Tensor, pruned.fc1.bias as Tensor, Array.from({ length: se.squeeze }, (_, i) => i), [0], 1);
+  copyRows(se.fc2.weight, pruned.fc2.weight, ins, Array.from({ length: se.squeeze }, (_, i) => i), 1);
+  copyRows(se.fc2.bias as Tensor, pruned.fc2.bias as Tensor, ins, [0], 1);
+  return { module: pruned, removed };
 });

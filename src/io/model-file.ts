@@ -12,6 +12,7 @@ import '../nn/layers.js';
 import '../nn/lkam.js';
 import '../nn/activations.js';
 import '../nn/concat.js';
+import '../nn/squeeze-excite.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { describeError, ModelFileError } from './errors.js';
 import { JsonDepthError, parseJson } from './json.js';

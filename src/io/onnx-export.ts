@@ -11,6 +11,7 @@
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
 import { Concat } from '../nn/concat.js';
+import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, gridWindow, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
@@ -349,4 +350,13 @@ registerOnnxExporter('GELU', (m, ctx, input) => {
 registerOnnxExporter('Concat', (m, ctx, input) => {
   const c = as(m, Concat);
   return ctx.node('Concat', c.branches.map((b, i) => ctx.child(String(i), b, input)), [intAttr('axis', 1)]);
+});
+
+registerOnnxExporter('SqueezeExcite', (m, ctx, input) => {
+  const se = as(m, SqueezeExcite);
+  const h = ctx.child('fc1', se.fc1, ctx.node('GlobalAveragePool', [input]));
+  const a = se.activation === 'relu' ? ctx.node('Relu', [h]) : ctx.node('Mul', [h, ctx.node('Sigmoid', [h])]);
+  const z = ctx.child('fc2', se.fc2, a);
+  const s = se.gate === 'sigmoid' ? ctx.node('Sigmoid', [z]) : ctx.node('HardSigmoid', [z], [floatAttr('alpha', 1 / 6), floatAttr('beta', 0.5)]);
+  return ctx.node('Mul', [s, input]);
 });

@@ -7,7 +7,8 @@
  */
 import { GELU, HardSwish, SiLU } from '../nn/activations.js';
 import { Concat } from '../nn/concat.js';
-import { Flatten, Linear, Residual } from '../nn/layers.js';
+import { type Conv2d, Flatten, Linear, Residual } from '../nn/layers.js';
+import { SqueezeExcite, type SeActivation, type SeGate } from '../nn/squeeze-excite.js';
 import { Gated, gridWindow, LKAM, type LkamPool, type SwitchKind } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { copyInto } from './model-file.js';
@@ -96,6 +97,54 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
   };
   const only = (v: string): boolean => g.readerCount(v) === 1;
 
+  /** x · gate(conv(act(conv(mean over H, W of x)))), the 1x1 convs reading [N, C, 1, 1]: squeeze-and-excitation. */
+  const matchSqueezeExcite = (x: string, s: string): { nodes: OnnxNode[]; input: string; make: () => Module } | null => {
+    const gateNode = layerOf(s);
+    if (gateNode === undefined || !only(gateNode.node.outputs[0] as string)) return null;
+    let gate: SeGate;
+    if (gateNode.node.op === 'Sigmoid') gate = 'sigmoid';
+    else if (gateNode.node.op === 'HardSigmoid' && Math.abs(float(gateNode.node, 'alpha', 0.2) - 1 / 6) < 1e-6 && float(gateNode.node, 'beta', 0.5) === 0.5) gate = 'hardSigmoid';
+    else return null;
+    const conv2 = layerOf(inputOf(gateNode) as string);
+    if (conv2 === undefined || conv2.node.op !== 'Conv' || !only(conv2.node.outputs[0] as string)) return null;
+    const actAt = behind(inputOf(conv2) as string);
+    if (actAt === undefined || !only(actAt.node.outputs[0] as string)) return null;
+    let activation: SeActivation;
+    let actInput: string;
+    const silu = replaced.get(actAt.node);
+    if (actAt.node.op === 'Relu' && actAt.mapped.kind === 'layer') {
+      activation = 'relu';
+      actInput = inputOf(actAt) as string;
+    } else if (silu !== undefined && silu.kind === 'layer' && actAt.node.op === 'Mul') {
+      activation = 'silu';
+      actInput = silu.input;
+    } else return null;
+    const conv1 = layerOf(actInput);
+    // A SiLU reads its input twice (x · sigmoid(x)).
+    if (conv1 === undefined || conv1.node.op !== 'Conv' || g.readerCount(conv1.node.outputs[0] as string) !== (activation === 'silu' ? 2 : 1)) return null;
+    const pool = layerOf(inputOf(conv1) as string);
+    if (pool === undefined || !(pool.node.op === 'GlobalAveragePool' || pool.node.op === 'ReduceMean') || resolve(inputOf(pool) as string) !== x || !only(pool.node.outputs[0] as string)) return null;
+    const w1 = g.constant(conv1.node.inputs[1]) as Constant, w2 = g.constant(conv2.node.inputs[1]) as Constant;
+    const C = w1.dims[1] as number, S = w1.dims[0] as number;
+    const oneByOne = (c: OnnxNode, w: Constant): boolean => w.dims[2] === 1 && w.dims[3] === 1 && int(c, 'group', 1) === 1 && ints(c, 'strides', [1, 1]).every((v) => v === 1) && ints(c, 'pads', [0, 0, 0, 0]).every((v) => v === 0);
+    if (!oneByOne(conv1.node, w1) || !oneByOne(conv2.node, w2) || w2.dims[0] !== C || w2.dims[1] !== S || g.shape(x)[1] !== C) return null;
+    const make1 = (conv1.mapped as { make: () => Module }).make, make2 = (conv2.mapped as { make: () => Module }).make;
+    return {
+      nodes: [gateNode.node, conv2.node, actAt.node, conv1.node, pool.node],
+      input: x,
+      make: () => {
+        const se = new SqueezeExcite({ channels: C, squeeze: S, activation, gate });
+        for (const [from, to] of [[make1(), se.fc1], [make2(), se.fc2]] as const) {
+          const f = from as Conv2d;
+          copyInto(to.weight, f.weight.f32());
+          if (f.bias !== null && to.bias !== null) copyInto(to.bias, f.bias.f32());
+          else if (to.bias !== null) copyInto(to.bias, new Float32Array(to.outChannels));
+        }
+        return se;
+      },
+    };
+  };
+
   for (const it of items) {
     const n = it.node;
     const m = it.mapped;
@@ -165,6 +214,12 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
       replaced.set(n, { kind: 'layer', source: n, output: out, input: pq !== null ? p : q, make: () => fused });
       continue;
     }
+    const se = matchSqueezeExcite(p, q) ?? matchSqueezeExcite(q, p);
+    if (se !== null) {
+      for (const c of se.nodes) consumed.add(c);
+      replaced.set(n, { kind: 'layer', source: n, output: out, input: se.input, make: se.make });
+      continue;
+    }
     let gate: GateMatch;
     try {
       gate = matchGate(g, { behind, inputOf, resolve, only }, p, q);
@@ -209,7 +264,7 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
       if (flattens.has(it)) nodes.push({ kind: 'layer', source: n, output: out, input: valueBehind(out), make: () => new Flatten() });
       else if (!viewAlias.has(out)) problems.push({ node: n, why: `it reshapes [${g.shape(valueBehind(out)).join(',')}] to [${g.shape(out).join(',')}] (only to [N, features], as a Flatten)` });
     } else if (m.kind === 'pattern') problems.push({ node: n, why: m.why });
-    else if (m.kind === 'join') problems.push({ node: n, why: 'a join that no rewrite recognised' });
+    else if (m.kind === 'join' && !viewAlias.has(out)) problems.push({ node: n, why: 'a join that no rewrite recognised' });
   }
   // A view's output read through a Flatten reads the value behind the view.
   for (const s of nodes) if (s.kind === 'layer') s.input = resolve(s.input);

@@ -138,3 +138,10 @@ registerStateRule('Concat', {
     return branches.map((b, i) => [String(i), `branches[${i}]`, b] as const);
   },
 });
+
+registerStateRule('SqueezeExcite', {
+  own: (r) => {
+    const C = r.int('channels'), S = r.int('squeeze');
+    return [['fc1.weight', [S, C, 1, 1]], ['fc1.bias', [S]], ['fc2.weight', [C, S, 1, 1]], ['fc2.bias', [C]]];
+  },
+});
