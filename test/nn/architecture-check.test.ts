@@ -55,6 +55,11 @@ const MEMBERS: Readonly<Record<string, Members>> = {
   HardSigmoid: { good: { type: 'HardSigmoid', alpha: 0.2, beta: 0.5 }, image: [1, 2, 2], badFields: [[{ alpha: 'a' }, 'alpha'], [{ beta: Infinity }, 'beta']], badImages: [] },
   HardSwish: { good: { type: 'HardSwish' }, image: [1, 2, 2], badFields: [], badImages: [] },
   GELU: { good: { type: 'GELU' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  SqueezeExcite: {
+    good: { type: 'SqueezeExcite', channels: 4, squeeze: 2, activation: 'silu', gate: 'sigmoid' }, image: [4, 3, 3],
+    badFields: [[{ channels: 0 }, 'channels'], [{ squeeze: 1.5 }, 'squeeze'], [{ activation: 'tanh' }, 'activation'], [{ gate: 1 }, 'gate']],
+    badImages: [[3, 3, 3]],
+  },
   Concat: {
     good: { type: 'Concat', branches: [{ type: 'Sequential', layers: [] }, conv] }, image: [2, 5, 5],
     badFields: [[{ branches: [] }, 'branches'], [{ branches: [conv, 3] }, 'branches[1]']],
