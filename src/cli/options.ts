@@ -1,5 +1,5 @@
 /** Option parsers shared by the commands, and JSON config files whose keys are option names. */
-import { readFileSync } from 'node:fs';
+import { readRegularText } from '../data/files.js';
 import { InvalidArgumentError, type Command, type Option } from 'commander';
 import { JsonDepthError, parseJson } from '../io/json.js';
 import { InputError, UsageError } from './errors.js';
@@ -97,10 +97,9 @@ function describeValue(v: unknown): string {
 export function applyConfig(cmd: Command, file: string, skip: ReadonlySet<string> = new Set(['config'])): void {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularText(file, { maxBytes: 16 * 2 ** 20, what: 'a config file' });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`--config ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a JSON file' : (e as Error).message}`);
+    throw new InputError(`--config ${(e as Error).message}`);
   }
   let data: unknown;
   try {

@@ -1,7 +1,11 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { InMemoryDataset, sharedInt32, sharedUint8 } from './dataset.js';
 import { DataError, describeError } from './errors.js';
+import { openRegular, readRegularText } from './files.js';
+
+/** Bytes a label-names file may have. */
+const MAX_NAME_LIST_BYTES = 1 << 20;
 
 /** Bytes of one 32x32 RGB image: R plane, then G, then B, each row-major. */
 export const CIFAR_IMAGE_BYTES = 3 * 32 * 32;
@@ -37,11 +41,9 @@ function layoutOf(format: CifarFormat, label: 'fine' | 'coarse'): Layout {
 }
 
 function fileSize(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch (e) {
-    throw new DataError(`cannot read file (${describeError(e)})`, { file, cause: e });
-  }
+  const { fd, size } = openRegular(file);
+  closeSync(fd);
+  return size;
 }
 
 /**
@@ -103,12 +105,7 @@ export function readCifarFiles(files: readonly string[], options: CifarReadOptio
 }
 
 function readAll(file: string, expected: number): Uint8Array {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new DataError(`cannot read file (${describeError(e)})`, { file, cause: e });
-  }
+  const { fd } = openRegular(file);
   try {
     const out = new Uint8Array(expected);
     let got = 0;
@@ -127,12 +124,7 @@ function readAll(file: string, expected: number): Uint8Array {
 /** Non-empty trimmed lines of a label-names file, or undefined when the file does not exist. */
 export function readNameList(file: string, expectedCount: number): string[] | undefined {
   if (!existsSync(file)) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new DataError(`cannot read file (${describeError(e)})`, { file, cause: e });
-  }
+  const text = readRegularText(file, { maxBytes: MAX_NAME_LIST_BYTES, what: 'a list of class names' });
   const names = text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
   if (names.length !== expectedCount) {
     throw new DataError(`expected ${expectedCount} class names, one per line, found ${names.length}`, {

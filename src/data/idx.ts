@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { checkLabels, InMemoryDataset, sharedFloat32, sharedInt32, sharedUint8, type PixelArray } from './dataset.js';
-import { DataError, describeError } from './errors.js';
+import { DataError } from './errors.js';
+import { gunzipExpected, gunzipHead, isGzip, readRegularFile } from './files.js';
+
+export { isGzip } from './files.js';
 
 export type IdxType = 'u8' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64';
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
@@ -27,28 +28,24 @@ const BYTES_BY_TYPE: Readonly<Record<IdxType, number>> = { u8: 1, i8: 1, i16: 2,
 
 const hex = (b: number): string => b.toString(16).padStart(2, '0');
 
-/** True when the bytes start with the gzip magic 1f 8b. */
-export function isGzip(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-}
+/** Bytes an IDX file (inflated) may hold. */
+export const MAX_IDX_BYTES = 2 ** 31;
+/** The longest IDX header: 4 bytes and 255 dims. */
+const MAX_HEADER_BYTES = 4 + 4 * 255;
 
-/** Gunzips when the bytes carry the gzip magic, else returns them unchanged. */
+/**
+ * Gunzips when the bytes carry the gzip magic, else returns them unchanged. The IDX header is
+ * inflated first, and the rest no further than the header says.
+ */
 export function maybeGunzip(bytes: Uint8Array, file: string): Uint8Array {
   if (!isGzip(bytes)) return bytes;
-  try {
-    return gunzipSync(bytes);
-  } catch (e) {
-    throw new DataError(`gzip data is corrupt or truncated (${describeError(e)})`, { file, field: 'gzip', cause: e });
-  }
+  const header = idxHeader(gunzipHead(bytes, MAX_HEADER_BYTES, file), file, true);
+  return gunzipExpected(bytes, header.headerBytes + header.dataBytes, file, `its IDX header describes (${describeContents(header.dims, header.type)})`);
 }
 
-/** Reads a whole file, naming it in the error when it cannot be read. */
+/** Reads a whole regular file (no FIFO, device or folder), naming it in the error when it cannot be read. */
 export function readBytes(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new DataError(`cannot read file (${describeError(e)})`, { file, cause: e });
-  }
+  return readRegularFile(file, { maxBytes: MAX_IDX_BYTES + MAX_HEADER_BYTES, what: 'an IDX file' });
 }
 
 function describeContents(dims: readonly number[], type: IdxType): string {
@@ -57,13 +54,19 @@ function describeContents(dims: readonly number[], type: IdxType): string {
   return `an array of ${dims.join('x')} ${type}`;
 }
 
-/**
- * Decodes an IDX file (uncompressed bytes). The header is checked against the real byte length before
- * anything sized from it is allocated.
- */
-export function decodeIdx(bytes: Uint8Array, file = '<IDX bytes>'): IdxArray {
+interface IdxHeader {
+  readonly type: IdxType;
+  readonly dims: number[];
+  readonly headerBytes: number;
+  readonly count: number;
+  readonly dataBytes: number;
+}
+
+/** Reads and checks an IDX header; `inflated` says the bytes are the start of inflated gzip data. */
+function idxHeader(bytes: Uint8Array, file: string, inflated = false): IdxHeader {
+  const what = inflated ? 'the inflated data has' : 'file has';
   if (bytes.length < 4) {
-    throw new DataError(`truncated IDX header: file has ${bytes.length} bytes, the header needs at least 4`, {
+    throw new DataError(`truncated IDX header: ${what} ${bytes.length} bytes, the header needs at least 4`, {
       file,
       field: 'header',
       expected: '>= 4 bytes',
@@ -92,7 +95,7 @@ export function decodeIdx(bytes: Uint8Array, file = '<IDX bytes>'): IdxArray {
   if (ndims === 0) throw new DataError('IDX header declares 0 dimensions, expected at least 1', { file, field: 'dims', expected: '>= 1', actual: '0' });
   const headerBytes = 4 + 4 * ndims;
   if (bytes.length < headerBytes) {
-    throw new DataError(`truncated IDX header: file has ${bytes.length} bytes, a header with ${ndims} dimensions needs ${headerBytes}`, {
+    throw new DataError(`truncated IDX header: ${what} ${bytes.length} bytes, a header with ${ndims} dimensions needs ${headerBytes}`, {
       file,
       field: 'dims',
       expected: `${headerBytes} bytes`,
@@ -102,20 +105,34 @@ export function decodeIdx(bytes: Uint8Array, file = '<IDX bytes>'): IdxArray {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dims: number[] = [];
   for (let i = 0; i < ndims; i++) dims.push(view.getUint32(4 + 4 * i, false));
-  // a product of u32 dims can pass 2^53; the comparison below still rejects it since no file is that long
+  // a product of u32 dims can pass 2^53; the bound below still rejects it
   const count = dims.reduce((a, b) => a * b, 1);
   const expectedBytes = count * t.bytes;
+  if (expectedBytes > MAX_IDX_BYTES) {
+    throw new DataError(`header says ${describeContents(dims, t.type)} (${expectedBytes} bytes), more than the ${MAX_IDX_BYTES} bytes an IDX file may hold`, {
+      file, field: 'dims', expected: `<= ${MAX_IDX_BYTES} bytes`, actual: `${expectedBytes} bytes`,
+    });
+  }
+  return { type: t.type, dims, headerBytes, count, dataBytes: expectedBytes };
+}
+
+/**
+ * Decodes an IDX file (uncompressed bytes). The header is checked against the real byte length before
+ * anything sized from it is allocated.
+ */
+export function decodeIdx(bytes: Uint8Array, file = '<IDX bytes>'): IdxArray {
+  const { type, dims, headerBytes, count, dataBytes: expectedBytes } = idxHeader(bytes, file);
   const dataBytes = bytes.length - headerBytes;
   if (dataBytes !== expectedBytes) {
     const extra = dataBytes > expectedBytes ? ` (${dataBytes - expectedBytes} bytes more than the header describes)` : '';
-    throw new DataError(`header says ${describeContents(dims, t.type)} (${expectedBytes} bytes), file has ${dataBytes} bytes of data${extra}`, {
+    throw new DataError(`header says ${describeContents(dims, type)} (${expectedBytes} bytes), file has ${dataBytes} bytes of data${extra}`, {
       file,
       field: 'dims',
       expected: `${expectedBytes} bytes`,
       actual: `${dataBytes} bytes`,
     });
   }
-  return { type: t.type, dims, data: decodeValues(bytes, headerBytes, count, t.type) };
+  return { type, dims, data: decodeValues(bytes, headerBytes, count, type) };
 }
 
 function decodeValues(bytes: Uint8Array, offset: number, count: number, type: IdxType): IdxData {

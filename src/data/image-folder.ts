@@ -1,9 +1,10 @@
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { Sharp } from 'sharp';
 import { InMemoryDataset, sharedInt32, sharedUint8 } from './dataset.js';
 import { DataError, describeError } from './errors.js';
 import { isMissingPackage, MissingPackageError } from '../optional.js';
+import { readRegularFile, readRegularText } from './files.js';
 
 export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(['.png', '.jpg', '.jpeg', '.webp']);
 
@@ -18,6 +19,33 @@ export interface ImageFolderOptions {
   readonly classNames?: readonly string[];
   /** Images decoded at once (default 8). */
   readonly concurrency?: number;
+}
+
+/** Pixels (height x width) an image may have, checked from its header before it is decoded. */
+export const MAX_IMAGE_PIXELS = 4096 * 4096;
+/** Bytes an image file may have. */
+const MAX_IMAGE_FILE_BYTES = 64 * 2 ** 20;
+/** Bytes the decoded images of one folder may take together. */
+export const MAX_FOLDER_BYTES = 2 ** 31;
+
+/** Checks the options a caller passed (they may come from JSON), naming the option at fault. */
+function checkOptions(root: string, o: ImageFolderOptions): readonly [number, number] | undefined {
+  const fail = (field: string, expected: string, got: unknown): never => {
+    throw new DataError(`${field} should be ${expected}, got ${JSON.stringify(got) ?? String(got)}`, { file: root, field, expected });
+  };
+  const side = (d: unknown): d is number => typeof d === 'number' && Number.isSafeInteger(d) && d >= 1 && d <= 4096;
+  let size: readonly [number, number] | undefined;
+  if (o.size !== undefined) {
+    const s: unknown = o.size;
+    if (side(s)) size = [s, s];
+    else if (Array.isArray(s) && s.length === 2 && side(s[0]) && side(s[1])) size = [s[0], s[1]];
+    else fail('size', 'a whole number in [1, 4096] or a pair [height, width] of them', s);
+  }
+  if (o.fit !== undefined && o.fit !== 'cover' && o.fit !== 'fill') fail('fit', "'cover' or 'fill'", o.fit);
+  if (o.color !== undefined && o.color !== 'rgb' && o.color !== 'grayscale') fail('color', "'rgb' or 'grayscale'", o.color);
+  if (o.concurrency !== undefined && !(Number.isSafeInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 256)) fail('concurrency', 'a whole number in [1, 256]', o.concurrency);
+  if (o.classNames !== undefined && !(Array.isArray(o.classNames) && o.classNames.every((c) => typeof c === 'string'))) fail('classNames', 'a list of strings', o.classNames);
+  return size;
 }
 
 /** Byte-wise code-point order: the same on every machine and locale. */
@@ -66,7 +94,7 @@ export function saveClassList(file: string, classNames: readonly string[]): void
 export function readClassList(file: string): string[] {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(readRegularText(file, { maxBytes: 16 * 2 ** 20, what: 'a class list' }));
   } catch (e) {
     throw new DataError(`cannot read class list (${describeError(e)})`, { file, cause: e });
   }
@@ -86,7 +114,7 @@ interface Decoded {
   readonly channels: number;
 }
 
-type SharpFactory = (input: string, options: { autoOrient: boolean; failOn: 'error' }) => Sharp;
+type SharpFactory = (input: Uint8Array, options: { autoOrient?: boolean; failOn?: 'error'; limitInputPixels?: number | false }) => Sharp;
 
 /** sharp is a native addon: it is loaded on first use, so the rest of the data layer works without it. */
 async function loadSharp(): Promise<SharpFactory> {
@@ -100,8 +128,20 @@ async function loadSharp(): Promise<SharpFactory> {
 
 async function decode(sharp: SharpFactory, file: string, options: ImageFolderOptions, size: readonly [number, number] | undefined): Promise<Decoded> {
   const channels = options.color === 'grayscale' ? 1 : 3;
+  const bytes = readRegularFile(file, { maxBytes: MAX_IMAGE_FILE_BYTES, what: 'an image' });
+  let header: { width?: number | undefined; height?: number | undefined };
   try {
-    let img = sharp(file, { autoOrient: true, failOn: 'error' }).removeAlpha();
+    header = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw new DataError(`cannot decode image (${describeError(e)})`, { file, field: 'image', cause: e });
+  }
+  const [w, h] = [header.width ?? 0, header.height ?? 0];
+  if (!(w >= 1 && h >= 1)) throw new DataError('cannot decode image (its header gives no size)', { file, field: 'image' });
+  if (w * h > MAX_IMAGE_PIXELS) {
+    throw new DataError(`image is ${w}x${h} (${w * h} pixels), more than the ${MAX_IMAGE_PIXELS} pixels (4096x4096) an image may have`, { file, field: 'pixels', expected: `<= ${MAX_IMAGE_PIXELS} pixels`, actual: `${w * h} pixels` });
+  }
+  try {
+    let img = sharp(bytes, { autoOrient: true, failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS }).removeAlpha();
     img = channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
     if (size !== undefined) {
       img = img.resize({ height: size[0], width: size[1], fit: options.fit ?? 'cover', position: 'centre' });
@@ -135,13 +175,7 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
       });
     }
   }
-  let size: readonly [number, number] | undefined;
-  if (options.size !== undefined) {
-    size = typeof options.size === 'number' ? [options.size, options.size] : options.size;
-    if (!size.every((d) => Number.isInteger(d) && d >= 1)) {
-      throw new DataError(`size must be positive integers, got ${JSON.stringify(options.size)}`, { file: root, field: 'size' });
-    }
-  }
+  const size = checkOptions(root, options);
   const files: string[] = [];
   const labels: number[] = [];
   for (const name of onDisk) {
@@ -170,6 +204,9 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
   const [height, width] = [first.height, first.width];
   const hw = height * width;
   const itemSize = channels * hw;
+  if (files.length * itemSize > MAX_FOLDER_BYTES) {
+    throw new DataError(`${files.length} images of ${channels}x${height}x${width} need ${files.length * itemSize} bytes, more than the ${MAX_FOLDER_BYTES} a folder may take; pass a smaller size`, { file: root, field: 'size' });
+  }
   const pixels = sharedUint8(files.length * itemSize);
   const store = (d: Decoded, i: number): void => {
     if (d.width !== width || d.height !== height) {

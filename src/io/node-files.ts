@@ -1,7 +1,8 @@
 /** Node file access for the io layer: atomic replacement of files, model files by path. */
-import { closeSync, copyFileSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, linkSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Module } from '../nn/module.js';
+import { readRegularFile } from '../data/files.js';
 import { decodeModel, encodeModel, type ModelMeta } from './model-file.js';
 
 let tempCounter = 0;
@@ -112,6 +113,5 @@ export function saveModel(path: string, model: Module, meta: ModelMeta): void {
 
 /** Reads a model file; problems with its contents are ModelFileErrors naming `path`. */
 export function loadModel(path: string): ReturnType<typeof decodeModel> {
-  const bytes = readFileSync(path);
-  return decodeModel(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { file: path });
+  return decodeModel(readRegularFile(path, { what: 'a model file' }), { file: path });
 }

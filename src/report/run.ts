@@ -3,10 +3,14 @@
  * `parsimony report` reads. Every file is JSON (metrics.jsonl: one JSON object per line); readers
  * check the fields they use and name the file and field when one is wrong.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { readRegularText } from '../data/files.js';
 import { parseJson as parseBoundedJson } from '../io/json.js';
+
+/** How large a run's JSON files may be. */
+const RUN_FILE_LIMIT = { maxBytes: 256 * 2 ** 20, what: 'a run file' };
 
 export const RUN_FILES = {
   /** Every resolved option of the training command, and how it ran. */
@@ -127,7 +131,7 @@ function parseJson(file: string, text: string): unknown {
 
 function readChecked<T>(file: string, schema: z.ZodType<T>): T | null {
   if (!existsSync(file)) return null;
-  const r = schema.safeParse(parseJson(file, readFileSync(file, 'utf8')));
+  const r = schema.safeParse(parseJson(file, readRegularText(file, RUN_FILE_LIMIT)));
   if (!r.success) throw new RunFileError(`${file}: ${issueText(r.error)}`);
   return r.data;
 }
@@ -135,7 +139,7 @@ function readChecked<T>(file: string, schema: z.ZodType<T>): T | null {
 export function readMetrics(file: string): EpochMetrics[] {
   if (!existsSync(file)) return [];
   const out: EpochMetrics[] = [];
-  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+  readRegularText(file, RUN_FILE_LIMIT).split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     const r = epochMetricsSchema.safeParse(parseJson(`${file} line ${i + 1}`, line));
     if (!r.success) throw new RunFileError(`${file} line ${i + 1}: ${issueText(r.error)}`);

@@ -1,5 +1,5 @@
 /** `parsimony export` (our model file → ONNX) and `parsimony import` (ONNX → our model file). */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { denseTwin } from '../../infer/prune.js';
 import { convsInOrder } from '../../nn/lkam.js';
@@ -7,6 +7,7 @@ import { saveModel } from '../../io/node-files.js';
 import { exportOnnx } from '../../io/onnx-export.js';
 import { importOnnx } from '../../io/onnx-import.js';
 import { FASHION_MNIST_CLASSES } from '../../data/fashion-mnist.js';
+import { readRegularFile } from '../../data/files.js';
 import { RUN_FILES } from '../../report/run.js';
 import { InputError } from '../errors.js';
 import { openModel } from '../inputs.js';
@@ -47,14 +48,8 @@ export function runExport(arg: string, f: ExportFlags): Promise<void> {
 export function runImport(arg: string, f: ImportFlags): Promise<void> {
   return withEngine(1, () => {
       const out = new Output(f);
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(arg);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new InputError(`${arg}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected an ONNX file' : (e as Error).message}`);
-      }
-      const im = importOnnx(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { file: arg, ...(f.inputShape === undefined ? {} : { inputShape: f.inputShape }) });
+      const bytes = readRegularFile(arg, { what: 'an ONNX file' });
+      const im = importOnnx(bytes, { file: arg, ...(f.inputShape === undefined ? {} : { inputShape: f.inputShape }) });
       const classes = f.classes === undefined ? undefined : f.classes === 'fashion-mnist' ? [...FASHION_MNIST_CLASSES] : f.classes.split(',').map((s) => s.trim());
       const file = f.out ?? arg.replace(/(\.onnx)?$/, '.safetensors');
       const model = im.model;

@@ -3,13 +3,14 @@
  * directory (config, per-epoch metrics, checkpoints, the model, its test measurements). Ctrl-C writes
  * a checkpoint and stops; --resume RUN continues bit for bit.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { engine, init } from '../../autograd/engine.js';
 import { DataLoader } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import { parseJson } from '../../io/json.js';
+import { readRegularText } from '../../data/files.js';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
 import { globalRng, manualSeed } from '../../nn/layers.js';
@@ -105,7 +106,7 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
     if (!existsSync(file)) throw new InputError(`--resume ${f.resume}: not a run directory (no ${RUN_FILES.config})`);
     let saved: unknown;
     try {
-      saved = parseJson(readFileSync(file, 'utf8'));
+      saved = parseJson(readRegularText(file, { maxBytes: 16 * 2 ** 20, what: 'a run config' }));
     } catch (e) {
       throw new InputError(`${file}: not valid JSON (${(e as Error).message})`);
     }
