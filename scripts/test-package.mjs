@@ -211,6 +211,9 @@ step(`README examples: .mjs and .ts (tsx) print "${prediction[0]}"; strict type 
 const info = run('npx', ['--offline', 'parsimony', 'info', 'node_modules/parsimony/models/fmnist-vgg5-lkam.safetensors'], app);
 if (!/LKAM/.test(info) || !/multiply-adds|MACs/i.test(info)) fail(`npx parsimony info printed:\n${info}`);
 step('npx parsimony info on the shipped model');
+const bench = run('npx', ['--offline', 'parsimony', 'bench', 'node_modules/parsimony/models/fmnist-vgg5-lkam.safetensors', '--batch', '4', '--reps', '3', '--warmup', '1', '--rounds', '1', '--threads', '1'], app);
+if (!/^batch 1: .* faster than /m.test(bench) || !/onnxruntime-node: not installed, so not timed/.test(bench) || /\bnull\b/.test(bench)) fail(`npx parsimony bench (no onnxruntime-node) printed:\n${bench}`);
+step('npx parsimony bench says which plan is faster, and that onnxruntime-node is not installed');
 
 // ---- a page importing parsimony/browser, bundled by Vite, run in headless Chromium
 const page = join(app, 'page');

@@ -3,7 +3,7 @@
  * URI, the style inline; no script and no request leaves the page.
  */
 import { kernelHeatmaps, knobPlot, macsHistogram, macsPerClass, renderSvg, sweepLabel, sweepPlot, trainingCurves, type Plot } from './plots.js';
-import type { BenchRecord, EvalRecord, RunData, Thumbnail } from './run.js';
+import { speedSentences, type BenchRecord, type EvalRecord, type RunData, type Thumbnail } from './run.js';
 import { thumbnailUri } from './thumbs.js';
 
 function esc(s: unknown): string {
@@ -60,8 +60,9 @@ async function thumbs(list: readonly Thumbnail[], ev: EvalRecord): Promise<strin
 function benchTable(b: BenchRecord): string {
   const rows = b.rows.map((r) => `<tr><td>${esc(r.engine)}</td><td>${esc(r.mode)}</td><td>${r.batch}</td><td>${r.threads}</td><td>${r.medianMs.toFixed(3)}</td><td>${r.p10Ms.toFixed(3)}–${r.p90Ms.toFixed(3)}</td><td>${r.imagesPerSecond.toFixed(0)}</td><td>${r.macsPerImage === null ? '—' : (r.macsPerImage / 1e6).toFixed(2)}</td></tr>`).join('');
   const ratios = Object.entries(b.speedup).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v === null ? '—' : `${v.toFixed(2)}x`}</td></tr>`).join('');
-  const env = Object.entries(b.env).filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${esc(k)} ${esc(v)}`).join(' · ');
-  return `<table id="bench-table"><thead><tr><th>engine</th><th>mode</th><th>batch</th><th>threads</th><th>median ms</th><th>p10–p90 ms</th><th>images/s</th><th>M MACs/image</th></tr></thead><tbody>${rows}</tbody></table>
+  const env = Object.entries(b.env).filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${esc(k)} ${v === null ? 'not timed' : esc(v)}`).join(' · ');
+  const words = speedSentences(b).map((w) => `<li>${esc(w)}</li>`).join('');
+  return `<ul id="bench-words">${words}</ul><table id="bench-table"><thead><tr><th>engine</th><th>mode</th><th>batch</th><th>threads</th><th>median ms</th><th>p10–p90 ms</th><th>images/s</th><th>M MACs/image</th></tr></thead><tbody>${rows}</tbody></table>
 <p></p><table><thead><tr><th>measured in the same run</th><th>value</th></tr></thead><tbody>${ratios}<tr><td>multiply-add reduction</td><td>${b.macReduction.toFixed(2)}x</td></tr></tbody></table>
 <p class="sub">${env}${b.notes.length > 0 ? `<br>${b.notes.map(esc).join('<br>')}` : ''}</p>`;
 }
@@ -71,6 +72,13 @@ function cards(run: RunData): string {
   const ev = run.eval;
   if (ev !== null) {
     out.push(`<div class="card"><b>${pct(ev.accuracy)}</b><span>test accuracy (${ev.images} images)</span></div>`);
+    const base = run.baseline;
+    if (base !== null) {
+      const gap = 100 * (ev.accuracy - base.accuracy);
+      out.push(`<div class="card" id="baseline"><b>${pct(base.accuracy)}</b><span>the dense network trained the same way (${esc(base.how)}; ${base.images} images, run <code>${esc(base.dir)}</code>); this run is ${Math.abs(gap).toFixed(2)} points ${gap >= 0 ? 'above' : 'below'} it</span></div>`);
+    } else if (ev.layers.length > 0) {
+      out.push(`<div class="card" id="baseline"><b>—</b><span>dense baseline not recorded: train the same options without <code>--lkam</code>, then <code>parsimony report ${esc(run.dir)} --baseline DENSE_RUN</code></span></div>`);
+    }
     if (ev.layers.length > 0) out.push(`<div class="card"><b>${ev.macs.reduction.toFixed(2)}x</b><span>fewer multiply-adds than dense (${mega(ev.macs.mean)} of ${mega(ev.macs.dense)})</span></div>`);
   }
   const b = run.bench;

@@ -29,6 +29,8 @@ export const RUN_FILES = {
   prune: 'prune.json',
   onnx: 'model.onnx',
   report: 'report.html',
+  /** The dense network trained the same way (BaselineRecord): what the gated run's accuracy is set beside. */
+  baseline: 'baseline.json',
 } as const;
 
 export class RunFileError extends Error {
@@ -102,6 +104,17 @@ export const benchSchema = z.object({
   env: z.record(z.string(), z.unknown()),
 });
 export type BenchRecord = z.infer<typeof benchSchema>;
+
+/** The dense network trained with the same options, without LKAMs, measured on the same test images. */
+export const baselineSchema = z.object({
+  /** Its run directory. */
+  dir: z.string(),
+  accuracy: num,
+  images: num,
+  /** How it was trained, in words (e.g. `the demo's options without --lkam`). */
+  how: z.string(),
+});
+export type BaselineRecord = z.infer<typeof baselineSchema>;
 export type BenchRow = z.infer<typeof benchRowSchema>;
 
 export interface RunData {
@@ -112,6 +125,7 @@ export interface RunData {
   readonly eval: EvalRecord | null;
   readonly knob: KnobRecord | null;
   readonly bench: BenchRecord | null;
+  readonly baseline: BaselineRecord | null;
 }
 
 function issueText(e: z.ZodError): string {
@@ -166,5 +180,35 @@ export function readRun(dir: string): RunData {
     eval: readChecked(join(dir, RUN_FILES.eval), evalSchema),
     knob: readChecked(join(dir, RUN_FILES.knob), knobSchema),
     bench: readChecked(join(dir, RUN_FILES.bench), benchSchema),
+    baseline: readChecked(join(dir, RUN_FILES.baseline), baselineSchema),
   };
+}
+
+/** `a is 1.52x faster than b` (or the reverse), from two median times; within 2% they are "about as fast". */
+function faster(a: string, aMs: number, b: string, bMs: number): string {
+  if (!(aMs > 0) || !(bMs > 0)) return `${a} and ${b}: not comparable`;
+  const r = bMs / aMs;
+  if (Math.abs(r - 1) < 0.02) return `${a} is about as fast as ${b} (${aMs.toFixed(3)} vs ${bMs.toFixed(3)} ms)`;
+  return r > 1 ? `${a} is ${r.toFixed(2)}x faster than ${b}` : `${b} is ${(1 / r).toFixed(2)}x faster than ${a}`;
+}
+
+/** Which engine is faster, in words, per batch size: the skipping plan against the dense twin and, when timed, onnxruntime-node. */
+export function speedSentences(b: BenchRecord): string[] {
+  const out: string[] = [];
+  const batches = [...new Set(b.rows.map((r) => r.batch))].sort((x, y) => x - y);
+  for (const batch of batches) {
+    const row = (engine: string, mode: string): BenchRow | undefined => b.rows.find((r) => r.engine === engine && r.mode === mode && r.batch === batch);
+    const skip = row('parsimony', 'skipping');
+    const dense = row('parsimony', 'dense twin');
+    const ort = row('onnxruntime-node', 'dense twin');
+    if (skip === undefined) continue;
+    const parts: string[] = [];
+    if (dense !== undefined) parts.push(faster('the skipping plan', skip.medianMs, 'the dense twin', dense.medianMs));
+    if (ort !== undefined) parts.push(faster('the skipping plan', skip.medianMs, 'onnxruntime-node running the dense twin', ort.medianMs));
+    if (parts.length > 0) out.push(`batch ${batch}: ${parts.join('; ')}`);
+  }
+  if (!b.rows.some((r) => r.engine === 'onnxruntime-node')) {
+    out.push(b.notes.some((n) => n.startsWith('onnxruntime-node: not installed')) ? 'onnxruntime-node: not installed, so not timed' : 'onnxruntime-node: not timed');
+  }
+  return out;
 }

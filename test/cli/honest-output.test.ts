@@ -10,6 +10,7 @@ import { init } from '../../src/autograd/engine.js';
 import { denseTwin } from '../../src/infer/prune.js';
 import { loadModel, saveModel } from '../../src/io/node-files.js';
 import { importOptional, isMissingPackage, MissingPackageError } from '../../src/optional.js';
+import { speedSentences, type BenchRecord, type BenchRow } from '../../src/report/run.js';
 import { cli, explain, ROOT, tempDir } from './helpers.js';
 
 const SHIPPED = join(ROOT, 'models', 'fmnist-vgg5-lkam.safetensors');
@@ -78,6 +79,22 @@ describe('honest output: warnings, knob tables, info totals, missing packages', 
     const human = await cli(['info', SHIPPED]);
     assert.match(human.stdout, /gating conv 1 \(module 3, 32 switches, hard\)/);
     assert.match(human.stdout, new RegExp(`^\\s+total\\s+${info.parameters}\\s+${(info.macsWithLkams / 1e6).toFixed(3)}$`, 'm'));
+  });
+
+  test('bench results say in words which engine is faster, and a missing onnxruntime-node is "not installed"', () => {
+    const row = (engine: string, mode: string, batch: number, medianMs: number): BenchRow => ({ engine, mode, batch, threads: 1, medianMs, p10Ms: medianMs, p90Ms: medianMs, imagesPerSecond: batch * 1000 / medianMs, macsPerImage: null, reps: 10 });
+    const record = (rows: BenchRow[], notes: string[]): BenchRecord => ({ model: 'm', rows, speedup: {}, macReduction: 3, notes, env: {} });
+    assert.deepEqual(speedSentences(record([row('parsimony', 'dense twin', 1, 0.9), row('parsimony', 'skipping', 1, 0.3), row('onnxruntime-node', 'dense twin', 1, 0.45)], [])), [
+      'batch 1: the skipping plan is 3.00x faster than the dense twin; the skipping plan is 1.50x faster than onnxruntime-node running the dense twin',
+    ]);
+    assert.deepEqual(speedSentences(record([row('parsimony', 'dense twin', 64, 50), row('parsimony', 'skipping', 64, 100)], ['onnxruntime-node: not installed (npm install onnxruntime-node to time it beside parsimony)'])), [
+      'batch 64: the dense twin is 2.00x faster than the skipping plan',
+      'onnxruntime-node: not installed, so not timed',
+    ]);
+    assert.deepEqual(speedSentences(record([row('parsimony', 'dense twin', 1, 1.01), row('parsimony', 'skipping', 1, 1)], [])), [
+      'batch 1: the skipping plan is about as fast as the dense twin (1.000 vs 1.010 ms)',
+      'onnxruntime-node: not timed',
+    ]);
   });
 
   test('a missing optional package is named with the command that installs it', async () => {

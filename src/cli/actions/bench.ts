@@ -11,7 +11,7 @@ import { compile, type InferencePlan } from '../../infer/plan.js';
 import { denseTwin } from '../../infer/prune.js';
 import type { Module } from '../../nn/module.js';
 import { isMissingPackage, MissingPackageError } from '../../optional.js';
-import { RUN_FILES, type BenchRecord, type BenchRow } from '../../report/run.js';
+import { RUN_FILES, speedSentences, type BenchRecord, type BenchRow } from '../../report/run.js';
 import { checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
 import { Output } from '../output.js';
 import { mega, table, withEngine, writeJson } from './common.js';
@@ -101,6 +101,7 @@ export function printBench(r: BenchRecord, out: Output): void {
     r.rows.map((x) => [x.engine, x.mode, x.batch, x.threads, x.medianMs.toFixed(3), `${x.p10Ms.toFixed(3)}-${x.p90Ms.toFixed(3)}`, x.imagesPerSecond.toFixed(0), x.macsPerImage === null ? '-' : (x.macsPerImage / 1e6).toFixed(2)])));
   for (const [k, v] of Object.entries(r.speedup)) out.result(`${k}: ${v === null ? 'not measured' : `${v.toFixed(2)}x`}`);
   out.result(`multiply-add reduction ${r.macReduction.toFixed(2)}x`);
+  for (const w of speedSentences(r)) out.result(w);
   for (const n of r.notes) out.info(`note: ${n}`);
 }
 

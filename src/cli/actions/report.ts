@@ -2,12 +2,13 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { renderReport } from '../../report/html.js';
-import { isRunDir, readRun, RUN_FILES, type RunData } from '../../report/run.js';
+import { isRunDir, readRun, RUN_FILES, type BaselineRecord, type RunData } from '../../report/run.js';
 import { InputError } from '../errors.js';
 import { Output } from '../output.js';
 
 interface ReportFlags {
   out?: string;
+  baseline?: string;
   title?: string;
   json: boolean;
 }
@@ -35,8 +36,17 @@ export function findRuns(args: readonly string[]): { runs: string[]; sweepDir: s
   return { runs, sweepDir };
 }
 
-export async function writeReport(runDirs: readonly string[], out: string, title?: string): Promise<{ file: string; runs: RunData[] }> {
+/** The dense run `dir` as the baseline of a gated run: its test accuracy from its eval.json. */
+export function baselineOf(dir: string, how: string): BaselineRecord {
+  const dense = readRun(dir);
+  if (dense.eval === null) throw new InputError(`--baseline ${dir}: no ${RUN_FILES.eval} (run parsimony eval ${dir} first)`);
+  if (dense.eval.layers.length > 0) throw new InputError(`--baseline ${dir}: expected the dense network (trained without --lkam), but its model has LKAMs`);
+  return { dir, accuracy: dense.eval.accuracy, images: dense.eval.images, how };
+}
+
+export async function writeReport(runDirs: readonly string[], out: string, title?: string, baseline?: BaselineRecord): Promise<{ file: string; runs: RunData[] }> {
   const runs = runDirs.map(readRun);
+  if (baseline !== undefined && runs[0] !== undefined) runs[0] = { ...runs[0], baseline };
   const html = await renderReport(runs, title ?? (runs.length === 1 ? `Parsimony run ${runs[0]?.name ?? ''}` : `Parsimony sweep: ${runs.length} runs`));
   writeFileSync(out, html);
   return { file: out, runs };
@@ -55,7 +65,7 @@ export async function run(args: string[], f: ReportFlags): Promise<void> {
       const out = new Output(f);
       const { runs, sweepDir } = findRuns(args);
       const file = f.out ?? join(runs.length === 1 ? (runs[0] as string) : (sweepDir ?? commonParent(runs)), RUN_FILES.report);
-      const r = await writeReport(runs, file, f.title);
+      const r = await writeReport(runs, file, f.title, f.baseline === undefined ? undefined : baselineOf(f.baseline, 'given with --baseline'));
       out.result(`wrote ${file} (${r.runs.length} run${r.runs.length === 1 ? '' : 's'})`);
       out.data({ file, runs });
 }
