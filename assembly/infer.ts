@@ -720,6 +720,73 @@ function packPanel(panel: usize, base: usize, koff: usize, K: i32, stride: i32, 
   }
 }
 
+/** Floats of conv2dInfer's packing scratch: every tile's panels, or groups of them within 2^18 floats (src/infer/scratch.ts). */
+@inline function packScratchFloats(M: i32, Kfull: i32): i32 {
+  return min<i32>((M + 5) * Kfull, max<i32>(1 << 18, 6 * Kfull));
+}
+
+/** Σ a[k] b[k] over k < K, four lanes at a time. */
+function dot(a: usize, b: usize, K: i32): f32 {
+  let v = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) v = madd(v128.load(a + (<usize>k << 2)), v128.load(b + (<usize>k << 2)), v);
+  let acc = hsum(v);
+  for (; k < K; k++) acc += load<f32>(a + (<usize>k << 2)) * load<f32>(b + (<usize>k << 2));
+  return acc;
+}
+
+/** Σ over the listed inputs j of row[ins[j] taps ..] · x[j taps ..], taps floats each. */
+function listedDot(row: usize, x: usize, ins: usize, nIn: i32, taps: i32): f32 {
+  if (taps == 1) {
+    let acc: f32 = 0;
+    for (let j = 0; j < nIn; j++) acc += load<f32>(row + (<usize>load<i32>(ins + (<usize>j << 2)) << 2)) * load<f32>(x + (<usize>j << 2));
+    return acc;
+  }
+  let acc: f32 = 0;
+  const bytes = <usize>taps << 2;
+  for (let j = 0; j < nIn; j++) acc += dot(row + <usize>load<i32>(ins + (<usize>j << 2)) * bytes, x + <usize>j * bytes, taps);
+  return acc;
+}
+
+/** The tile of conv2dInferPack's panels holding output m of M, and m's row in it. */
+@inline function panelRow(M: i32, m: i32): i32 {
+  const s = sixes(M), f = fives(M);
+  const t = m < s * 6 ? m / 6 : m < s * 6 + f * 5 ? s + (m - s * 6) / 5 : s + f + (m - s * 6 - f * 5) / 4;
+  return t * GEMM_MR + m - tileStart(M, t);
+}
+
+/** packWeights reading w from conv2dInferPack's panels of all M outputs (Kfull floats a row, MR rows a tile). */
+function packFromPanels(wPacked: usize, M: i32, Kfull: i32, taps: i32, outs: usize, rows: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize): void {
+  const K = nIn * taps;
+  const step = <usize>GEMM_MR << 2;
+  const tap = <usize>taps * step;
+  for (let t = t0; t < t1; t++) {
+    const r0 = tileStart(rows, t), h = tileStart(rows, t + 1) - r0;
+    const panel = dst + <usize>(t - t0) * <usize>K * step;
+    for (let r = 0; r < h; r++) {
+      let d = panel + (<usize>r << 2);
+      const i = r0 + r;
+      if (i >= rows) {
+        for (let k = 0; k < K; k++) {
+          store<f32>(d, 0);
+          d += step;
+        }
+        continue;
+      }
+      const pr = panelRow(M, load<i32>(outs + (<usize>i << 2)));
+      const src = wPacked + ((<usize>(pr / GEMM_MR) * <usize>Kfull * <usize>GEMM_MR + <usize>(pr % GEMM_MR)) << 2);
+      for (let j = 0; j < nIn; j++) {
+        let s = src + <usize>load<i32>(ins + (<usize>j << 2)) * tap;
+        for (let q = 0; q < taps; q++) {
+          store<f32>(d, load<f32>(s));
+          d += step;
+          s += step;
+        }
+      }
+    }
+  }
+}
+
 export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPacked: usize, bias: usize, lo: f32, gate: usize,
   y: usize, yList: usize, n0: i32, n1: i32, part: i32, parts: i32, macs: usize, scratch: usize): f64 {
   const C = field(desc, F_C), H = field(desc, F_H), W = field(desc, F_W), M = field(desc, F_M);
@@ -737,21 +804,25 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
   const planeIn = xPadded ? Hp * Wp : HW;
   const planeOut = yPadded ? field(desc, F_Y_ROWS) * yCols : P;
 
-  const koff = scratch;
-  const kid = koff + region(<usize>Kfull);
-  const rowBias = kid + region(<usize>Kfull);
+  // A kernel covering the whole map (a linear layer) is dot products over the listed inputs: it needs only
+  // the rows' bias and gate.
+  const whole = OH == 1 && OW == 1 && KH == H && KW == W && pT == 0 && pL == 0 && !xPadded && !yPadded;
+  const rowBias = scratch;
   const rowGate = rowBias + region(<usize>(M + 8));
-  const apack = rowGate + region(<usize>(M + 8));
-  const xpad = apack + region(<usize>(M + 12) * <usize>Kfull);
-  const panel = xpad + region(flat ? 0 : <usize>C * <usize>Hp * <usize>Wp + SLACK);
   // The clamp is read after the accumulation loop: as a float argument it would hold a vector register
   // through it. The tiles' spill block (6 rows of 8 floats) follows it.
-  const loCell = panel + region(<usize>Kfull * 8 + SLACK);
+  const loCell = rowGate + region(<usize>(M + 8));
   store<f32>(loCell, lo);
+  const koff = loCell + region(16) + region(48);
+  const kid = koff + region(<usize>Kfull);
+  const apack = kid + region(<usize>Kfull);
+  const apackFloats = packScratchFloats(M, Kfull);
+  const xpad = apack + region(<usize>apackFloats);
+  const panel = xpad + region(flat ? 0 : <usize>C * <usize>Hp * <usize>Wp + SLACK);
   const gemmFrom = field(desc, F_GEMM_FROM);
-  const work = loCell + region(16) + region(48);
+  const work = panel + region(<usize>Kfull * 8 + SLACK);
   // kid serves only packed B panels (strided or flat-tail pixels).
-  if (sW != 1 || (flat && P > 1 && P % 8 != 0)) for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
+  if (!whole && (sW != 1 || (flat && P > 1 && P % 8 != 0))) for (let k = 0; k < Kfull; k++) store<i32>(kid + (<usize>k << 2), k * 8);
   const ldc = <usize>planeOut << 2;
 
   let total: f64 = 0;
@@ -780,42 +851,31 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
           const d = yMap + <usize>i * ldc;
           for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) store<f32>(d + (<usize>(oh * yRow + ow) << 2), v);
         }
-      } else if (flat && P == 1) {
-        // One pixel (a linear layer): dot products over the listed inputs, no panels.
-        const xImage = x + ((<usize>n * <usize>C) << 2);
+      } else if (whole) {
+        // Dot products over the listed inputs' taps; the weights are w's rows (no panels).
+        const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
         for (let i = 0; i < rows; i++) {
-          const row = w + ((<usize>load<i32>(outs + (<usize>(i0 + i) << 2)) * <usize>C) << 2);
-          let acc: f32 = 0;
-          for (let j = 0; j < nIn; j++) acc += load<f32>(row + (<usize>load<i32>(ins + (<usize>j << 2)) << 2)) * load<f32>(xImage + (<usize>j << 2));
+          const row = w + ((<usize>load<i32>(outs + (<usize>(i0 + i) << 2)) * <usize>Kfull) << 2);
+          const acc = nIn == C ? dot(row, xImage, Kfull) : listedDot(row, xImage, ins, nIn, taps);
           store<f32>(yOut + <usize>i * ldc, max<f32>(acc + load<f32>(rowBias + (<usize>i << 2)), lo) * load<f32>(rowGate + (<usize>i << 2)));
         }
-        done = <f64>rows * <f64>nIn;
+        done = <f64>rows * <f64>nIn * <f64>taps;
       } else {
         const K = nIn * taps;
         const gemm = gemmFrom != 0 && (sW > 1 || <i64>rows * <i64>K >= <i64>gemmFrom);
-        let a = apack;
-        let aStride = <usize>K * <usize>GEMM_MR << 2;
         // Every output listed: conv2dInferPack's panels, whole, or their listed inputs' blocks, read in place
         // through a table of offsets per k (apack) or copied out. In place costs a load per k in every pixel
         // chunk, the copy a pass per image: in place pays on small maps (7 x 7 3.5% faster, 14 x 14 2% slower).
         const chunks = flat ? (P + 7) >> 3 : OH * ((OW + 7) >> 3);
-        const inPlace = wPacked != 0 && nOut == M && nIn < C && (chunks <= 16 || gemm);
-        if (wPacked != 0 && nOut == M) {
-          if (nIn == C || inPlace) {
-            a = wPacked + ((<usize>t0 * <usize>Kfull * <usize>GEMM_MR) << 2);
-            aStride = <usize>Kfull * <usize>GEMM_MR << 2;
-            const block = taps * GEMM_MR * 4;
-            if (inPlace) {
-              for (let j = 0; j < nIn; j++) {
-                const o = load<i32>(ins + (<usize>j << 2)) * block;
-                for (let q = 0; q < taps; q++) store<i32>(apack + (<usize>(j * taps + q) << 2), o + q * GEMM_MR * 4);
-              }
-            }
-          } else {
-            gatherPanels(wPacked, Kfull, taps, t0, t1, ins, nIn, apack);
+        const all = wPacked != 0 && nOut == M;
+        const inPlace = all && nIn < C && (chunks <= 16 || gemm);
+        const prepacked = all && (nIn == C || inPlace);
+        if (inPlace) {
+          const block = taps * GEMM_MR * 4;
+          for (let j = 0; j < nIn; j++) {
+            const o = load<i32>(ins + (<usize>j << 2)) * block;
+            for (let q = 0; q < taps; q++) store<i32>(apack + (<usize>(j * taps + q) << 2), o + q * GEMM_MR * 4);
           }
-        } else {
-          packWeights(w, C, taps, outs, nOut, t0, t1, ins, nIn, apack);
         }
         const xImage = x + ((<usize>n * <usize>C * <usize>planeIn) << 2);
         // B offsets per k: plane j's pixel for the tap (flat: the plane itself), from xp.
@@ -834,35 +894,55 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
             }
           }
         }
-        if (gemm) {
-          convGemm(inPlace, nOut, t0, t1, K, a, aStride, apack, xp, koff, OH, OW, flat ? 1 : sH, flat ? 1 : sW, flat ? W : Wp,
-            yMap, yRow, ldc, rowBias, rowGate, lo, work);
-        } else if (flat) {
-          for (let p0 = 0; p0 < P; p0 += 8) {
-            const nr = min<i32>(8, P - p0);
-            if (nr == 8) {
-              tilesOf(inPlace, nOut, t0, t1, K, a, aStride, xImage + (<usize>p0 << 2), koff, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, loCell, 8, apack, taps);
-            } else {
-              // The last pixels: their 8-float reads would pass the image's planes.
-              packPanel(panel, xImage + (<usize>p0 << 2), koff, K, 1, nr);
-              tilesOf(inPlace, nOut, t0, t1, K, a, aStride, panel, kid, yOut + (<usize>p0 << 2), ldc, rowBias, rowGate, loCell, nr, apack, taps);
-            }
+        // Tiles go in groups whose packed panels fit apack; prepacked panels are read where they lie.
+        const group = prepacked ? t1 - t0 : max<i32>(1, apackFloats / (K * GEMM_MR));
+        for (let ga = t0; ga < t1; ga += group) {
+          const gb = min<i32>(t1, ga + group);
+          let a = apack;
+          let aStride = <usize>K * <usize>GEMM_MR << 2;
+          if (prepacked) {
+            a = wPacked + ((<usize>ga * <usize>Kfull * <usize>GEMM_MR) << 2);
+            aStride = <usize>Kfull * <usize>GEMM_MR << 2;
+          } else if (all) {
+            gatherPanels(wPacked, Kfull, taps, ga, gb, ins, nIn, apack);
+          } else if (w != 0) {
+            packWeights(w, C, taps, outs, nOut, ga, gb, ins, nIn, apack);
+          } else {
+            packFromPanels(wPacked, M, Kfull, taps, outs, nOut, ga, gb, ins, nIn, apack);
           }
-        } else {
-          for (let oh = 0; oh < OH; oh++) {
-            for (let ow0 = 0; ow0 < OW; ow0 += 8) {
-              const nr = min<i32>(8, OW - ow0);
-              const corner = xp + ((<usize>(oh * sH) * <usize>Wp + <usize>(ow0 * sW)) << 2);
-              const at = oh * yRow + ow0;
-              const c = yMap + (<usize>at << 2);
-              if (sW == 1) {
-                // Short chunks of compact planes store all 8 (or 4) lanes but on the plane's last row: the
-                // lanes past the row fall on the next row's first pixels, which are computed later.
-                const full = nr > 4 ? 8 : 4;
-                tilesOf(inPlace, nOut, t0, t1, K, a, aStride, corner, koff, c, ldc, rowBias, rowGate, loCell, !yPadded && at + full <= P ? full : nr, apack, taps);
+          const r = <usize>(tileStart(nOut, ga) - i0);
+          const yG = yOut + r * ldc, rb = rowBias + (r << 2), rg = rowGate + (r << 2);
+          const yMapG = yMap + r * ldc;
+          if (gemm) {
+            convGemm(inPlace, nOut, ga, gb, K, a, aStride, apack, xp, koff, OH, OW, flat ? 1 : sH, flat ? 1 : sW, flat ? W : Wp,
+              yMapG, yRow, ldc, rb, rg, lo, work);
+          } else if (flat) {
+            for (let p0 = 0; p0 < P; p0 += 8) {
+              const nr = min<i32>(8, P - p0);
+              if (nr == 8) {
+                tilesOf(inPlace, nOut, ga, gb, K, a, aStride, xImage + (<usize>p0 << 2), koff, yG + (<usize>p0 << 2), ldc, rb, rg, loCell, 8, apack, taps);
               } else {
-                packPanel(panel, corner, koff, K, sW, nr);
-                tilesOf(inPlace, nOut, t0, t1, K, a, aStride, panel, kid, c, ldc, rowBias, rowGate, loCell, nr, apack, taps);
+                // The last pixels: their 8-float reads would pass the image's planes.
+                packPanel(panel, xImage + (<usize>p0 << 2), koff, K, 1, nr);
+                tilesOf(inPlace, nOut, ga, gb, K, a, aStride, panel, kid, yG + (<usize>p0 << 2), ldc, rb, rg, loCell, nr, apack, taps);
+              }
+            }
+          } else {
+            for (let oh = 0; oh < OH; oh++) {
+              for (let ow0 = 0; ow0 < OW; ow0 += 8) {
+                const nr = min<i32>(8, OW - ow0);
+                const corner = xp + ((<usize>(oh * sH) * <usize>Wp + <usize>(ow0 * sW)) << 2);
+                const at = oh * yRow + ow0;
+                const c = yMapG + (<usize>at << 2);
+                if (sW == 1) {
+                  // Short chunks of compact planes store all 8 (or 4) lanes but on the plane's last row: the
+                  // lanes past the row fall on the next row's first pixels, which are computed later.
+                  const full = nr > 4 ? 8 : 4;
+                  tilesOf(inPlace, nOut, ga, gb, K, a, aStride, corner, koff, c, ldc, rb, rg, loCell, !yPadded && at + full <= P ? full : nr, apack, taps);
+                } else {
+                  packPanel(panel, corner, koff, K, sW, nr);
+                  tilesOf(inPlace, nOut, ga, gb, K, a, aStride, panel, kid, c, ldc, rb, rg, loCell, nr, apack, taps);
+                }
               }
             }
           }

@@ -220,7 +220,9 @@ export interface Kernels {
    * max(conv(x's listed planes, w[m, listed inputs]) + bias[m], lo) * gate[n * M + m] (bias and gate
    * 0 for none). `part` of `parts` computes one contiguous share of each image's listed outputs (the
    * shares cover them once; how they are cut depends on the build). wPacked (0 for none) holds
-   * conv2dInferPack's arrangement of w, read for images whose output list is complete. macs (0 for none):
+   * conv2dInferPack's arrangement of w, read for images whose output list is complete; w may be 0 when
+   * wPacked is given (every weight is then read from wPacked), except for a kernel that covers its
+   * compact input map (OH = OW = 1, KH = H, KW = W, no padding: dot products over w's rows). macs (0 for none):
    * float64 macs[n] = multiply-adds done for image n, OH*OW*KH*KW per (output, input) pair; returns their sum.
    * desc: writeConvInferDesc. With xPadded, x's planes are convInputPlane(g) (image n's listed planes
    * at x + n*C*rows*cols floats), zero outside the map; the conv reads them in place. With a padded y,
@@ -241,7 +243,7 @@ export interface Kernels {
    */
   conv2dGroupedInfer(desc: number, x: number, xList: number, w: number, bias: number, lo: number, gate: number,
     y: number, yList: number, n0: number, n1: number, part: number, parts: number, macs: number, scratch: number): number;
-  /** w [M, C, KH, KW] arranged for conv2dInfer into wPacked ((M + 12) * C * KH * KW floats). */
+  /** w [M, C, KH, KW] arranged for conv2dInfer into wPacked ((M + 5) * C * KH * KW floats). */
   conv2dInferPack(desc: number, w: number, wPacked: number): void;
   /**
    * LKAM switches for images [n0,n1): pre[m] = Σ_f fcW[m, f] feat[n, f] (float32, f ascending) + fcB[m];

@@ -21,7 +21,7 @@ import { checkCompilable, CompileError, compilerFor, type CompileContext } from 
 import './compilers-layers.js';
 import { fuse } from './fuse.js';
 import { inputsOf, sizeOf, type ConvNode, type LinearNode, type Node, type SwitchNode, type Value, type ValueKind } from './ir.js';
-import { conv2dGroupedInferScratchBytes, conv2dInferScratchBytes, convInferGemmFrom, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
+import { conv2dGroupedInferScratchBytes, conv2dInferScratchBytes, convInferGemmFrom, coversMap, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from './scratch.js';
 import { BankPoolStep, ConvStep, FnStep, ImageStep, ReluStep, Sequence, SwitchStep, type Exec, type Step } from './steps.js';
 
 export interface CompileOptions {
@@ -82,6 +82,14 @@ export interface LayerTelemetry {
   readonly inputsRead: Int32Array;
   /** Multiply-adds the conv kernel reported. */
   readonly macs: Float64Array;
+}
+
+/** The linear memory a plan holds for its life. */
+export interface PlanMemory {
+  /** Every byte of the plan: weights (packed once), activation buffers, per-thread scratch, lists. */
+  readonly bytes: number;
+  /** Of which the activation buffers, for maxBatch images. */
+  readonly activationBytes: number;
 }
 
 export interface Telemetry {
@@ -180,7 +188,8 @@ function buildGraph(model: Module, inputShape: readonly number[]): { nodes: Node
 function scratchBytes(nodes: readonly Node[]): number {
   let bytes = 0;
   for (const n of nodes) {
-    if (n.op === 'conv') bytes = Math.max(bytes, n.g.groups === 1 ? conv2dInferScratchBytes(n.g) : conv2dGroupedInferScratchBytes(n.g));
+    // Planes are chosen later: a conv's scratch is sized as if it read and wrote padded planes.
+    if (n.op === 'conv') bytes = Math.max(bytes, n.g.groups === 1 ? conv2dInferScratchBytes(n.g, convInferGemmFrom(n.g), true) : conv2dGroupedInferScratchBytes(n.g));
     if (n.op === 'linear') bytes = Math.max(bytes, conv2dInferScratchBytes(linearGeometry(n.x, n.y.shape[0] as number)));
     if (n.op === 'switches') {
       const [C, H, W] = n.x.shape as [number, number, number];
@@ -229,8 +238,10 @@ class Lowering {
   private readonly values = new Map<Value, Lowered>();
   private readonly switches = new Map<Value, LoweredSwitches>();
   private readonly planes = new Map<Value, PaddedPlane>();
+  /** Bytes of the activation buffers allocated so far. */
+  activationBytes = 0;
 
-  constructor(readonly arena: Arena, readonly exec: Exec, readonly skip: boolean) {}
+  constructor(readonly arena: Arena, readonly staging: Arena, readonly exec: Exec, readonly skip: boolean) {}
 
   private get mem() {
     return this.exec.backend.mem;
@@ -280,6 +291,7 @@ class Lowering {
       b.shared = true;
       return b;
     }
+    this.activationBytes += bytes;
     return { ptr: this.alloc(bytes), bytes, refs: 1, shared: false };
   }
 
@@ -291,6 +303,7 @@ class Lowering {
   pinnedZeros(floats: number): Buf {
     const bytes = this.exec.maxBatch * floats * 4 + BUFFER_SLACK;
     const ptr = this.alloc(bytes);
+    this.activationBytes += bytes;
     this.mem.f32.fill(0, ptr >>> 2, (ptr + bytes) >>> 2);
     return { ptr, bytes, refs: 1, shared: false, pinned: true };
   }
@@ -342,7 +355,9 @@ class Lowering {
     });
     let out = this.get(output);
     if (!this.isIdentity(out.layout, out.C) || out.buf.shared) {
-      const buf: Buf = { ptr: this.alloc(this.exec.maxBatch * out.C * out.HW * 4 + BUFFER_SLACK), bytes: 0, refs: 1, shared: false };
+      const bytes = this.exec.maxBatch * out.C * out.HW * 4 + BUFFER_SLACK;
+      this.activationBytes += bytes;
+      const buf: Buf = { ptr: this.alloc(bytes), bytes: 0, refs: 1, shared: false };
       const ident = this.identityList(out.C);
       this.steps.push(new ImageStep(this.exec, 'output', 'scatterChannels', [out.buf.ptr, out.layout, out.C, out.HW, buf.ptr, 0, 0], 5, out.C * out.HW));
       out = this.define(output, buf, ident, out.active);
@@ -534,9 +549,7 @@ class Lowering {
     const plane = this.planes.get(n.y) ?? null;
     const desc = this.alloc(CONV_INFER_DESC_INTS * 4);
     writeConvInferDesc(this.mem.i32, desc, g, { xPadded: x.plane !== null, y: plane, gemmFrom: convInferGemmFrom(g) });
-    const w = this.upload(n.weight);
-    const wPacked = this.alloc(packedWeightFloats(g) * 4);
-    e.kernels.conv2dInferPack(desc, w, wPacked);
+    const { w, wPacked } = this.weights(desc, g, n.weight, n.gate !== null || (coversMap(g) && x.plane === null && plane === null));
     const bias = this.upload(n.bias);
     const { gate, switchList, yLayout, yActive } = this.gateLists(n);
     const y = plane === null ? this.take(sizeOf(n.y)) : this.pinnedZeros(g.M * plane.rows * plane.cols);
@@ -549,6 +562,21 @@ class Lowering {
     return [];
   }
 
+  /**
+   * A conv's weights, once in the plan: w's rows for a gated conv (packed per image, only the rows of
+   * the kernels on) and for a kernel covering its compact input map (dot products); else only
+   * conv2dInferPack's panels, packed from a staging copy of w that is not kept.
+   */
+  private weights(desc: number, g: ConvGeometry, weight: Float32Array, rows: boolean): { w: number; wPacked: number } {
+    if (rows) return { w: this.upload(weight), wPacked: 0 };
+    this.staging.reset();
+    const raw = this.staging.alloc(weight.length * 4);
+    this.mem.f32.set(weight, raw >>> 2);
+    const wPacked = this.alloc(packedWeightFloats(g) * 4);
+    this.exec.kernels.conv2dInferPack(desc, raw, wPacked);
+    return { w: 0, wPacked };
+  }
+
   /** A linear layer as a conv over its input's listed channels (conv2dInfer reads only those). */
   private linear(n: LinearNode): Buf[] {
     const e = this.exec;
@@ -556,9 +584,7 @@ class Lowering {
     const g = linearGeometry(n.x, n.y.shape[0] as number);
     const desc = this.alloc(CONV_INFER_DESC_INTS * 4);
     writeConvInferDesc(this.mem.i32, desc, g, { xPadded: false, y: null });
-    const w = this.upload(n.weight);
-    const wPacked = this.alloc(packedWeightFloats(g) * 4);
-    e.kernels.conv2dInferPack(desc, w, wPacked);
+    const { w, wPacked } = this.weights(desc, g, n.weight, true);
     const ident = this.identityList(g.M);
     const y = this.take(g.M);
     const macs = this.alloc(e.threads * e.maxBatch * 8);
@@ -634,6 +660,7 @@ export class InferencePlan {
   readonly skip: boolean;
   /** Multiply-adds of one image in the dense network (every kernel, no LKAMs). */
   readonly denseMacs: number;
+  readonly memory: PlanMemory;
   private readonly backend: Backend;
   private readonly arena: Arena;
   private readonly steps: readonly Step[];
@@ -650,7 +677,7 @@ export class InferencePlan {
 
   /** @internal Use `compile`. */
   constructor(parts: {
-    inputShape: readonly number[]; outputSize: number; maxBatch: number; threads: number; skip: boolean; denseMacs: number; backend: Backend; arena: Arena;
+    inputShape: readonly number[]; outputSize: number; maxBatch: number; threads: number; skip: boolean; denseMacs: number; memory: PlanMemory; backend: Backend; arena: Arena;
     steps: Step[]; convs: ConvRecord[]; lkams: LkamRecord[]; inputPtr: number; outputPtr: number;
   }) {
     this.inputShape = parts.inputShape;
@@ -659,6 +686,7 @@ export class InferencePlan {
     this.threads = parts.threads;
     this.skip = parts.skip;
     this.denseMacs = parts.denseMacs;
+    this.memory = parts.memory;
     this.backend = parts.backend;
     this.arena = parts.arena;
     this.steps = parts.steps;
@@ -806,11 +834,12 @@ export function compile(model: Module, options: CompileOptions): InferencePlan {
   const graph = buildGraph(model, shape);
   const nodes = fuse(graph.nodes, graph.output);
   const arena = new Arena(backend.mem, 'inference-plan');
+  const staging = new Arena(backend.mem, 'inference-plan-staging');
   try {
     const bytes = scratchBytes(nodes);
     const scratch = Array.from({ length: threads }, () => arena.alloc(bytes));
     const exec: Exec = { backend, kernels: backend.kernels, threads, scratch, maxBatch };
-    const lowering = new Lowering(arena, exec, options.skip ?? true);
+    const lowering = new Lowering(arena, staging, exec, options.skip ?? true);
     const { inputPtr, outputPtr } = lowering.lower(nodes, graph.input, graph.output);
     let denseMacs = 0;
     for (const n of nodes) {
@@ -819,10 +848,13 @@ export function compile(model: Module, options: CompileOptions): InferencePlan {
     }
     return new InferencePlan({
       inputShape: [...shape], outputSize: sizeOf(graph.output), maxBatch, threads, skip: options.skip ?? true, denseMacs, backend, arena,
+      memory: { bytes: arena.bytesUsed, activationBytes: lowering.activationBytes },
       steps: lowering.steps, convs: lowering.convs, lkams: lowering.lkams, inputPtr, outputPtr,
     });
   } catch (e) {
     arena.release();
     throw e;
+  } finally {
+    staging.release();
   }
 }

@@ -7,9 +7,19 @@ const SLACK = 16;
 /** Bytes of a region of n floats or ints, rounded up to 64. */
 const region = (n: number): number => Math.ceil((n * 4) / 64) * 64;
 
-/** Floats of conv2dInferPack's arrangement of a weight [M, C, KH, KW]: tiles of 6, 5 or 4 rows, 6 floats per row and k. */
+/** Floats of conv2dInferPack's arrangement of a weight [M, C, KH, KW]: tiles of 6, 5 or 4 rows, MR (6 or 4) floats per row and k. */
 export function packedWeightFloats(g: ConvGeometry): number {
-  return (g.M + 12) * g.C * g.KH * g.KW;
+  return (g.M + 5) * g.C * g.KH * g.KW;
+}
+
+/** Whether the conv's kernel covers its whole input map (a linear layer): conv2dInfer then does dot products over w's rows. */
+export function coversMap(g: ConvGeometry): boolean {
+  return g.OH === 1 && g.OW === 1 && g.KH === g.H && g.KW === g.W && g.padTop === 0 && g.padLeft === 0;
+}
+
+/** Floats of conv2dInfer's packing scratch (assembly/infer.ts packScratchFloats): panels of every tile, or of groups of tiles within 2^18 floats. */
+function packScratchFloats(M: number, K: number): number {
+  return Math.min((M + 5) * K, Math.max(1 << 18, 6 * K));
 }
 
 /** Deepest K block and widest pixel block of conv2dInfer's GEMM path (GEMM_KC, GEMM_PIXELS in assembly/). */
@@ -34,13 +44,19 @@ export function convInferGemmFrom(g: ConvGeometry): number {
 /** Weights (floats) of an image's call from which a stride-1 conv takes the GEMM path. */
 const GEMM_MIN_WEIGHTS = 49152;
 
-/** conv2dInfer's scratch; gemmFrom: its descriptor's (above 0, the GEMM path's pixel table, B block and accumulator rows too). */
-export function conv2dInferScratchBytes(g: ConvGeometry, gemmFrom = convInferGemmFrom(g)): number {
+/**
+ * conv2dInfer's scratch; gemmFrom: its descriptor's (above 0, the GEMM path's pixel table, B block and
+ * accumulator rows too); padded: whether x's or y's planes are stored padded. A conv covering its
+ * compact input map needs only the rows' bias and gate.
+ */
+export function conv2dInferScratchBytes(g: ConvGeometry, gemmFrom = convInferGemmFrom(g), padded = false): number {
+  const rowsPart = 2 * region(g.M + 8) + region(16) + region(48);
+  if (coversMap(g) && !padded) return rowsPart;
   const K = g.C * g.KH * g.KW;
   const flat = g.KH * g.KW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0 && g.OH === g.H && g.OW === g.W;
   const Hp = (g.OH - 1) * g.strideH + g.dilationH * (g.KH - 1) + 1;
   const Wp = (g.OW - 1) * g.strideW + g.dilationW * (g.KW - 1) + 1;
-  const base = 2 * region(K) + 2 * region(g.M + 8) + region((g.M + 12) * K) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK) + region(16) + region(48);
+  const base = rowsPart + 2 * region(K) + region(packScratchFloats(g.M, K)) + region(flat ? 0 : g.C * Hp * Wp + SLACK) + region(K * 8 + SLACK);
   return gemmFrom > 0 ? base + gemmPathScratchBytes(g.M) : base;
 }
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CONV_INFER_DESC_INTS, MAP_PLANE_INTS, convInputPlane, convOutSize, writeConvInferDesc, writeMapPlane, writePoolDesc, type ConvGeometry, type Kernels, type PaddedPlane, type PoolGeometry } from '../../src/backend/kernels.js';
-import { conv2dInferScratchBytes, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
+import { conv2dInferScratchBytes, coversMap, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
 import { h, everyKernelSet, variants, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
 import { assertClose, close, exact } from '../util/tolerance.js';
@@ -67,7 +67,7 @@ const convCase = fc.record({
   KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 3 }), stride: fc.integer({ min: 1, max: 2 }), strideW: fc.integer({ min: 1, max: 3 }),
   pad: fc.integer({ min: 0, max: 2 }), padW: fc.integer({ min: 0, max: 2 }), dil: fc.integer({ min: 1, max: 2 }),
   pIn: fc.constantFrom(0, 0.3, 0.7, 1), pOut: fc.constantFrom(0, 0.4, 1), parts: fc.integer({ min: 1, max: 3 }),
-  bias: fc.boolean(), relu: fc.boolean(), gate: fc.boolean(), packed: fc.boolean(), gemm: fc.boolean(),
+  bias: fc.boolean(), relu: fc.boolean(), gate: fc.boolean(), weights: fc.constantFrom('rows', 'packed', 'panels only'), gemm: fc.boolean(),
 }).filter((r) => convOutSize(r.H, r.KH, r.stride, r.pad, r.pad, r.dil) >= 1 && convOutSize(r.W, r.KW, r.strideW, r.padW, r.padW, r.dil) >= 1);
 
 function convGeometry(r: { N: number; C: number; M: number; H: number; W: number; KH: number; KW: number; stride: number; strideW: number; pad: number; padW: number; dil: number }): ConvGeometry {
@@ -97,12 +97,14 @@ test('conv2dInfer: compact in and out lists, every part split, fused bias/ReLU/g
     const guarded = buf(conv2dInferScratchBytes(g, r.gemm ? 1 : 0) / 4);
     const scratch = guarded.ptr;
     const lo = r.relu ? 0 : -Infinity;
-    const label = `conv2dInfer ${describeConv(g)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}${r.gemm ? ' gemm' : ''}`;
+    const label = `conv2dInfer ${describeConv(g)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts} ${r.weights}${r.gemm ? ' gemm' : ''}`;
+    // 'panels only': w is not passed (0) unless the kernel covers the map, where w's rows are read.
+    const wArg = r.weights === 'panels only' && !coversMap(g) ? 0 : w.ptr;
     const call = (k: Kernels): number => {
-      if (r.packed) k.conv2dInferPack(desc, w.ptr, packed);
+      if (r.weights !== 'rows') k.conv2dInferPack(desc, w.ptr, packed);
       let total = 0;
       for (let p = 0; p < r.parts; p++) {
-        total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, r.packed ? packed : 0, r.bias ? bias.ptr : 0, lo, r.gate ? gate.ptr : 0,
+        total += k.conv2dInfer(desc, x.ptr, xList.ptr, wArg, r.weights !== 'rows' ? packed : 0, r.bias ? bias.ptr : 0, lo, r.gate ? gate.ptr : 0,
           y.ptr, yList.ptr, 0, g.N, p, r.parts, macs.ptr + p * g.N * 8, scratch);
       }
       return total;
@@ -153,14 +155,15 @@ test('conv2dInfer: input planes stored padded (read in place), outputs stored in
     const w = buf(g.M * g.C * taps), bias = buf(g.M), gate = buf(g.N * g.M);
     const y = buf(g.N * g.M * ySize), macs = buf(2 * g.N * r.parts, 0, true);
     const packed = h.arena.alloc(packedWeightFloats(g) * 4);
-    const scratch = h.arena.alloc(conv2dInferScratchBytes(g, r.gemm ? 1 : 0));
+    const scratch = h.arena.alloc(conv2dInferScratchBytes(g, r.gemm ? 1 : 0, padIn || yPlane !== null));
     const compact = compactData(rng, ins, g.C, HW);
-    const label = `conv2dInfer ${describeConv(g)} x ${padIn ? JSON.stringify(inPlane) : 'compact'} y ${JSON.stringify(yPlane)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts}${r.gemm ? ' gemm' : ''}`;
+    const label = `conv2dInfer ${describeConv(g)} x ${padIn ? JSON.stringify(inPlane) : 'compact'} y ${JSON.stringify(yPlane)} in=${JSON.stringify(ins)} out=${JSON.stringify(outs)} parts=${r.parts} ${r.weights}${r.gemm ? ' gemm' : ''}`;
+    const wArg = r.weights === 'panels only' && !coversMap(g) ? 0 : w.ptr;
     const call = (k: Kernels): number => {
-      if (r.packed) k.conv2dInferPack(desc, w.ptr, packed);
+      if (r.weights !== 'rows') k.conv2dInferPack(desc, w.ptr, packed);
       let total = 0;
       for (let p = 0; p < r.parts; p++) {
-        total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, r.packed ? packed : 0, r.bias ? bias.ptr : 0, r.relu ? 0 : -Infinity, r.gate ? gate.ptr : 0,
+        total += k.conv2dInfer(desc, x.ptr, xList.ptr, wArg, r.weights !== 'rows' ? packed : 0, r.bias ? bias.ptr : 0, r.relu ? 0 : -Infinity, r.gate ? gate.ptr : 0,
           y.ptr, yList.ptr, 0, g.N, p, r.parts, macs.ptr + p * g.N * 8, scratch);
       }
       return total;
@@ -202,13 +205,51 @@ test('conv2dInfer: every out count 1-40 of 40 (each mix of 6-, 5- and 4-row tile
       const desc = inferDesc(g);
       const x = buf(2 * 6 * P), xList = buf(2 * 7, 0, true), yList = buf(2 * 41, 0, true), w = buf(40 * 6 * 9), bias = buf(40), gate = buf(2 * 40), y = buf(2 * 40 * P);
       const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
-      for (const parts of [1, 2]) {
-        conform(`conv2dInfer ${describeConv(g)} out=${nOut} parts=${parts}`, [[x, compactData(rng, ins, 6, P)], [xList, listData(ins, 6)], [yList, listData(outs, 40)],
+      const packed = h.arena.alloc(packedWeightFloats(g) * 4);
+      // 'panels only': the rows of each image's panels come from conv2dInferPack's panels (w not passed).
+      for (const [parts, weights] of [[1, 'rows'], [2, 'rows'], [1, 'panels only'], [2, 'panels only']] as const) {
+        conform(`conv2dInfer ${describeConv(g)} out=${nOut} parts=${parts} ${weights}`, [[x, compactData(rng, ins, 6, P)], [xList, listData(ins, 6)], [yList, listData(outs, 40)],
           [w, uniform(rng, w.n)], [bias, uniform(rng, 40)], [gate, uniform(rng, 80, 0, 1)]], [y], (k) => {
+          if (weights !== 'rows') k.conv2dInferPack(desc, w.ptr, packed);
           let total = 0;
-          for (let p = 0; p < parts; p++) total += k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, 0, bias.ptr, 0, gate.ptr, y.ptr, yList.ptr, 0, 2, p, parts, 0, scratch);
+          for (let p = 0; p < parts; p++) {
+            total += k.conv2dInfer(desc, x.ptr, xList.ptr, weights === 'rows' ? w.ptr : 0, weights === 'rows' ? 0 : packed, bias.ptr, 0, gate.ptr, y.ptr, yList.ptr, 0, 2, p, parts, 0, scratch);
+          }
           return total;
         }, always(close), 4);
+      }
+    }
+  }
+});
+
+test('conv2dInfer: weights past the packing scratch (M x C x taps > 2^18 floats) go in groups of tiles, per-image panels from rows or from prepacked panels, some and all outputs; close, MACs exact', () => {
+  const rng = new TestRng(9);
+  h.arena.reset();
+  // 17 x 1 maps: 17 pixel chunks, so that a complete output list copies the listed inputs' panels (gatherPanels) too.
+  const g = convGeometry({ N: 2, C: 160, M: 800, H: 17, W: 1, KH: 3, KW: 1, stride: 1, strideW: 1, pad: 1, padW: 0, dil: 1 });
+  const P = g.OH * g.OW, taps = 3;
+  const ins = [Array.from({ length: g.C }, (_, i) => i), randomSets(rng, 1, g.C, 0.85)[0]!];
+  const outs = [randomSets(rng, 1, g.M, 0.9)[0]!, Array.from({ length: g.M }, (_, i) => i)];
+  for (let n = 0; n < 2; n++) assert.ok(outs[n]!.length * ins[n]!.length * taps > 1 << 18, `image ${n}: its panels pass the packing scratch`);
+  const x = buf(2 * g.C * g.H * g.W), xList = buf(2 * (g.C + 1), 0, true), yList = buf(2 * (g.M + 1), 0, true), w = buf(g.M * g.C * taps), bias = buf(g.M);
+  const y = buf(2 * g.M * P), macs = buf(2, 0, true);
+  const packed = h.arena.alloc(packedWeightFloats(g) * 4);
+  for (const gemmFrom of [0, 1]) {
+    const desc = inferDesc(g, { xPadded: false, y: null, gemmFrom });
+    const guarded = buf(conv2dInferScratchBytes(g, gemmFrom) / 4);
+    if (gemmFrom === 0) assert.ok(conv2dInferScratchBytes(g, 0) < packedWeightFloats(g) * 4, 'the scratch holds less than the panels of every tile');
+    for (const weights of ['rows', 'packed', 'panels only'] as const) {
+      const label = `conv2dInfer ${describeConv(g)} ${weights}${gemmFrom > 0 ? ' gemm' : ''}`;
+      const call = (k: Kernels): number => {
+        if (weights !== 'rows') k.conv2dInferPack(desc, w.ptr, packed);
+        return k.conv2dInfer(desc, x.ptr, xList.ptr, weights === 'panels only' ? 0 : w.ptr, weights === 'rows' ? 0 : packed, bias.ptr, 0, 0, y.ptr, yList.ptr, 0, 2, 0, 1, macs.ptr, guarded.ptr);
+      };
+      conform(label, [[x, compactData(rng, ins, g.C, g.H * g.W)], [xList, listData(ins, g.C)], [yList, listData(outs, g.M)],
+        [w, uniform(rng, w.n, -0.1, 0.1)], [bias, uniform(rng, g.M)]], [y], call, always(close), 4);
+      for (const { name, k } of everyKernelSet) {
+        prefill(guarded);
+        assert.equal(call(k), ins.reduce((s, i, n) => s + i.length * outs[n]!.length * taps * P, 0), `${label} ${name}: multiply-adds`);
+        assertGuards(guarded, `${label} ${name}: scratch of conv2dInferScratchBytes`);
       }
     }
   }

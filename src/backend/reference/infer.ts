@@ -35,13 +35,15 @@ function sigmoid(x: number): number {
  */
 export function inferReference(mem: LinearMemory): InferKernels {
   return {
-    conv2dInfer(desc, x, xList, w, _wPacked, bias, lo, gate, y, yList, n0, n1, part, parts, macs) {
+    conv2dInfer(desc, x, xList, w, wPacked, bias, lo, gate, y, yList, n0, n1, part, parts, macs) {
       const i32 = mem.i32, v = mem.f32;
       const g = (k: keyof typeof F): number => i32[(desc >>> 2) + F[k]] as number;
       const C = g('C'), H = g('H'), W = g('W'), M = g('M'), KH = g('KH'), KW = g('KW');
       const sh = g('strideH'), sw = g('strideW'), pt = g('padTop'), pl = g('padLeft'), dh = g('dilationH'), dw = g('dilationW');
       const OH = g('OH'), OW = g('OW');
       const P = OH * OW;
+      // The reference arrangement of wPacked is w itself.
+      const wt = w !== 0 ? w : wPacked;
       const at = (k: keyof typeof IF): number => i32[(desc >>> 2) + IF[k]] as number;
       // Input planes: compact H x W, or padded as the conv's own padded copy (map at (pt, pl)).
       const xPadded = at('xPadded') !== 0;
@@ -69,7 +71,7 @@ export function inferReference(mem: LinearMemory): InferKernels {
                   for (let kw = 0; kw < KW; kw++) {
                     const iw = ow * sw - pl + kw * dw;
                     if (iw < 0 || iw >= W) continue;
-                    acc += (v[(x >>> 2) + ((n * C + j) * xRows + ih + xTop) * xCols + iw + xLeft] as number) * (v[(w >>> 2) + ((m * C + c) * KH + kh) * KW + kw] as number);
+                    acc += (v[(x >>> 2) + ((n * C + j) * xRows + ih + xTop) * xCols + iw + xLeft] as number) * (v[(wt >>> 2) + ((m * C + c) * KH + kh) * KW + kw] as number);
                   }
                 }
               });
