@@ -3,7 +3,10 @@
 // Per image and listed output m (group m / (M/G)), each listed input of m's group is copied into a
 // zero-padded plane and its taps are accumulated into y's plane, four output pixels at a time
 // (contiguous loads at stride 1, even lanes of two loads at stride 2); bias, lower clamp and switch
-// value are applied in a last pass. Inputs that are not listed are zero and cost nothing.
+// value are applied in a last pass. Inputs that are not listed are zero and cost nothing. 3x3
+// depthwise convs (dilation 1, stride 1 or 2 across) keep the nine weights in registers and apply the
+// epilogue as they store, eight pixels a step; at stride 2 the padded copy splits even and odd columns
+// into two planes, so that every tap is a contiguous load.
 
 import { madd } from './vmath';
 
@@ -80,6 +83,116 @@ function accumulate(dst: usize, first: bool, xp: usize, Wp: i32, OH: i32, OW: i3
   }
 }
 
+/**
+ * padPlane into two planes of the even and odd columns of the padded plane: even column 2q at
+ * ev + (i * We + q) floats, odd column 2q + 1 at od + (i * Wo + q); every cell of both is written.
+ */
+function padPlaneSplit(src: usize, H: i32, W: i32, pT: i32, pL: i32, ev: usize, od: usize, Hp: i32, We: i32, Wo: i32): void {
+  const z = f32x4.splat(0);
+  const Wp = We + Wo;
+  // Padded columns [pL, end) hold the row; the others are zero.
+  const end = min<i32>(Wp, pL + W);
+  for (let i = 0; i < Hp; i++) {
+    const e = ev + ((<usize>i * <usize>We) << 2), o = od + ((<usize>i * <usize>Wo) << 2);
+    const si = i - pT;
+    if (si < 0 || si >= H) {
+      let q = 0;
+      for (; q + 4 <= We; q += 4) v128.store(e + (<usize>q << 2), z);
+      for (; q < We; q++) store<f32>(e + (<usize>q << 2), 0);
+      q = 0;
+      for (; q + 4 <= Wo; q += 4) v128.store(o + (<usize>q << 2), z);
+      for (; q < Wo; q++) store<f32>(o + (<usize>q << 2), 0);
+      continue;
+    }
+    const s = src + ((<usize>si * <usize>W) << 2) - (<usize>pL << 2);
+    let c = 0;
+    for (; c < pL; c++) store<f32>(((c & 1) == 0 ? e : o) + (<usize>(c >> 1) << 2), 0);
+    if ((c & 1) != 0 && c < end) {
+      store<f32>(o + (<usize>(c >> 1) << 2), load<f32>(s + (<usize>c << 2)));
+      c++;
+    }
+    // From an even column on, eight at a time into four of each plane.
+    for (; c + 8 <= end; c += 8) {
+      const v0 = v128.load(s + (<usize>c << 2)), v1 = v128.load(s + (<usize>c << 2), 16);
+      const q0 = <usize>(c >> 1) << 2;
+      v128.store(e + q0, v128.shuffle<f32>(v0, v1, 0, 2, 4, 6));
+      v128.store(o + q0, v128.shuffle<f32>(v0, v1, 1, 3, 5, 7));
+    }
+    for (; c < end; c++) store<f32>(((c & 1) == 0 ? e : o) + (<usize>(c >> 1) << 2), load<f32>(s + (<usize>c << 2)));
+    for (; c < Wp; c++) store<f32>(((c & 1) == 0 ? e : o) + (<usize>(c >> 1) << 2), 0);
+  }
+}
+
+/** max(acc + b, lo) * s to d: pmax in four lanes, max for a single one (as conv2dGroupedInfer's last pass). */
+@inline function finish4(d: usize, acc: v128, bv: v128, lv: v128, sv: v128): void {
+  v128.store(d, f32x4.mul(f32x4.pmax(f32x4.add(acc, bv), lv), sv));
+}
+
+/**
+ * One 3x3 depthwise output plane (OH x OW at d) with its epilogue: rows oh * sH + kh of a padded plane;
+ * at stride 1 across, column ow + kw of xp (Wp columns); at stride 2, the even and odd column planes of
+ * padPlaneSplit (tap kw at ev[ow], od[ow], ev[ow + 1]). Taps accumulate in order, as accumulate() does.
+ */
+function depthwise3x3(d: usize, xp: usize, od: usize, rowE: i32, rowO: i32, OH: i32, OW: i32, sH: i32, sW: i32, wt: usize, b: f32, lo: f32, s: f32): void {
+  const w0 = v128.load32_splat(wt), w1 = v128.load32_splat(wt, 4), w2 = v128.load32_splat(wt, 8);
+  const w3 = v128.load32_splat(wt, 12), w4 = v128.load32_splat(wt, 16), w5 = v128.load32_splat(wt, 20);
+  const w6 = v128.load32_splat(wt, 24), w7 = v128.load32_splat(wt, 28), w8 = v128.load32_splat(wt, 32);
+  const bv = f32x4.splat(b), lv = f32x4.splat(lo), sv = f32x4.splat(s);
+  const eRow = <usize>rowE << 2, oRow = <usize>rowO << 2;
+  // Tap kw's column offset in bytes from the output's first read: stride 1: kw; stride 2: planes.
+  const split = sW == 2;
+  for (let oh = 0; oh < OH; oh++) {
+    const e0 = xp + <usize>(oh * sH) * eRow, e1 = e0 + eRow, e2 = e1 + eRow;
+    const o0 = split ? od + <usize>(oh * sH) * oRow : e0 + 4, o1 = o0 + (split ? oRow : eRow), o2 = o1 + (split ? oRow : eRow);
+    const f0 = e0 + (split ? 4 : 8), f1 = f0 + eRow, f2 = f1 + eRow;
+    const dr = d + ((<usize>oh * <usize>OW) << 2);
+    let ow = 0;
+    for (; ow + 8 <= OW; ow += 8) {
+      const q = <usize>ow << 2;
+      let a = f32x4.mul(w0, v128.load(e0 + q)), c = f32x4.mul(w0, v128.load(e0 + q, 16));
+      a = madd(w1, v128.load(o0 + q), a); c = madd(w1, v128.load(o0 + q, 16), c);
+      a = madd(w2, v128.load(f0 + q), a); c = madd(w2, v128.load(f0 + q, 16), c);
+      a = madd(w3, v128.load(e1 + q), a); c = madd(w3, v128.load(e1 + q, 16), c);
+      a = madd(w4, v128.load(o1 + q), a); c = madd(w4, v128.load(o1 + q, 16), c);
+      a = madd(w5, v128.load(f1 + q), a); c = madd(w5, v128.load(f1 + q, 16), c);
+      a = madd(w6, v128.load(e2 + q), a); c = madd(w6, v128.load(e2 + q, 16), c);
+      a = madd(w7, v128.load(o2 + q), a); c = madd(w7, v128.load(o2 + q, 16), c);
+      a = madd(w8, v128.load(f2 + q), a); c = madd(w8, v128.load(f2 + q, 16), c);
+      finish4(dr + q, a, bv, lv, sv);
+      finish4(dr + q + 16, c, bv, lv, sv);
+    }
+    // The last pixels of a row of at least 4 go as the 4 that end it (those before are stored again, the same values).
+    for (; ow < OW && OW >= 4; ow += 4) {
+      if (ow + 4 > OW) ow = OW - 4;
+      const q = <usize>ow << 2;
+      let a = f32x4.mul(w0, v128.load(e0 + q));
+      a = madd(w1, v128.load(o0 + q), a);
+      a = madd(w2, v128.load(f0 + q), a);
+      a = madd(w3, v128.load(e1 + q), a);
+      a = madd(w4, v128.load(o1 + q), a);
+      a = madd(w5, v128.load(f1 + q), a);
+      a = madd(w6, v128.load(e2 + q), a);
+      a = madd(w7, v128.load(o2 + q), a);
+      a = madd(w8, v128.load(f2 + q), a);
+      finish4(dr + q, a, bv, lv, sv);
+    }
+    for (; ow < OW; ow++) {
+      const q = <usize>ow << 2;
+      let a: f32 = 0;
+      a += load<f32>(wt) * load<f32>(e0 + q);
+      a += load<f32>(wt, 4) * load<f32>(o0 + q);
+      a += load<f32>(wt, 8) * load<f32>(f0 + q);
+      a += load<f32>(wt, 12) * load<f32>(e1 + q);
+      a += load<f32>(wt, 16) * load<f32>(o1 + q);
+      a += load<f32>(wt, 20) * load<f32>(f1 + q);
+      a += load<f32>(wt, 24) * load<f32>(e2 + q);
+      a += load<f32>(wt, 28) * load<f32>(o2 + q);
+      a += load<f32>(wt, 32) * load<f32>(f2 + q);
+      store<f32>(dr + q, max<f32>(a + b, lo) * s);
+    }
+  }
+}
+
 export function conv2dGroupedInfer(desc: usize, x: usize, xList: usize, w: usize, bias: usize, lo: f32, gate: usize,
   y: usize, yList: usize, n0: i32, n1: i32, part: i32, parts: i32, macs: usize, scratch: usize): f64 {
   const C = field(desc, F_C), H = field(desc, F_H), W = field(desc, F_W), M = field(desc, F_M);
@@ -93,6 +206,7 @@ export function conv2dGroupedInfer(desc: usize, x: usize, xList: usize, w: usize
   const xpad = koff + region(<usize>taps);
   for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) store<i32>(koff + (<usize>(kh * KW + kw) << 2), kh * dH * Wp + kw * dW);
   const wTaps = <usize>taps << 2;
+  const dw3 = Cg == 1 && KH == 3 && KW == 3 && dH == 1 && dW == 1 && (sW == 1 || sW == 2);
   let total: f64 = 0;
   for (let n = n0; n < n1; n++) {
     const xl = xList + ((<usize>n * <usize>(C + 1)) << 2), yl = yList + ((<usize>n * <usize>(M + 1)) << 2);
@@ -107,6 +221,25 @@ export function conv2dGroupedInfer(desc: usize, x: usize, xList: usize, w: usize
       const c0 = (m / Mg) * Cg;
       const d = y + ((<usize>n * <usize>M + <usize>i) * <usize>P << 2);
       let first = true;
+      if (dw3) {
+        const j = load<i32>(slot + (<usize>c0 << 2));
+        if (j >= 0) {
+          const b: f32 = bias != 0 ? load<f32>(bias + (<usize>m << 2)) : 0;
+          const s: f32 = gate != 0 ? load<f32>(gate + ((<usize>n * <usize>M + <usize>m) << 2)) : 1;
+          const src = xImage + ((<usize>j * <usize>HW) << 2);
+          if (sW == 2) {
+            const We = (Wp + 1) >> 1, Wo = Wp >> 1;
+            const od = xpad + ((<usize>Hp * <usize>We) << 2);
+            padPlaneSplit(src, H, W, pT, pL, xpad, od, Hp, We, Wo);
+            depthwise3x3(d, xpad, od, We, Wo, OH, OW, sH, 2, w + <usize>m * wTaps, b, lo, s);
+          } else {
+            padPlane(src, H, W, pT, pL, xpad, Hp, Wp);
+            depthwise3x3(d, xpad, 0, Wp, Wp, OH, OW, sH, 1, w + <usize>m * wTaps, b, lo, s);
+          }
+          done += <f64>(taps * P);
+          continue;
+        }
+      }
       for (let c = c0; c < c0 + Cg; c++) {
         const j = load<i32>(slot + (<usize>c << 2));
         if (j < 0) continue;

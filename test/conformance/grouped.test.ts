@@ -40,8 +40,15 @@ const groupedCase = fc.record({
   bias: fc.boolean(), relu: fc.boolean(), gate: fc.boolean(),
 }).filter((r) => convOutSize(r.H, r.KH, r.stride, r.pad, r.pad, r.dil) >= 1 && convOutSize(r.W, r.KW, r.strideW, r.padW, r.padW, r.dil) >= 1);
 
-test('conv2dGroupedInfer: depthwise and grouped, compact in and out lists, every part split, fused bias/ReLU/gate; close, MACs exact', () => {
-  fc.assert(fc.property(groupedCase, seed, shift, (r, s, sy) => {
+interface GroupedCase {
+  readonly N: number; readonly G: number; readonly Cg: number; readonly Mg: number; readonly H: number; readonly W: number; readonly KH: number; readonly KW: number;
+  readonly stride: number; readonly strideW: number; readonly pad: number; readonly padW: number; readonly dil: number;
+  readonly pIn: number; readonly pOut: number; readonly parts: number; readonly bias: boolean; readonly relu: boolean; readonly gate: boolean;
+}
+
+/** The kernel on one case, against the reference, with its scratch guarded and its multiply-adds counted. */
+function checkGrouped(r: GroupedCase, s: number, sy: number): void {
+  {
     h.arena.reset();
     const C = r.G * r.Cg, M = r.G * r.Mg;
     const g: ConvGeometry = {
@@ -93,5 +100,22 @@ test('conv2dGroupedInfer: depthwise and grouped, compact in and out lists, every
       }
       assert.equal(total, expected, `${label} ${name}: multiply-adds returned`);
     }
-  }), { seed: 11, numRuns: 300 });
+  }
+}
+
+test('conv2dGroupedInfer: depthwise and grouped, compact in and out lists, every part split, fused bias/ReLU/gate; close, MACs exact', () => {
+  fc.assert(fc.property(groupedCase, seed, shift, checkGrouped), { seed: 11, numRuns: 300 });
+});
+
+// The 3x3 depthwise path: weights in registers, strides 1-2 across (split planes at 2), rows of 1-30 pixels.
+const depthwise3x3Case = fc.record({
+  N: fc.integer({ min: 1, max: 2 }), G: fc.integer({ min: 1, max: 6 }), Cg: fc.constant(1), Mg: fc.constantFrom(1, 1, 2),
+  H: fc.integer({ min: 1, max: 13 }), W: fc.integer({ min: 1, max: 30 }), KH: fc.constant(3), KW: fc.constant(3),
+  stride: fc.integer({ min: 1, max: 2 }), strideW: fc.integer({ min: 1, max: 2 }), pad: fc.integer({ min: 0, max: 2 }), padW: fc.integer({ min: 0, max: 2 }),
+  dil: fc.constant(1), pIn: fc.constantFrom(0.5, 1), pOut: fc.constantFrom(0.5, 1), parts: fc.integer({ min: 1, max: 2 }),
+  bias: fc.boolean(), relu: fc.boolean(), gate: fc.boolean(),
+}).filter((r) => convOutSize(r.H, 3, r.stride, r.pad, r.pad, 1) >= 1 && convOutSize(r.W, 3, r.strideW, r.padW, r.padW, 1) >= 1);
+
+test('conv2dGroupedInfer: 3x3 depthwise, strides 1-2, pads 0-2, odd widths 1-30, compact lists, every part split; close, MACs exact', () => {
+  fc.assert(fc.property(depthwise3x3Case, seed, shift, checkGrouped), { seed: 31, numRuns: 200 });
 });
