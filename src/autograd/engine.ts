@@ -27,8 +27,8 @@ export class Engine {
 
   private constructor(backend: Backend) {
     this.backend = backend;
-    this.persistent = new Arena(backend.mem, 'persistent');
-    this.scratch = new Arena(backend.mem, 'scratch');
+    this.persistent = new Arena(backend.mem, 'persistent', 'the parameters, their gradients and the optimizer state do not fit: use a smaller model');
+    this.scratch = new Arena(backend.mem, 'scratch', 'reduce the batch size or the input size (activations of a step grow with both)');
   }
 
   static async create(options: BackendOptions = {}): Promise<Engine> {

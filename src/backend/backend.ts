@@ -50,7 +50,7 @@ export class Backend {
     this.kernels = kernels;
     this.pool = pool;
     this.threads = pool === null ? 1 : pool.workers + 1;
-    this.scratchArena = new Arena(mem, 'kernel-scratch');
+    this.scratchArena = new Arena(mem, 'kernel-scratch', 'reduce the batch size or the input size');
   }
 
   static async create(options: BackendOptions = {}): Promise<Backend> {

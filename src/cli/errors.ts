@@ -32,10 +32,11 @@ export class Interrupted extends Error {
 /**
  * Errors the lower layers throw about what they were given (by name, so that `--help` need not load
  * those layers): files and data (DataError, ModelFileError, RunFileError), optional packages that
- * are not installed (MissingPackageError), models (OnnxError, CompileError, PruneError) and training
- * that diverged (NonFiniteLossError, a learning rate too high).
+ * are not installed (MissingPackageError), models (OnnxError, CompileError, PruneError), models or
+ * batches that do not fit the 4 GiB WebAssembly memory (OutOfMemoryError) and training that diverged
+ * (NonFiniteLossError, a learning rate too high).
  */
-const INPUT_ERRORS = new Set(['DataError', 'MissingPackageError', 'ModelFileError', 'RunFileError', 'OnnxError', 'CompileError', 'PruneError', 'NonFiniteLossError']);
+const INPUT_ERRORS = new Set(['DataError', 'MissingPackageError', 'ModelFileError', 'RunFileError', 'OnnxError', 'CompileError', 'PruneError', 'NonFiniteLossError', 'OutOfMemoryError']);
 
 const FILE_ERRORS = new Set(['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EEXIST', 'EPERM', 'ENOSPC', 'EROFS']);
 

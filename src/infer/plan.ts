@@ -833,8 +833,8 @@ export function compile(model: Module, options: CompileOptions): InferencePlan {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`compile: threads ${options.threads} should be a whole number >= 1`);
   const graph = buildGraph(model, shape);
   const nodes = fuse(graph.nodes, graph.output);
-  const arena = new Arena(backend.mem, 'inference-plan');
-  const staging = new Arena(backend.mem, 'inference-plan-staging');
+  const arena = new Arena(backend.mem, 'inference-plan', `reduce maxBatch (${maxBatch}: the activation buffers grow with it) or dispose other plans`);
+  const staging = new Arena(backend.mem, 'inference-plan-staging', 'dispose other plans');
   try {
     const bytes = scratchBytes(nodes);
     const scratch = Array.from({ length: threads }, () => arena.alloc(bytes));

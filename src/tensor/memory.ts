@@ -14,10 +14,27 @@ const DEFAULT_CHUNK = 32 * 1024 * 1024;
 const RESERVED_PAGES = 1;
 const MAX_PAGES = 65536;
 
+/** What an arena holds, for the out-of-memory line. */
+export interface ArenaUse {
+  readonly name: string;
+  readonly bytes: number;
+}
+
+const MIB = 1024 * 1024;
+function sizeText(bytes: number): string {
+  return bytes >= 1024 * MIB ? `${(bytes / (1024 * MIB)).toFixed(2)} GiB` : `${(bytes / MIB).toFixed(1)} MiB`;
+}
+
+/** The 4 GiB WebAssembly memory cannot hold an allocation: one line with what was needed, what is free, who holds the rest and what to reduce. */
 export class OutOfMemoryError extends Error {
-  constructor(requested: number, used: number) {
-    super(`out of memory: cannot allocate ${requested} bytes with ${used} bytes in use (the limit is 4 GiB of WebAssembly memory)`);
+  readonly requested: number;
+  readonly free: number;
+  constructor(requested: number, free: number, owner: string, holders: readonly ArenaUse[], reduce: string) {
+    const held = holders.filter((h) => h.bytes > 0).map((h) => `${h.name} ${sizeText(h.bytes)}`).join(', ');
+    super(`out of WebAssembly memory: ${owner} needs ${sizeText(requested)} more, ${sizeText(free)} of the 4 GiB are free (held: ${held || 'nothing'}); ${reduce}`);
     this.name = 'OutOfMemoryError';
+    this.requested = requested;
+    this.free = free;
   }
 }
 
@@ -39,6 +56,8 @@ export class LinearMemory {
   private i32Cache: Int32Array | null = null;
   private u8Cache: Uint8Array | null = null;
   private cachedBuffer: ArrayBufferLike | null = null;
+  /** The arenas holding chunks, for the out-of-memory line. */
+  readonly arenas = new Set<Arena>();
 
   constructor(options: { shared?: boolean; initialPages?: number } = {}) {
     const shared = options.shared ?? typeof SharedArrayBuffer !== 'undefined';
@@ -77,9 +96,9 @@ export class LinearMemory {
     return this.u8Cache as Uint8Array;
   }
 
-  /** A chunk of at least `bytes`, reused from released chunks when one fits. */
-  takeChunk(bytes: number): Chunk {
-    const want = alignUp(Math.max(bytes, DEFAULT_CHUNK), PAGE);
+  /** A chunk of at least `bytes`, reused from released chunks when one fits; `owner` names the arena in the out-of-memory line. */
+  takeChunk(bytes: number, owner?: Arena): Chunk {
+    let want = alignUp(Math.max(bytes, DEFAULT_CHUNK), PAGE);
     let best = -1;
     for (let i = 0; i < this.freeChunks.length; i++) {
       const c = this.freeChunks[i] as Chunk;
@@ -87,19 +106,27 @@ export class LinearMemory {
     }
     if (best >= 0) return this.freeChunks.splice(best, 1)[0] as Chunk;
     const start = this.top;
+    // Near the limit a chunk of exactly the request may still fit.
+    if (start + want > MAX_PAGES * PAGE) want = alignUp(bytes, PAGE);
     const end = start + want;
-    if (end > MAX_PAGES * PAGE) throw new OutOfMemoryError(bytes, this.top);
+    if (end > MAX_PAGES * PAGE) throw this.outOfMemory(bytes, owner);
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE);
       try {
         this.memory.grow(pages);
       } catch {
-        throw new OutOfMemoryError(bytes, this.top);
+        throw this.outOfMemory(bytes, owner);
       }
     }
     this.top = end;
     return { start, size: want };
+  }
+
+  private outOfMemory(bytes: number, owner: Arena | undefined): OutOfMemoryError {
+    const free = MAX_PAGES * PAGE - this.top + this.freeChunks.reduce((s, c) => s + c.size, 0);
+    const holders = [...this.arenas].map((a) => ({ name: a.name, bytes: a.bytesReserved })).sort((a, b) => b.bytes - a.bytes);
+    return new OutOfMemoryError(bytes, free, owner?.name ?? 'an allocation', holders, owner?.reduce ?? 'free some tensors or plans');
   }
 
   giveBack(chunk: Chunk): void {
@@ -121,9 +148,14 @@ export class Arena {
   private _bytesUsed = 0;
   private _peak = 0;
 
-  constructor(mem: LinearMemory, name: string) {
+  /** What a user reduces when this arena does not fit (the out-of-memory line's advice). */
+  readonly reduce: string;
+
+  constructor(mem: LinearMemory, name: string, reduce = 'free some tensors or plans') {
     this.mem = mem;
     this.name = name;
+    this.reduce = reduce;
+    mem.arenas.add(this);
   }
 
   get generation(): number {
@@ -153,7 +185,7 @@ export class Arena {
       this.current++;
       this.offset = 0;
     }
-    const c = this.mem.takeChunk(need);
+    const c = this.mem.takeChunk(need, this);
     this.chunks.push(c);
     this.current = this.chunks.length - 1;
     this.offset = need;
@@ -175,5 +207,6 @@ export class Arena {
     for (const c of this.chunks) this.mem.giveBack(c);
     this.chunks = [];
     this.reset();
+    this.mem.arenas.delete(this);
   }
 }

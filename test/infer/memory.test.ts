@@ -1,7 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine } from '../../src/autograd/engine.js';
+import { classify, EXIT } from '../../src/cli/errors.js';
 import { compile } from '../../src/infer/index.js';
+import { fmnistVgg5 } from '../../src/nn/zoo.js';
+import { SGD } from '../../src/optim/index.js';
+import { OutOfMemoryError } from '../../src/tensor/memory.js';
+import { trainStep } from '../../src/train/fit.js';
 import { manualSeed } from '../../src/nn/layers.js';
 import { addLKAMs } from '../../src/nn/lkam.js';
 import type { Module } from '../../src/nn/module.js';
@@ -40,4 +45,44 @@ describe('a compiled plan holds at most 1.3x the model\'s weights beyond its act
       }
     });
   }
+});
+
+describe('what does not fit the 4 GiB WebAssembly memory is refused with one line: needed, free, held, what to reduce', () => {
+  let e: Engine;
+  before(async () => { e = await useEngine('wasm', 1); });
+  after(() => e.close());
+
+  const line = (owner: string, reduce: string): RegExp =>
+    new RegExp(`^out of WebAssembly memory: ${owner} needs [0-9.]+ (MiB|GiB) more, [0-9.]+ (MiB|GiB) of the 4 GiB are free \\(held: [^)]*\\); ${reduce}[^\\n]*$`);
+
+  test('a plan for too many images names maxBatch; its memory goes back', () => {
+    manualSeed(4);
+    const m = fmnistVgg5().eval();
+    const arenas = e.backend.mem.arenas.size;
+    assert.throws(() => compile(m, { inputShape: [1, 28, 28], maxBatch: 100_000 }), (err: unknown) => {
+      assert.ok(err instanceof OutOfMemoryError);
+      assert.match(err.message, line('inference-plan', 'reduce maxBatch \\(100000: the activation buffers grow with it\\)'));
+      assert.ok(err.requested > err.free, `${err.requested} bytes asked, ${err.free} free`);
+      assert.deepEqual(classify(err), { code: EXIT.input, line: err.message });
+      return true;
+    });
+    assert.equal(e.backend.mem.arenas.size, arenas, 'the failed plan\'s arenas are released');
+    const plan = compile(m, { inputShape: [1, 28, 28], maxBatch: 4 });
+    plan.dispose();
+  });
+
+  test('a training batch too large for its activations names the batch size; the next step runs', () => {
+    manualSeed(5);
+    const m = fmnistVgg5();
+    const opt = new SGD(m.parameters(), { lr: 0.01 });
+    const N = 60_000;
+    const big = { x: new Float32Array(N * 784), y: new Int32Array(N), shape: [N, 1, 28, 28] as const };
+    assert.throws(() => trainStep(m, opt, big), (err: unknown) => {
+      assert.ok(err instanceof OutOfMemoryError);
+      assert.match(err.message, line('scratch', 'reduce the batch size or the input size'));
+      return true;
+    });
+    const r = trainStep(m, opt, { x: new Float32Array(2 * 784), y: new Int32Array(2), shape: [2, 1, 28, 28] });
+    assert.ok(Number.isFinite(r.loss));
+  });
 });
