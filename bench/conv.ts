@@ -101,7 +101,7 @@ async function loadParsimony() {
 
 async function openParsimony(variant: SimdVariant, threads: number, inputs: Inputs): Promise<Runner> {
   const { Engine, setEngine, splitRange, gemmScratchBytes, ops } = await loadParsimony();
-  const e = await keepAlive(Engine.create({ kind: 'wasm', threads, simd: variant }));
+  const e = await keepAlive(Engine.create({ backend: 'wasm', threads, simd: variant }));
   if (e.backend.variant !== variant || e.backend.threads !== threads) {
     const got = `${e.backend.variant}, ${e.backend.threads} thread(s)`;
     e.close();

@@ -234,7 +234,7 @@ function image(s: Shared, i: number): Float32Array {
 
 async function openParsimony(s: Shared, threads: number): Promise<Runner> {
   const { p, models } = s;
-  const e = await keepAlive(p.Engine.create({ kind: 'wasm', threads }));
+  const e = await keepAlive(p.Engine.create({ backend: 'wasm', threads }));
   if (e.backend.threads !== threads) {
     e.close();
     throw new Error(`asked for ${threads} thread(s), the backend gave ${e.backend.threads}`);
@@ -472,7 +472,7 @@ export const modelBench: Bench = {
   async run(options: BenchOptions) {
     const p = await loadParsimony();
     const file = modelArgument(process.argv.slice(2));
-    const setup = await p.Engine.create({ kind: 'wasm', threads: 1 });
+    const setup = await p.Engine.create({ backend: 'wasm', threads: 1 });
     p.setEngine(setup);
     const models = await buildModels(p, setup, file);
     console.log(`model: ${models.description}`);

@@ -105,7 +105,7 @@ interface RoundResult {
 /** One round: a fresh engine and model (same seed), one checked step, `warmup` steps, `reps` timed steps. */
 async function runParsimony(threads: number, batch: number, warmup: number, reps: number): Promise<RoundResult> {
   const { Engine, setEngine, manualSeed, fmnistVgg5, ops, Adam } = await loadParsimony();
-  const e = await keepAlive(Engine.create({ kind: 'wasm', threads, simd: 'auto' }));
+  const e = await keepAlive(Engine.create({ backend: 'wasm', threads, simd: 'auto' }));
   try {
     if (e.backend.threads !== threads) throw new Error(`asked for ${threads} thread(s), the backend gave ${e.backend.threads}`);
     setEngine(e);

@@ -1,20 +1,27 @@
 /**
  * A backend is a kernel table bound to one linear memory, plus the threads that can run it.
  * `reference` runs the plain-TypeScript twins on one thread; `wasm` runs the SIMD kernels on
- * `threads` threads (the caller and threads-1 workers).
+ * `threads` threads (the caller and threads-1 workers); `native` (Node, when the addon is built)
+ * runs the addon's kernels on its own threads over the same memory, and the WebAssembly kernels for
+ * the rest.
  */
 import { Arena, LinearMemory } from '../tensor/memory.js';
 import type { KernelName, Kernels } from './kernels.js';
+import { nativeStatus, type NativeIsa } from './native/addon.js';
+import { NativeKernels } from './native/kernels.js';
 import { createReferenceKernels } from './reference/index.js';
 import { compileKernels, instantiateKernels, type SimdVariant, type VariantChoice } from './wasm/loader.js';
-import { nodePlatform } from './wasm/node-platform.js';
+import { isNode, nodePlatform } from './wasm/node-platform.js';
 import type { WasmPlatform } from './wasm/platform.js';
 import { ThreadPool } from './wasm/pool.js';
 
-export type BackendKind = 'wasm' | 'reference';
+export type BackendKind = 'native' | 'wasm' | 'reference';
 
 export interface BackendOptions {
-  readonly kind?: BackendKind;
+  /** Default: `native` where the addon loads (Node, built at install), else `wasm` (with `fallbackNote` saying why). */
+  readonly backend?: BackendKind;
+  /** Native build: `auto` picks the best this CPU runs. */
+  readonly isa?: NativeIsa | 'auto';
   /** Threads for the wasm backend, the calling thread included; default: available cores. */
   readonly threads?: number;
   /** WASM build: `auto` picks relaxed SIMD when the runtime has it. */
@@ -38,23 +45,40 @@ export class Backend {
   readonly mem: LinearMemory;
   readonly kernels: Kernels;
   readonly threads: number;
+  /** The native kernels over the WebAssembly ones, or null. */
+  readonly native: NativeKernels | null;
+  /** Why the native kernels are not running when they were the default choice; null otherwise. */
+  readonly fallbackNote: string | null;
   private readonly pool: ThreadPool | null;
+  /** The table beneath the native kernels: what declined native calls run. */
+  private readonly wasmKernels: Kernels;
   private readonly scratchArena: Arena;
   private scratchPtrs: number[] = [];
   private scratchBytes = 0;
 
-  private constructor(kind: BackendKind, variant: SimdVariant | 'reference', mem: LinearMemory, kernels: Kernels, pool: ThreadPool | null) {
+  private constructor(kind: BackendKind, variant: SimdVariant | 'reference', mem: LinearMemory, kernels: Kernels, pool: ThreadPool | null,
+    native: NativeKernels | null = null, fallbackNote: string | null = null) {
     this.kind = kind;
     this.variant = variant;
     this.mem = mem;
-    this.kernels = kernels;
+    this.native = native;
+    this.fallbackNote = fallbackNote;
+    this.wasmKernels = kernels;
+    this.kernels = native === null ? kernels : native.overlay(kernels);
     this.pool = pool;
     this.threads = pool === null ? 1 : pool.workers + 1;
     this.scratchArena = new Arena(mem, 'kernel-scratch', 'reduce the batch size or the input size');
   }
 
   static async create(options: BackendOptions = {}): Promise<Backend> {
-    const kind = options.kind ?? 'wasm';
+    let kind = options.backend;
+    let fallbackNote: string | null = null;
+    const native = nativeStatus();
+    if (kind === undefined) {
+      kind = native.ok ? 'native' : 'wasm';
+      if (!native.ok && options.platform === undefined && isNode()) fallbackNote = `running on WebAssembly: ${native.reason}`;
+    }
+    if (kind === 'native' && !native.ok) throw new Error(`backend 'native' is not available: ${native.reason}`);
     if (kind === 'reference') {
       const mem = new LinearMemory({ shared: typeof SharedArrayBuffer !== 'undefined' });
       return new Backend('reference', 'reference', mem, createReferenceKernels(mem), null);
@@ -68,11 +92,18 @@ export class Backend {
     const mem = new LinearMemory({ shared: canShare });
     const kernels = instantiateKernels(compiled, mem.memory);
     const pool = threads > 1 ? await ThreadPool.create(compiled.module, mem.memory, threads - 1, platform) : null;
-    return new Backend('wasm', compiled.variant, mem, kernels, pool);
+    if (kind === 'native' && native.ok) {
+      const isa = options.isa ?? 'auto';
+      const nk = new NativeKernels(native.addon, mem, isa === 'auto' ? (native.addon.isas()[0] as NativeIsa) : isa);
+      return new Backend('native', compiled.variant, mem, kernels, pool, nk);
+    }
+    return new Backend('wasm', compiled.variant, mem, kernels, pool, null, fallbackNote);
   }
 
+  /** `reference`, `wasm-<build>`, or `native-<isa>` (its fallback kernels are `wasm-<build>`). */
   get name(): string {
-    return this.kind === 'reference' ? 'reference' : `wasm-${this.variant}`;
+    if (this.kind === 'reference') return 'reference';
+    return this.native !== null ? `native-${this.native.isa}` : `wasm-${this.variant}`;
   }
 
   /** One scratch block per thread, each at least `bytes` long; valid until the next call asks for more. */
@@ -91,7 +122,11 @@ export class Backend {
    * Returns the sum of the calls' numeric results (0 for kernels that return nothing).
    */
   parallel<K extends KernelName>(name: K, argLists: ReadonlyArray<Parameters<Kernels[K]>>): number {
-    const f = this.kernels[name] as (...a: number[]) => unknown;
+    if (this.native !== null) {
+      const r = this.native.run(name, argLists as ReadonlyArray<ArrayLike<number>>);
+      if (r !== null) return r;
+    }
+    const f = this.wasmKernels[name] as (...a: number[]) => unknown;
     const asNumber = (r: unknown): number => (typeof r === 'number' ? r : 0);
     if (this.pool === null || argLists.length <= 1) {
       let total = 0;

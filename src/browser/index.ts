@@ -37,7 +37,7 @@ export interface BrowserInitOptions extends BrowserPlatformOptions {
 export async function init(options: BrowserInitOptions = {}): Promise<Engine> {
   const platform = browserPlatform(options.kernelUrls === undefined ? {} : { kernelUrls: options.kernelUrls });
   return initEngine({
-    kind: 'wasm', platform,
+    backend: 'wasm', platform,
     ...(options.threads === undefined ? {} : { threads: options.threads }),
     ...(options.simd === undefined ? {} : { simd: options.simd }),
   });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
 import * as ops from '../../src/ops/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { COMPUTE_BACKENDS } from '../util/backends.js';
 import { gradCheck, type GradInput } from '../util/gradcheck.js';
 import { TestRng } from '../util/rng.js';
 
@@ -28,10 +29,10 @@ function expectOk(name: string, r: ReturnType<typeof gradCheck>): void {
   assert.ok(r.ok, `${name}: gradient mismatch ${JSON.stringify(r.worst)}`);
 }
 
-for (const kind of ['reference', 'wasm'] as const) {
+for (const kind of ['reference', ...COMPUTE_BACKENDS] as const) {
   describe(`gradients (${kind} backend)`, () => {
     before(async () => {
-      setEngine(await Engine.create({ kind, threads: 2 }));
+      setEngine(await Engine.create({ backend: kind, threads: 2 }));
     });
 
     const convCases: Array<[string, number[], number[], ops.Conv2dOptions]> = [
@@ -162,7 +163,7 @@ for (const kind of ['reference', 'wasm'] as const) {
 
 describe('the gradient checker', () => {
   test('rejects a deliberately wrong gradient', async () => {
-    setEngine(await Engine.create({ kind: 'reference' }));
+    setEngine(await Engine.create({ backend: 'reference' }));
     const wrongSquare = (x: Tensor): Tensor => {
       const e = engine();
       const y = ops.mul(x, x);

@@ -9,7 +9,7 @@ import { ChannelSet } from '../../src/tensor/tensor.js';
 import { TestRng } from '../util/rng.js';
 
 export async function useEngine(kind: BackendKind = 'wasm', threads = 2): Promise<Engine> {
-  const e = await Engine.create({ kind, threads });
+  const e = await Engine.create({ backend: kind, threads });
   setEngine(e);
   return e;
 }

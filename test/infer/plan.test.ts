@@ -8,13 +8,14 @@ import { Module, type ModuleSpec } from '../../src/nn/module.js';
 import type { Shape, Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, close, exact, loose, maxAbs } from '../util/tolerance.js';
 import { images, net, randomizeBatchNorms, spreadSwitches, trainingGraph, useEngine, type NetName } from './helpers.js';
+import { COMPUTE_BACKENDS } from '../util/backends.js';
 
 const SHAPE = [1, 28, 28] as const;
 
-for (const threads of [1, 2]) {
-  describe(`compiled plans equal the training graph in eval mode (wasm, ${threads} thread(s))`, () => {
+for (const backend of COMPUTE_BACKENDS) for (const threads of [1, 2]) {
+  describe(`compiled plans equal the training graph in eval mode (${backend}, ${threads} thread(s))`, () => {
     let e: Engine;
-    before(async () => { e = await useEngine('wasm', threads); });
+    before(async () => { e = await useEngine(backend, threads); });
     after(() => e.close());
 
     for (const name of ['fmnistVgg5', 'smallResNet'] as const satisfies readonly NetName[]) {

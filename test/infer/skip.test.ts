@@ -5,6 +5,7 @@ import { compile } from '../../src/infer/index.js';
 import { Conv2d } from '../../src/nn/layers.js';
 import { gates } from '../../src/nn/lkam.js';
 import { images, net, trainingGraph, useEngine } from './helpers.js';
+import { COMPUTE_BACKENDS } from '../util/backends.js';
 
 const SHAPE = [1, 28, 28] as const;
 
@@ -13,10 +14,10 @@ function varied(n: number, seed: number): Float32Array {
   return images(n, seed).map((v, i) => v * (0.2 + 0.4 * Math.floor(i / 784)));
 }
 
-for (const threads of [1, 2]) {
-  describe(`skipped kernels and input channels are not computed (wasm, ${threads} thread(s))`, () => {
+for (const backend of COMPUTE_BACKENDS) for (const threads of [1, 2]) {
+  describe(`skipped kernels and input channels are not computed (${backend}, ${threads} thread(s))`, () => {
     let e: Engine;
-    before(async () => { e = await useEngine('wasm', threads); });
+    before(async () => { e = await useEngine(backend, threads); });
     after(() => e.close());
 
     test('fmnistVgg5 with LKAMs: each layer reports active_out x active_in x 9 x HW per image, from the training graph switch sets', () => {

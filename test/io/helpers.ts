@@ -10,7 +10,7 @@ import { TestRng } from '../util/rng.js';
 export const IO_BACKEND: BackendKind = (process.env['PARSIMONY_IO_BACKEND'] as BackendKind | undefined) ?? 'wasm';
 
 export async function useEngine(kind: BackendKind = IO_BACKEND): Promise<Engine> {
-  const e = await Engine.create({ kind, threads: 1 });
+  const e = await Engine.create({ backend: kind, threads: 1 });
   setEngine(e);
   return e;
 }

@@ -35,7 +35,7 @@ describe('Beta prior: special functions', () => {
 
 describe('batch shaping', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'wasm', threads: 1 }));
+    setEngine(await Engine.create({ backend: 'wasm', threads: 1 }));
   });
 
   test('value by hand, independent of the order of the batch', () => {

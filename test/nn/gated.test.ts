@@ -61,7 +61,7 @@ function pass(m: Module, mode: GateMode, x: Float32Array, y: Int32Array, trainin
 for (const kind of ['reference', 'wasm'] as const) {
   describe(`gated training step, skip vs masked (${kind})`, () => {
     before(async () => {
-      setEngine(await Engine.create({ kind, threads: 2 }));
+      setEngine(await Engine.create({ backend: kind, threads: 2 }));
     });
 
     test('same outputs, loss and parameter gradients; the skipped multiply-adds were not done', () => {
@@ -111,7 +111,7 @@ for (const kind of ['reference', 'wasm'] as const) {
 
 describe('dead hard switches: kept closed, or reopened by a straight-through gradient', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'reference' }));
+    setEngine(await Engine.create({ backend: 'reference' }));
   });
 
   /** Closes switch 0 of the first gate for every input (bias -5, zero weights) and returns its bias gradient after one step. */
@@ -152,7 +152,7 @@ describe('dead hard switches: kept closed, or reopened by a straight-through gra
 
 describe('binary switches: a kept kernel passes unscaled, the gradient goes straight through the step', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'reference' }));
+    setEngine(await Engine.create({ backend: 'reference' }));
   });
 
   test('stepStraightThrough: 1 above 0, else 0; the backward pass is the identity', () => {
@@ -228,7 +228,7 @@ describe('binary switches: a kept kernel passes unscaled, the gradient goes stra
 
 describe('detached LKAMs: their weights learn, but no gradient reaches the network through them', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'reference' }));
+    setEngine(await Engine.create({ backend: 'reference' }));
   });
 
   test('the sparsity term moves only LKAM parameters; the task loss reaches the convs through the gated path alone', () => {

@@ -18,7 +18,7 @@ function randomInput(shape: number[], seed = 5): Float32Array {
 
 describe('modules', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'wasm', threads: 2 }));
+    setEngine(await Engine.create({ backend: 'wasm', threads: 2 }));
     manualSeed(1);
   });
 
@@ -178,7 +178,7 @@ describe('modules', () => {
 
   test('LKAM switches start open and its gradients match finite differences (grid 2, max pooling)', async () => {
     const prev = engine();
-    setEngine(await Engine.create({ kind: 'reference' }));
+    setEngine(await Engine.create({ backend: 'reference' }));
     const lkam = new LKAM({ inChannels: 3, switches: 5, bank: 2, grid: 2, pool: 'max' });
     const block = new Conv2d({ inChannels: 3, outChannels: 5, kernel: 3, padding: 1 });
     const g = new Gated(block, lkam);
@@ -204,7 +204,7 @@ describe('modules', () => {
 
   test('saturated switches: pull keeps the value of the sparsity term and passes its gradient above 1; keep passes none', async () => {
     const prev = engine();
-    setEngine(await Engine.create({ kind: 'reference' }));
+    setEngine(await Engine.create({ backend: 'reference' }));
     // Zero fc weights and a bias of 1.5 or 0.5: switches 0-2 sit above 1 (saturated), 3-4 inside the range.
     const lkam = new LKAM({ inChannels: 3, switches: 5, bank: 2 });
     lkam.fc.bias!.f32().set([1.5, 1.2, 3, 0.5, 0.25]);
@@ -233,7 +233,7 @@ describe('modules', () => {
 
   test('noisy switches: on with probability sigmoid(pre / noise) in training, the plain clamp at inference; the sparsity term counts that probability', async () => {
     const prev = engine();
-    setEngine(await Engine.create({ kind: 'reference' }));
+    setEngine(await Engine.create({ backend: 'reference' }));
     manualSeed(3);
     // Zero fc weights: every image gets the bias as its pre-activations.
     const bias = [-0.6, -0.2, 0, 0.3, 1.5];
@@ -282,7 +282,7 @@ describe('modules', () => {
 
 describe('errors a caller can cause', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'wasm', threads: 1 }));
+    setEngine(await Engine.create({ backend: 'wasm', threads: 1 }));
   });
   test('conv2d with mismatched channels names the op and both shapes', () => {
     const e = engine();

@@ -28,7 +28,7 @@ const snapshot = (m: Module): Map<string, Float32Array> => new Map(m.stateDict()
 
 describe('in-place distillation (trainStep with distill)', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'wasm', threads: 1 }));
+    setEngine(await Engine.create({ backend: 'wasm', threads: 1 }));
   });
 
   test('the open pass moves no running statistics, leaves the gates closed again, and reports the gated network', () => {

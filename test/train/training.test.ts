@@ -32,7 +32,7 @@ const testBatches = () => new DataLoader(test500, { batchSize: 250, shuffle: fal
 
 describe('training on the built-in Fashion-MNIST subset', () => {
   before(async () => {
-    setEngine(await Engine.create({ kind: 'wasm', threads: 2 }));
+    setEngine(await Engine.create({ backend: 'wasm', threads: 2 }));
   });
 
   test('fmnist-vgg5: loss falls and test accuracy rises', () => {

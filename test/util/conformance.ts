@@ -13,9 +13,9 @@ import { assertClose, close, exact, type Tolerance } from './tolerance.js';
 export const h = await kernelHarness();
 
 export interface KernelSet { readonly name: string; readonly k: Kernels }
-/** The WASM builds this runtime runs. */
-export const variants: readonly KernelSet[] = h.wasm.map((w) => ({ name: w.variant, k: w.kernels }));
-/** The reference twin, then the WASM builds. */
+/** The WASM builds this runtime runs, then the native builds this CPU runs (when the addon is built). */
+export const variants: readonly KernelSet[] = [...h.wasm.map((w) => ({ name: w.variant, k: w.kernels })), ...h.native.map((n) => ({ name: n.name, k: n.kernels }))];
+/** The reference twin, then the WASM and native builds. */
 export const everyKernelSet: readonly KernelSet[] = [{ name: 'reference', k: h.reference }, ...variants];
 
 /** What prefill writes around (and, for outputs, into) a buffer; a kernel never produces it from test inputs. */
@@ -82,8 +82,8 @@ export function conform(label: string, inputs: ReadonlyArray<readonly [Buf, Arra
 }
 
 export const always = (t: Tolerance) => (): Tolerance => t;
-/** Exact in the plain SIMD build; the relaxed build may fuse a multiply-add. */
-export const exactUnlessFused = (v: string): Tolerance => (v === 'relaxed' ? close : exact);
+/** Exact in the plain SIMD build; the relaxed and native builds may fuse a multiply-add. */
+export const exactUnlessFused = (v: string): Tolerance => (v === 'simd' || v === 'reference' ? exact : close);
 
 export const seed = fc.integer({ min: 0, max: 0x7fffffff });
 /** How many floats past a 64-byte boundary a buffer starts. */

@@ -1,9 +1,11 @@
 /**
- * Runs a kernel on the reference twin and on each WASM build over the same linear memory,
- * so that conformance tests compare outputs written from identical inputs.
+ * Runs a kernel on the reference twin, on each WASM build and on each native build (when the addon is
+ * built) over the same linear memory, so that conformance tests compare outputs written from identical inputs.
  */
 import { Arena, LinearMemory } from '../../src/tensor/memory.js';
 import type { Kernels } from '../../src/backend/kernels.js';
+import { nativeStatus } from '../../src/backend/native/addon.js';
+import { NativeKernels } from '../../src/backend/native/kernels.js';
 import { createReferenceKernels } from '../../src/backend/reference/index.js';
 import { compileKernels, instantiateKernels, type SimdVariant } from '../../src/backend/wasm/loader.js';
 import { TestRng } from './rng.js';
@@ -14,6 +16,11 @@ export interface KernelHarness {
   readonly reference: Kernels;
   /** The WASM builds this runtime can run: simd always, relaxed when validated. */
   readonly wasm: ReadonlyArray<{ readonly variant: SimdVariant; readonly kernels: Kernels }>;
+  /**
+   * The native builds this CPU runs (none when the addon is not built), each over the last WASM build
+   * for the kernels it does not implement; named `native-<isa>`.
+   */
+  readonly native: ReadonlyArray<{ readonly name: string; readonly kernels: Kernels }>;
 }
 
 let harness: Promise<KernelHarness> | null = null;
@@ -31,7 +38,11 @@ export function kernelHarness(): Promise<KernelHarness> {
         if (v === 'simd') throw e;
       }
     }
-    return { mem, arena, reference: createReferenceKernels(mem), wasm };
+    const status = nativeStatus();
+    const native = !status.ok ? [] : status.addon.isas().map((isa) => ({
+      name: `native-${isa}`, kernels: new NativeKernels(status.addon, mem, isa).overlay(wasm[wasm.length - 1]!.kernels),
+    }));
+    return { mem, arena, reference: createReferenceKernels(mem), wasm, native };
   })();
   return harness;
 }

@@ -141,7 +141,7 @@ function correctImages(count: number): number[] {
 before(async () => {
   if (skip !== false) return;
   if (!existsSync(MODEL)) throw new Error(`${MODEL} is missing: the repo ships it (\`parsimony train --lkam --save FILE\` makes one)`);
-  engine = await Engine.create({ kind: 'wasm', threads: 2 });
+  engine = await Engine.create({ backend: 'wasm', threads: 2 });
   setEngine(engine);
   const { model, meta } = loadModel(MODEL);
   model.eval();

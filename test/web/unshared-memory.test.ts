@@ -55,7 +55,7 @@ test('a backend over an unshared memory runs on one thread whatever is asked', a
   Object.defineProperty(globalThis, 'SharedArrayBuffer', { value: undefined, configurable: true, writable: true });
   let b: Backend;
   try {
-    b = await Backend.create({ kind: 'wasm', threads: 2, platform });
+    b = await Backend.create({ backend: 'wasm', threads: 2, platform });
   } finally {
     Object.defineProperty(globalThis, 'SharedArrayBuffer', saved as PropertyDescriptor);
   }

@@ -1,11 +1,24 @@
 /** Pieces several actions share: engine start-up, writing JSON results, number formats, tables. */
 import { writeFileSync } from 'node:fs';
 import { init, type Engine } from '../../autograd/engine.js';
+import type { BackendOptions } from '../../backend/backend.js';
 import { jsonReplacer } from '../output.js';
+
+let fallbackSaid = false;
+
+/** Creates the default engine; the first time the native kernels cannot run, says so in one line on stderr. */
+export async function startEngine(options: BackendOptions = {}): Promise<Engine> {
+  const e = await init(options);
+  if (e.backend.fallbackNote !== null && !fallbackSaid) {
+    fallbackSaid = true;
+    process.stderr.write(`parsimony: ${e.backend.fallbackNote}\n`);
+  }
+  return e;
+}
 
 /** Runs `fn` with an engine, closing it afterwards (its worker threads would keep the process alive). */
 export async function withEngine<T>(threads: number | undefined, fn: (e: Engine) => Promise<T> | T): Promise<T> {
-  const e = await init(threads === undefined ? {} : { threads });
+  const e = await startEngine(threads === undefined ? {} : { threads });
   try {
     return await fn(e);
   } finally {

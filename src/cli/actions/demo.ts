@@ -6,7 +6,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { engine, init } from '../../autograd/engine.js';
+import { engine } from '../../autograd/engine.js';
 import { knobCurve, knobGrid } from '../../infer/knob.js';
 import { loadModel } from '../../io/node-files.js';
 import { RUN_FILES, type BaselineRecord, type KnobRecord } from '../../report/run.js';
@@ -14,7 +14,7 @@ import { DEMO_BUDGETS } from '../commands/demo.js';
 import { imagesOf, loadData } from '../inputs.js';
 import { Output } from '../output.js';
 import { benchModel, printBench } from './bench.js';
-import { writeJson } from './common.js';
+import { startEngine, writeJson } from './common.js';
 import { knobTable } from './eval.js';
 import { writeReport } from './report.js';
 import { resolveTrainFlags, train } from './train.js';
@@ -57,7 +57,7 @@ export async function run(_o: unknown, c: Command): Promise<void> {
     }
   }
   // Timings on one thread: what a single-core device would see, and less disturbed by other work.
-  await init({ threads: 1 });
+  await startEngine({ threads: 1 });
   try {
     const loaded = loadModel(model);
     loaded.model.eval();

@@ -6,7 +6,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { engine, init } from '../../autograd/engine.js';
+import { engine } from '../../autograd/engine.js';
 import { DataLoader } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import { parseJson } from '../../io/json.js';
@@ -27,6 +27,7 @@ import { evaluateModel, testParsimony } from '../evaluation.js';
 import { loadData, MODELS, NORMALIZE } from '../inputs.js';
 import { applyConfig, applyValues } from '../options.js';
 import { Output } from '../output.js';
+import { startEngine } from './common.js';
 
 export interface TrainFlags {
   model: string;
@@ -170,7 +171,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const t0 = performance.now();
   const data = loadData(f.data, f.limit);
   const loadSeconds = (performance.now() - t0) / 1000;
-  const e = await init(f.threads === undefined ? {} : { threads: f.threads });
+  const e = await startEngine(f.threads === undefined ? {} : { threads: f.threads });
   manualSeed(f.seed);
   if (f.layers !== undefined && !f.lkam) throw new UsageError('--layers chooses the convs that LKAMs gate, so it needs --lkam');
   let model = make(f.width);
