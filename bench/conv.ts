@@ -1,7 +1,8 @@
 /**
  * conv: a 3x3 convolution 64 → 64 channels on 32x32 images (pad 1, stride 1, no bias) at batch 1
- * and 32, and the GEMM of its im2col form (M=64, N=1024, K=576), on Parsimony (each SIMD build,
- * 1 and 2 threads), onnxruntime-node (CPU, 1 and 2 intra-op threads) and tfjs-wasm (SIMD, 1 thread).
+ * and 32, and the GEMM of its im2col form (M=64, N=1024, K=576), on Parsimony (the native backend
+ * when built, and each WebAssembly SIMD build; 1 and 2 threads), onnxruntime-node (CPU, 1 and 2
+ * intra-op threads) and tfjs-wasm (SIMD, 1 thread).
  *
  * Every configuration's output is checked against the reference (Parsimony's first configuration)
  * before it is timed. Configurations run one after another, each closed before the next starts so
@@ -19,6 +20,7 @@ import {
   type Bench, type BenchOptions, type Cell, type Timing,
 } from './harness.js';
 import { buildConvModel, buildMatMulModel, OPSET } from './onnx-build.js';
+import { nativeStatus } from '../src/backend/native/addon.js';
 
 const C = 64;
 const M = 64;
@@ -77,6 +79,8 @@ function imageBatch(x: Float32Array, n: number): Float32Array {
 /** One engine configuration, ready to compute a case: `prepare` returns the timed function and its output. */
 interface Runner {
   readonly engine: EngineName;
+  /** What runs the engine's kernels: Parsimony's `native` or `wasm`, onnxruntime's `cpu` provider, tfjs's `wasm`. */
+  readonly backend: string;
   readonly variant: string;
   readonly threads: number;
   readonly notes: Readonly<Record<string, unknown>>;
@@ -86,6 +90,7 @@ interface Runner {
 
 interface ConfigSpec {
   readonly engine: EngineName;
+  readonly backend: string;
   readonly variant: string;
   readonly threads: number;
   readonly open: (inputs: Inputs) => Promise<Runner>;
@@ -99,11 +104,13 @@ async function loadParsimony() {
   return { Engine, setEngine, splitRange, gemmScratchBytes, ops };
 }
 
-async function openParsimony(variant: SimdVariant, threads: number, inputs: Inputs): Promise<Runner> {
+/** variant: the WebAssembly build, or `native` for the native backend's best build on this CPU. */
+async function openParsimony(variant: SimdVariant | 'native', threads: number, inputs: Inputs): Promise<Runner> {
   const { Engine, setEngine, splitRange, gemmScratchBytes, ops } = await loadParsimony();
-  const e = await keepAlive(Engine.create({ backend: 'wasm', threads, simd: variant }));
-  if (e.backend.variant !== variant || e.backend.threads !== threads) {
-    const got = `${e.backend.variant}, ${e.backend.threads} thread(s)`;
+  const e = await keepAlive(Engine.create(variant === 'native' ? { backend: 'native', threads } : { backend: 'wasm', threads, simd: variant }));
+  const gotVariant = e.backend.native !== null ? 'native' : e.backend.variant;
+  if (gotVariant !== variant || e.backend.threads !== threads) {
+    const got = `${e.backend.name}, ${e.backend.threads} thread(s)`;
     e.close();
     throw new Error(`asked for the ${variant} build on ${threads} thread(s), the backend gave ${got}`);
   }
@@ -115,7 +122,7 @@ async function openParsimony(variant: SimdVariant, threads: number, inputs: Inpu
   const c = e.zeros([GEMM.M, GEMM.N], 'float32', e.persistent);
   const be = e.backend;
   return {
-    engine: 'parsimony', variant, threads,
+    engine: 'parsimony', backend: e.backend.kind, variant: e.backend.native?.isa ?? variant, threads,
     notes: { conv: 'ops.conv2d under engine.noGrad, engine.endStep() after each repetition', gemm: 'backend gemm kernel, output columns split across the threads' },
     async prepare(cs) {
       setEngine(e);
@@ -159,7 +166,7 @@ async function openOrt(threads: number, inputs: Inputs): Promise<Runner> {
   };
   const sessions: ort.InferenceSession[] = [];
   return {
-    engine: 'onnxruntime-node', variant: 'cpu', threads,
+    engine: 'onnxruntime-node', backend: 'cpu', variant: 'cpu', threads,
     notes: { opset: OPSET, session: options, timed: 'await session.run(feeds), which returns the output as a new JS tensor', gemm: 'MatMul with the [M, K] operand as an initializer, [K, N] as the input' },
     async prepare(cs) {
       let model: Uint8Array;
@@ -229,7 +236,7 @@ async function openTfjs(inputs: Inputs): Promise<Runner> {
   const w = tf.tensor4d(toHwio(inputs.w), [K, K, C, M]);
   held.push(w);
   return {
-    engine: 'tfjs-wasm', variant: tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'scalar', threads: 1,
+    engine: 'tfjs-wasm', backend: 'wasm', variant: tf.env().getBool('WASM_HAS_SIMD_SUPPORT') ? 'simd' : 'scalar', threads: 1,
     notes: {
       backend: tf.getBackend(),
       multithread: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
@@ -271,16 +278,19 @@ async function openTfjs(inputs: Inputs): Promise<Runner> {
 
 function configs(): ConfigSpec[] {
   const out: ConfigSpec[] = [];
+  const native = nativeStatus();
   for (const threads of THREADS) {
-    for (const variant of VARIANTS) out.push({ engine: 'parsimony', variant, threads, open: (i) => openParsimony(variant, threads, i) });
+    if (native.ok) out.push({ engine: 'parsimony', backend: 'native', variant: native.addon.isas()[0] as string, threads, open: (i) => openParsimony('native', threads, i) });
+    for (const variant of VARIANTS) out.push({ engine: 'parsimony', backend: 'wasm', variant, threads, open: (i) => openParsimony(variant, threads, i) });
   }
-  for (const threads of THREADS) out.push({ engine: 'onnxruntime-node', variant: 'cpu', threads, open: (i) => openOrt(threads, i) });
-  out.push({ engine: 'tfjs-wasm', variant: 'simd', threads: 1, open: (i) => openTfjs(i) });
+  for (const threads of THREADS) out.push({ engine: 'onnxruntime-node', backend: 'cpu', variant: 'cpu', threads, open: (i) => openOrt(threads, i) });
+  out.push({ engine: 'tfjs-wasm', backend: 'wasm', variant: 'simd', threads: 1, open: (i) => openTfjs(i) });
   return out;
 }
 
 interface Row {
   readonly engine: EngineName;
+  readonly backend: string;
   readonly variant: string;
   readonly threads: number;
   readonly batch: number;
@@ -300,13 +310,14 @@ interface Row {
 
 interface Skipped {
   readonly engine: EngineName;
+  readonly backend: string;
   readonly variant: string;
   readonly threads: number;
   readonly reason: string;
 }
 
-function configLabel(c: { engine: string; variant: string; threads: number }): string {
-  return `${c.engine} ${c.variant} t${c.threads}`;
+function configLabel(c: { engine: string; backend: string; variant: string; threads: number }): string {
+  return `${c.engine} ${c.backend === c.variant ? c.backend : `${c.backend} ${c.variant}`} t${c.threads}`;
 }
 
 /** Configurations run in this many rounds, alternating their order, so that a burst of load from elsewhere falls on all of them. */
@@ -349,7 +360,7 @@ export const convBench: Bench = {
         } catch (e) {
           const reason = (e as Error).message;
           console.error(`conv: ${label} is unavailable: ${reason}`);
-          skipped.push({ engine: spec.engine, variant: spec.variant, threads: spec.threads, reason });
+          skipped.push({ engine: spec.engine, backend: spec.backend, variant: spec.variant, threads: spec.threads, reason });
           unavailable.add(label);
           continue;
         }
@@ -366,7 +377,7 @@ export const convBench: Bench = {
             } catch (e) {
               const reason = `${cs.label}: ${(e as Error).message}`;
               console.error(`conv: ${label} cannot run ${reason}`);
-              skipped.push({ engine: spec.engine, variant: spec.variant, threads: spec.threads, reason });
+              skipped.push({ engine: spec.engine, backend: spec.backend, variant: spec.variant, threads: spec.threads, reason });
               unavailable.add(key);
               continue;
             }
@@ -400,7 +411,7 @@ export const convBench: Bench = {
         if (m === undefined) continue;
         const t = summarize(m.samples);
         rows.push({
-          engine: spec.engine, variant: spec.variant, threads: spec.threads, batch: cs.batch, op: cs.op,
+          engine: spec.engine, backend: spec.backend, variant: spec.variant, threads: spec.threads, batch: cs.batch, op: cs.op,
           median_ms: round4(t.median), gflops: round((2 * cs.macs) / (t.median * 1e6), 3),
           min_ms: round4(t.min), p10_ms: round4(t.p10), p90_ms: round4(t.p90), reps: t.n, warmup,
           round_medians_ms: m.roundMedians, macs: cs.macs,
@@ -409,10 +420,12 @@ export const convBench: Bench = {
       }
     }
 
+    /** variant: a WebAssembly build, `native` (Parsimony's native backend), or null for the engine's only one. */
     const find = (engine: EngineName, variant: string | null, threads: number, id: string): Row | undefined => {
       const cs = CASES.find((c) => c.id === id);
       if (cs === undefined) return undefined;
-      return rows.find((r) => r.engine === engine && (variant === null || r.variant === variant) && r.threads === threads && r.op === cs.op && r.batch === cs.batch);
+      const fits = (r: Row): boolean => variant === null || (variant === 'native' ? r.backend === 'native' : r.backend !== 'native' && r.variant === variant);
+      return rows.find((r) => r.engine === engine && fits(r) && r.threads === threads && r.op === cs.op && r.batch === cs.batch);
     };
     /** Speed of a over speed of b (= median time of b / median time of a): above 1, a is faster. */
     const speedRatio = (a: Row | undefined, b: Row | undefined): number | null =>
@@ -429,12 +442,17 @@ export const convBench: Bench = {
     for (const v of VARIANTS) {
       for (const t of THREADS) ratios[`parsimony ${v} t${t} / onnxruntime-node t${t}`] = perCase((id) => speedRatio(find('parsimony', v, t, id), find('onnxruntime-node', null, t, id)));
     }
+    for (const t of THREADS) {
+      ratios[`parsimony native t${t} / onnxruntime-node t${t}`] = perCase((id) => speedRatio(find('parsimony', 'native', t, id), find('onnxruntime-node', null, t, id)));
+      ratios[`parsimony native t${t} / parsimony relaxed t${t}`] = perCase((id) => speedRatio(find('parsimony', 'native', t, id), find('parsimony', 'relaxed', t, id)));
+    }
+    ratios['parsimony native t2 / t1'] = { conv_n32: speedRatio(find('parsimony', 'native', 2, 'conv_n32'), find('parsimony', 'native', 1, 'conv_n32')) };
     ratios['onnxruntime-node t2 / t1'] = { conv_n32: speedRatio(find('onnxruntime-node', null, 2, 'conv_n32'), find('onnxruntime-node', null, 1, 'conv_n32')) };
 
-    const table: Cell[][] = rows.map((r) => [CASES.find((c) => c.op === r.op && c.batch === r.batch)?.label ?? r.op, r.engine, r.variant, r.threads, r.batch,
+    const table: Cell[][] = rows.map((r) => [CASES.find((c) => c.op === r.op && c.batch === r.batch)?.label ?? r.op, r.engine, r.backend, r.variant, r.threads, r.batch,
       r.median_ms, r.gflops, spreadText({ median: r.median_ms, p10: r.p10_ms, p90: r.p90_ms } as Timing), '']);
-    for (const s of skipped) table.push([null, s.engine, s.variant, s.threads, null, null, null, null, `not measured: ${s.reason}`]);
-    printTable(`conv (${rounds} round(s) of warm-up ${warmup} + ${repsPerRound} repetitions per configuration; median and p10/p90 spread of all repetitions)`, ['case', 'engine', 'variant', 'threads', 'batch', 'median ms', 'GFLOP/s', 'spread p10/p90', 'note'], table);
+    for (const s of skipped) table.push([null, s.engine, s.backend, s.variant, s.threads, null, null, null, null, `not measured: ${s.reason}`]);
+    printTable(`conv (${rounds} round(s) of warm-up ${warmup} + ${repsPerRound} repetitions per configuration; median and p10/p90 spread of all repetitions)`, ['case', 'engine', 'backend', 'variant', 'threads', 'batch', 'median ms', 'GFLOP/s', 'spread p10/p90', 'note'], table);
 
     const ratioRows: Cell[][] = [];
     for (const [k, v] of Object.entries(ratios)) {

@@ -1,7 +1,7 @@
 /**
  * model: a whole network at inference. `npm run bench -- model [--model FILE]` times, at batch 1
  * (latency, one image per call, the images taken in turn) and batch 64 (throughput), on 1 and 2
- * threads:
+ * threads, on each of our backends (native when the addon is built, and wasm):
  * - ours dense: the plan of the dense twin (same weights, no LKAMs, every kernel computed);
  * - ours parsimonious: what one deploys: the gated model without the kernels that no calibration image
  *   switches on (static pruning), skipping per image the kernels it switches off;
@@ -43,6 +43,8 @@ const SEED = 20241125;
 const FMNIST_NORMALIZE = { mean: 0.286, std: 0.353 };
 
 type EngineName = 'parsimony' | 'onnxruntime-node' | 'tfjs-wasm';
+/** Our backends: the native kernels (when built) and WebAssembly. */
+type OurBackend = 'native' | 'wasm';
 type Mode = 'dense' | 'parsimonious' | 'pruned';
 
 /** `--model FILE` or `--model=FILE` from the command line (bench/main.ts leaves it to us). */
@@ -60,11 +62,11 @@ function modelArgument(argv: readonly string[]): string | null {
 }
 
 export async function loadParsimony() {
-  const [engineMod, infer, io, onnx, lkam, layers, zoo, data] = await Promise.all([
+  const [engineMod, infer, io, onnx, lkam, layers, zoo, data, native] = await Promise.all([
     import('../src/autograd/engine.js'), import('../src/infer/index.js'), import('../src/io/index.js'), import('../src/onnx.js'), import('../src/nn/lkam.js'),
-    import('../src/nn/layers.js'), import('../src/nn/zoo.js'), import('../src/data/index.js'),
+    import('../src/nn/layers.js'), import('../src/nn/zoo.js'), import('../src/data/index.js'), import('../src/backend/native/addon.js'),
   ]);
-  return { ...engineMod, ...infer, ...io, ...onnx, ...lkam, ...layers, ...zoo, ...data };
+  return { ...engineMod, ...infer, ...io, ...onnx, ...lkam, ...layers, ...zoo, ...data, ...native };
 }
 type P = Awaited<ReturnType<typeof loadParsimony>>;
 
@@ -211,6 +213,8 @@ function predictionChanges(a: Float32Array, b: Float32Array, n: number): { image
 /** One engine configuration: `prepare` returns the timed call for a mode and batch, and its output on the first images. */
 interface Runner {
   readonly engine: EngineName;
+  /** What runs the kernels: ours `native` or `wasm`, onnxruntime's `cpu` provider, tfjs's `wasm`. */
+  readonly backend: string;
   readonly threads: number;
   readonly notes: Readonly<Record<string, unknown>>;
   readonly modes: readonly Mode[];
@@ -232,9 +236,9 @@ function image(s: Shared, i: number): Float32Array {
   return s.models.images.subarray((i % MAX_BATCH) * s.per, (i % MAX_BATCH + 1) * s.per);
 }
 
-async function openParsimony(s: Shared, threads: number): Promise<Runner> {
+async function openParsimony(s: Shared, threads: number, backend: OurBackend): Promise<Runner> {
   const { p, models } = s;
-  const e = await keepAlive(p.Engine.create({ backend: 'wasm', threads }));
+  const e = await keepAlive(p.Engine.create({ backend, threads }));
   if (e.backend.threads !== threads) {
     e.close();
     throw new Error(`asked for ${threads} thread(s), the backend gave ${e.backend.threads}`);
@@ -243,7 +247,7 @@ async function openParsimony(s: Shared, threads: number): Promise<Runner> {
   const plans: Record<Mode, InferencePlan> = { dense: compileFor(models.dense, true), parsimonious: compileFor(models.pruned, true), pruned: compileFor(models.pruned, false) };
   const batch64 = models.images.subarray(0, MAX_BATCH * s.per);
   return {
-    engine: 'parsimony', threads, modes: ['dense', 'parsimonious', 'pruned'],
+    engine: 'parsimony', backend, threads, modes: ['dense', 'parsimonious', 'pruned'],
     notes: {
       kernels: e.backend.name,
       timed: 'plan.run(images): copy in, every step, copy out (a new Float32Array); batch 1 takes the 64 images in turn',
@@ -271,7 +275,7 @@ async function openOrt(s: Shared, threads: number): Promise<Runner> {
   const singles = Array.from({ length: MAX_BATCH }, (_, i) => new ort.Tensor('float32', image(s, i).slice(), [1, ...shape]));
   const whole = new ort.Tensor('float32', s.models.images.slice(0, MAX_BATCH * s.per), [MAX_BATCH, ...shape]);
   return {
-    engine: 'onnxruntime-node', threads, modes,
+    engine: 'onnxruntime-node', backend: 'cpu', threads, modes,
     notes: { session: options, timed: 'await session.run({input}) (outputs returned as new JS tensors); batch 1 takes the 64 images in turn', graph: 'src/io exportOnnx, opset 13' },
     async prepare(mode, batch) {
       const session = sessions.get(mode)!;
@@ -393,7 +397,7 @@ async function openTfjs(s: Shared): Promise<Runner> {
   const whole = nhwc(s.models.images.subarray(0, MAX_BATCH * s.per), MAX_BATCH);
   held.push(...singles, whole);
   return {
-    engine: 'tfjs-wasm', threads: 1, modes: ['dense'],
+    engine: 'tfjs-wasm', backend: 'wasm', threads: 1, modes: ['dense'],
     notes: {
       backend: tf.getBackend(), simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), multithread: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
       timed: 'tf.tidy(forward) on NHWC tensors made before timing, then dataSync() of the output (the value leaves the engine as ours and onnxruntime return theirs)',
@@ -418,6 +422,7 @@ async function openTfjs(s: Shared): Promise<Runner> {
 
 interface Row {
   readonly engine: EngineName;
+  readonly backend: string;
   readonly mode: Mode;
   readonly threads: number;
   readonly batch: number;
@@ -434,6 +439,7 @@ interface Row {
 
 interface Skipped {
   readonly engine: EngineName;
+  readonly backend: string;
   readonly threads: number;
   readonly mode: Mode | null;
   readonly reason: string;
@@ -441,16 +447,21 @@ interface Skipped {
 
 interface ConfigSpec {
   readonly engine: EngineName;
+  readonly backend: string;
   readonly threads: number;
   readonly open: (s: Shared) => Promise<Runner>;
 }
 
-function configs(): ConfigSpec[] {
+function configs(ours: readonly OurBackend[]): ConfigSpec[] {
   const out: ConfigSpec[] = [];
-  for (const threads of THREADS) out.push({ engine: 'parsimony', threads, open: (s) => openParsimony(s, threads) });
-  for (const threads of THREADS) out.push({ engine: 'onnxruntime-node', threads, open: (s) => openOrt(s, threads) });
-  out.push({ engine: 'tfjs-wasm', threads: 1, open: (s) => openTfjs(s) });
+  for (const backend of ours) for (const threads of THREADS) out.push({ engine: 'parsimony', backend, threads, open: (s) => openParsimony(s, threads, backend) });
+  for (const threads of THREADS) out.push({ engine: 'onnxruntime-node', backend: 'cpu', threads, open: (s) => openOrt(s, threads) });
+  out.push({ engine: 'tfjs-wasm', backend: 'wasm', threads: 1, open: (s) => openTfjs(s) });
   return out;
+}
+
+function specLabel(c: { engine: string; backend: string; threads: number }): string {
+  return c.engine === 'parsimony' ? `parsimony ${c.backend} t${c.threads}` : `${c.engine} t${c.threads}`;
 }
 
 /** Mean of the per-image multiply-adds of a plan over the calibration images, with the layers' mean active kernels. */
@@ -511,16 +522,17 @@ export const modelBench: Bench = {
 
     const rounds = options.quick ? 1 : Math.min(3, options.reps);
     const repsPerRound = Math.ceil(options.reps / rounds);
-    const all = configs();
+    const ours: OurBackend[] = p.nativeStatus().ok ? ['native', 'wasm'] : ['wasm'];
+    const all = configs(ours);
     const samples = new Map<string, { spec: ConfigSpec; mode: Mode; batch: number; samples: number[]; roundMedians: number[]; agreement: number }>();
     const skipped: Skipped[] = [];
     const unavailable = new Set<string>();
     const notes: Record<string, unknown> = {};
-    for (const [mode, reason] of Object.entries(exportNotes)) skipped.push({ engine: 'onnxruntime-node', threads: 0, mode: mode as Mode, reason: `ONNX export: ${reason}` });
+    for (const [mode, reason] of Object.entries(exportNotes)) skipped.push({ engine: 'onnxruntime-node', backend: 'cpu', threads: 0, mode: mode as Mode, reason: `ONNX export: ${reason}` });
 
     for (let pass = 0; pass < rounds; pass++) {
       for (const spec of pass % 2 === 0 ? all : [...all].reverse()) {
-        const label = `${spec.engine} t${spec.threads}`;
+        const label = specLabel(spec);
         if (unavailable.has(label)) continue;
         let runner: Runner;
         try {
@@ -528,7 +540,7 @@ export const modelBench: Bench = {
         } catch (err) {
           const reason = (err as Error).message;
           console.error(`model: ${label} is unavailable: ${reason}`);
-          skipped.push({ engine: spec.engine, threads: spec.threads, mode: null, reason });
+          skipped.push({ engine: spec.engine, backend: spec.backend, threads: spec.threads, mode: null, reason });
           unavailable.add(label);
           continue;
         }
@@ -547,7 +559,7 @@ export const modelBench: Bench = {
               } catch (err) {
                 const reason = (err as Error).message;
                 console.error(`model: ${label} ${mode} batch ${batch}: ${reason}`);
-                skipped.push({ engine: spec.engine, threads: spec.threads, mode, reason });
+                skipped.push({ engine: spec.engine, backend: spec.backend, threads: spec.threads, mode, reason });
                 unavailable.add(key);
                 continue;
               }
@@ -570,22 +582,25 @@ export const modelBench: Bench = {
     const rows: Row[] = [...samples.values()].map((m) => {
       const t = summarize(m.samples);
       return {
-        engine: m.spec.engine, mode: m.mode, threads: m.spec.threads, batch: m.batch,
+        engine: m.spec.engine, backend: m.spec.backend, mode: m.mode, threads: m.spec.threads, batch: m.batch,
         median_ms: round(t.median, 4), images_per_s: round((m.batch * 1000) / t.median, 1),
         min_ms: round(t.min, 4), p10_ms: round(t.p10, 4), p90_ms: round(t.p90, 4), reps: t.n, warmup: options.warmup,
         round_medians_ms: m.roundMedians, verified_relative_diff: Number(m.agreement.toExponential(3)),
       };
     });
-    const order = (r: Row): number => BATCHES.indexOf(r.batch as 1 | 64) * 1000 + r.threads * 100 + (['parsimony', 'onnxruntime-node', 'tfjs-wasm'] as const).indexOf(r.engine) * 10 + (['dense', 'parsimonious', 'pruned'] as const).indexOf(r.mode);
+    const order = (r: Row): number => BATCHES.indexOf(r.batch as 1 | 64) * 10000 + r.threads * 1000 + (['parsimony', 'onnxruntime-node', 'tfjs-wasm'] as const).indexOf(r.engine) * 100
+      + (r.engine === 'parsimony' ? ours.indexOf(r.backend as OurBackend) * 10 : 0) + (['dense', 'parsimonious', 'pruned'] as const).indexOf(r.mode);
     rows.sort((a, b) => order(a) - order(b));
-    const find = (engine: EngineName, mode: Mode, threads: number, batch: number): Row | undefined => rows.find((r) => r.engine === engine && r.mode === mode && r.threads === threads && r.batch === batch);
+    /** Our rows on our first backend (native when built), unless `backend` says which. */
+    const find = (engine: EngineName, mode: Mode, threads: number, batch: number, backend: OurBackend = ours[0] as OurBackend): Row | undefined =>
+      rows.find((r) => r.engine === engine && (engine !== 'parsimony' || r.backend === backend) && r.mode === mode && r.threads === threads && r.batch === batch);
     /** Median time of b ÷ median time of a: above 1, a is faster. */
     const speed = (a: Row | undefined, b: Row | undefined): number | null => (a === undefined || b === undefined ? null : round(b.median_ms / a.median_ms, 3));
     const macsOf = (mode: Mode): number => (mode === 'dense' ? denseMacs : mode === 'parsimonious' ? parsMacs.mean : prunedMacs.mean);
 
-    printTable(`${models.name}: medians of ${rounds} round(s) (batch 1: one image per call, the images in turn)`, ['engine', 'mode', 'threads', 'batch', 'median ms', 'images/s', 'p10–p90 ms', 'M MACs/image'],
-      [...rows.map((r): Cell[] => [r.engine, r.mode, r.threads, r.batch, r.median_ms, r.images_per_s, `${r.p10_ms.toFixed(3)}–${r.p90_ms.toFixed(3)}`, round(macsOf(r.mode) / 1e6, 2)]),
-        ...skipped.map((s): Cell[] => [s.engine, s.mode ?? '—', s.threads, null, null, null, `not measured: ${s.reason}`, null])]);
+    printTable(`${models.name}: medians of ${rounds} round(s) (batch 1: one image per call, the images in turn)`, ['engine', 'backend', 'mode', 'threads', 'batch', 'median ms', 'images/s', 'p10–p90 ms', 'M MACs/image'],
+      [...rows.map((r): Cell[] => [r.engine, r.backend, r.mode, r.threads, r.batch, r.median_ms, r.images_per_s, `${r.p10_ms.toFixed(3)}–${r.p90_ms.toFixed(3)}`, round(macsOf(r.mode) / 1e6, 2)]),
+        ...skipped.map((s): Cell[] => [s.engine, s.backend, s.mode ?? '—', s.threads, null, null, null, `not measured: ${s.reason}`, null])]);
 
     const realized = speed(find('parsimony', 'parsimonious', 1, 1), find('parsimony', 'dense', 1, 1));
     const ratios: Record<string, number | null> = {
@@ -603,11 +618,24 @@ export const modelBench: Bench = {
       'tfjs-wasm dense / ours dense, batch 1, 1 thread': speed(find('parsimony', 'dense', 1, 1), find('tfjs-wasm', 'dense', 1, 1)),
       'onnxruntime dense / ours dense, batch 1, 1 thread': speed(find('parsimony', 'dense', 1, 1), find('onnxruntime-node', 'dense', 1, 1)),
     };
+    if (ours.includes('native')) {
+      for (const batch of BATCHES) {
+        ratios[`ours wasm dense / ours native dense, batch ${batch}, 1 thread`] = speed(find('parsimony', 'dense', 1, batch, 'native'), find('parsimony', 'dense', 1, batch, 'wasm'));
+        ratios[`ours wasm parsimonious / ours native parsimonious, batch ${batch}, 1 thread`] = speed(find('parsimony', 'parsimonious', 1, batch, 'native'), find('parsimony', 'parsimonious', 1, batch, 'wasm'));
+        ratios[`ours wasm dense / ours wasm parsimonious, batch ${batch}, 1 thread`] = speed(find('parsimony', 'parsimonious', 1, batch, 'wasm'), find('parsimony', 'dense', 1, batch, 'wasm'));
+      }
+    }
     printTable('speed ratios, same run (median time of the second ÷ median time of the first; above 1 the first is faster)', ['ratio', 'value'], Object.entries(ratios).map(([k, v]) => [k, v]));
 
+    const realized64 = ratios['ours dense / ours parsimonious, batch 64, 1 thread'] ?? null;
     const bar = {
+      ours: ours[0],
       mac_reduction: round(macReduction, 3),
       realized_speedup: realized,
+      realized_speedup_batch64: realized64,
+      'batch 64: speed-up >= 0.85 x MAC reduction': realized64 === null ? null : realized64 >= 0.85 * macReduction,
+      'parsimonious >= 2x faster than onnxruntime dense (batch 1, 1 thread)': (ratios['onnxruntime dense / ours parsimonious, batch 1, 1 thread'] ?? 0) >= 2,
+      'parsimonious >= 2x faster than onnxruntime dense (batch 64, 1 thread)': (ratios['onnxruntime dense / ours parsimonious, batch 64, 1 thread'] ?? 0) >= 2,
       'speed-up >= 0.85 x MAC reduction': realized === null ? null : realized >= 0.85 * macReduction,
       'parsimonious batch-1 latency below onnxruntime dense (1 thread)': (ratios['onnxruntime dense / ours parsimonious, batch 1, 1 thread'] ?? 0) > 1,
       'parsimonious >= 3x faster than tfjs-wasm dense (batch 1, 1 thread)': (ratios['tfjs-wasm dense / ours parsimonious, batch 1, 1 thread'] ?? 0) >= 3,
@@ -640,6 +668,6 @@ export const modelBench: Bench = {
       rows, skipped, ratios, bar, env,
     });
     console.log(`\nwrote ${path}`);
-    if (skipped.some((s) => s.engine === 'parsimony')) throw new Error(`model: ${skipped.filter((s) => s.engine === 'parsimony').map((s) => `${s.mode ?? ''} t${s.threads}`).join(', ')} could not run (see "skipped" in ${path})`);
+    if (skipped.some((s) => s.engine === 'parsimony')) throw new Error(`model: ${skipped.filter((s) => s.engine === 'parsimony').map((s) => `${s.backend} ${s.mode ?? ''} t${s.threads}`).join(', ')} could not run (see "skipped" in ${path})`);
   },
 };

@@ -1,7 +1,8 @@
 /**
  * train-step: images per second of one full training step of fmnistVgg5 (forward, softmax
  * cross-entropy, backward, Adam lr 1e-3) at batch 128 on seeded random 1x28x28 inputs and labels,
- * on 1 and 2 threads, with PyTorch on the same net as the yardstick when python3 can import torch.
+ * on 1 and 2 threads, on each of our backends (native when the addon is built, and wasm), with
+ * PyTorch on the same net as the yardstick when python3 can import torch.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -22,8 +23,12 @@ const STEP_FORWARD_EQUIVALENTS = 3;
 type Phase = 'forward' | 'backward' | 'optimizer';
 const PHASES: readonly Phase[] = ['forward', 'backward', 'optimizer'];
 
+type OurBackend = 'native' | 'wasm';
+
 interface Row {
   readonly engine: 'parsimony' | 'pytorch';
+  /** Ours: `native` or `wasm`; PyTorch: `cpu`. */
+  readonly backend: string;
   readonly variant: string;
   readonly threads: number;
   readonly batch: number;
@@ -44,6 +49,7 @@ interface Row {
 
 interface Unavailable {
   readonly engine: 'parsimony' | 'pytorch';
+  readonly backend: string;
   readonly threads: number | null;
   readonly reason: string;
 }
@@ -73,10 +79,10 @@ function addRound(into: Samples, steps: readonly number[], phases: Readonly<Reco
   into.finalLoss = finalLoss;
 }
 
-function makeRow(engine: Row['engine'], threads: number, batch: number, warmup: number, forwardMacsPerImage: number, s: Samples): Row {
+function makeRow(engine: Row['engine'], backend: string, threads: number, batch: number, warmup: number, forwardMacsPerImage: number, s: Samples): Row {
   const step = summarize(s.steps);
   return {
-    engine, variant: s.variant, threads, batch,
+    engine, backend, variant: s.variant, threads, batch,
     median_ms: round(step.median), images_per_s: round((batch * 1000) / step.median, 1),
     gflops: round((2 * STEP_FORWARD_EQUIVALENTS * forwardMacsPerImage * batch) / (step.median * 1e6), 3),
     min_ms: round(step.min), p10_ms: round(step.p10), p90_ms: round(step.p90), reps: step.n, warmup,
@@ -103,9 +109,9 @@ interface RoundResult {
 }
 
 /** One round: a fresh engine and model (same seed), one checked step, `warmup` steps, `reps` timed steps. */
-async function runParsimony(threads: number, batch: number, warmup: number, reps: number): Promise<RoundResult> {
+async function runParsimony(backend: OurBackend, threads: number, batch: number, warmup: number, reps: number): Promise<RoundResult> {
   const { Engine, setEngine, manualSeed, fmnistVgg5, ops, Adam } = await loadParsimony();
-  const e = await keepAlive(Engine.create({ backend: 'wasm', threads, simd: 'auto' }));
+  const e = await keepAlive(Engine.create({ backend, threads, simd: 'auto' }));
   try {
     if (e.backend.threads !== threads) throw new Error(`asked for ${threads} thread(s), the backend gave ${e.backend.threads}`);
     setEngine(e);
@@ -144,7 +150,7 @@ async function runParsimony(threads: number, batch: number, warmup: number, reps
     const t = await time(step, { warmup, reps });
     for (const p of PHASES) phases[p].splice(0, warmup);
     if (!Number.isFinite(loss)) throw new Error(`the loss after ${1 + warmup + reps} steps is ${loss}: the timed steps diverged`);
-    return { variant: e.backend.variant, steps: t.samples, phases, finalLoss: loss, forwardMacsPerImage };
+    return { variant: e.backend.native?.isa ?? e.backend.variant, steps: t.samples, phases, finalLoss: loss, forwardMacsPerImage };
   } finally {
     e.close();
   }
@@ -257,24 +263,26 @@ export const trainStepBench: Bench = {
     let forwardMacsPerImage = NaN;
     const torch = findTorch();
     const torchMissing = 'reason' in torch ? torch.reason : null;
-    if (torchMissing !== null) unavailable.push({ engine: 'pytorch', threads: null, reason: torchMissing });
+    if (torchMissing !== null) unavailable.push({ engine: 'pytorch', backend: 'cpu', threads: null, reason: torchMissing });
     let torchInfo: Record<string, unknown> = { available: torchMissing === null };
+    const { nativeStatus } = await import('../src/backend/native/addon.js');
+    const ours: OurBackend[] = nativeStatus().ok ? ['native', 'wasm'] : ['wasm'];
 
-    type Job = { engine: Row['engine']; threads: number };
+    type Job = { engine: Row['engine']; backend: string; threads: number };
     const jobs: Job[] = [
-      ...THREADS.map((threads): Job => ({ engine: 'parsimony', threads })),
-      ...(torchMissing === null ? THREADS.map((threads): Job => ({ engine: 'pytorch', threads })) : []),
+      ...ours.flatMap((backend) => THREADS.map((threads): Job => ({ engine: 'parsimony', backend, threads }))),
+      ...(torchMissing === null ? THREADS.map((threads): Job => ({ engine: 'pytorch', backend: 'cpu', threads })) : []),
     ];
     const samples = new Map<string, Samples>();
     const failed = new Set<string>();
     for (let pass = 0; pass < rounds; pass++) {
       for (const job of pass % 2 === 0 ? jobs : [...jobs].reverse()) {
-        const key = `${job.engine} t${job.threads}`;
+        const key = `${job.engine} ${job.backend} t${job.threads}`;
         if (failed.has(key)) continue;
         try {
           let r: RoundResult;
           if (job.engine === 'parsimony') {
-            r = await runParsimony(job.threads, batch, options.warmup, repsPerRound);
+            r = await runParsimony(job.backend as OurBackend, job.threads, batch, options.warmup, repsPerRound);
             forwardMacsPerImage = r.forwardMacsPerImage;
           } else {
             const python = 'python' in torch ? torch.python : 'python3';
@@ -292,32 +300,36 @@ export const trainStepBench: Bench = {
         } catch (e) {
           const reason = (e as Error).message;
           console.error(`train-step: ${key} cannot run: ${reason}`);
-          unavailable.push({ engine: job.engine, threads: job.threads, reason });
+          unavailable.push({ engine: job.engine, backend: job.backend, threads: job.threads, reason });
           failed.add(key);
         }
       }
     }
     const rows: Row[] = [];
     for (const job of jobs) {
-      const acc = samples.get(`${job.engine} t${job.threads}`);
-      if (acc !== undefined) rows.push(makeRow(job.engine, job.threads, batch, options.warmup, forwardMacsPerImage, acc));
+      const acc = samples.get(`${job.engine} ${job.backend} t${job.threads}`);
+      if (acc !== undefined) rows.push(makeRow(job.engine, job.backend, job.threads, batch, options.warmup, forwardMacsPerImage, acc));
     }
 
-    const table: Cell[][] = rows.map((r) => [r.engine, r.variant, r.threads, r.batch, r.median_ms, r.images_per_s,
+    const table: Cell[][] = rows.map((r) => [r.engine, r.backend, r.variant, r.threads, r.batch, r.median_ms, r.images_per_s,
       spreadText({ median: r.median_ms, p10: r.p10_ms, p90: r.p90_ms } as Summary), r.phases_ms.forward, r.phases_ms.backward, r.phases_ms.optimizer, '']);
-    for (const u of unavailable) table.push([u.engine, null, u.threads, batch, null, null, null, null, null, null, `not measured: ${u.reason}`]);
+    for (const u of unavailable) table.push([u.engine, u.backend, null, u.threads, batch, null, null, null, null, null, null, `not measured: ${u.reason}`]);
     printTable(`train-step fmnistVgg5, batch ${batch} (${rounds} round(s) of ${options.warmup} warm-up + ${repsPerRound} timed steps; median, p10/p90 spread, phase medians)`,
-      ['engine', 'variant', 'threads', 'batch', 'step ms', 'images/s', 'spread p10/p90', 'fwd ms', 'bwd ms', 'optim ms', 'note'], table);
+      ['engine', 'backend', 'variant', 'threads', 'batch', 'step ms', 'images/s', 'spread p10/p90', 'fwd ms', 'bwd ms', 'optim ms', 'note'], table);
 
-    const find = (engine: Row['engine'], threads: number): Row | undefined => rows.find((r) => r.engine === engine && r.threads === threads);
+    const find = (engine: Row['engine'], threads: number, backend?: string): Row | undefined =>
+      rows.find((r) => r.engine === engine && r.threads === threads && (backend === undefined || r.backend === backend));
     const ratio = (a: Row | undefined, b: Row | undefined): number | null => (a === undefined || b === undefined ? null : round(a.images_per_s / b.images_per_s, 3));
     const ratios: Record<string, unknown> = {
       definition: 'images/s of the first ÷ images/s of the second, from medians of this run; above 1 the first is faster',
-      'parsimony t2 / t1': ratio(find('parsimony', 2), find('parsimony', 1)),
-      'parsimony t1 / pytorch t1': ratio(find('parsimony', 1), find('pytorch', 1)),
-      'parsimony t2 / pytorch t2': ratio(find('parsimony', 2), find('pytorch', 2)),
       'pytorch t2 / t1': ratio(find('pytorch', 2), find('pytorch', 1)),
     };
+    for (const b of ours) {
+      ratios[`parsimony ${b} t2 / t1`] = ratio(find('parsimony', 2, b), find('parsimony', 1, b));
+      ratios[`parsimony ${b} t1 / pytorch t1`] = ratio(find('parsimony', 1, b), find('pytorch', 1));
+      ratios[`parsimony ${b} t2 / pytorch t2`] = ratio(find('parsimony', 2, b), find('pytorch', 2));
+    }
+    if (ours.includes('native')) for (const t of THREADS) ratios[`parsimony native t${t} / parsimony wasm t${t}`] = ratio(find('parsimony', t, 'native'), find('parsimony', t, 'wasm'));
     const ratioRows: Cell[][] = Object.entries(ratios).filter(([k]) => k !== 'definition').map(([k, v]) => [k, v as number | null]);
     printTable('images/s ratios, same run (above 1: the first is faster)', ['ratio', 'value'], ratioRows);
 
@@ -335,7 +347,7 @@ export const trainStepBench: Bench = {
     console.log(contentionLine(env));
     const path = writeResults('train-step', { rows, unavailable, env, ratios });
     console.log(`\nwrote ${path}`);
-    const ours = unavailable.filter((u) => u.engine === 'parsimony');
-    if (ours.length > 0) throw new Error(`train-step: parsimony could not run on ${ours.map((u) => `${u.threads} thread(s)`).join(', ')} (see "unavailable" in ${path})`);
+    const failedOurs = unavailable.filter((u) => u.engine === 'parsimony');
+    if (failedOurs.length > 0) throw new Error(`train-step: parsimony could not run on ${failedOurs.map((u) => `${u.backend} on ${u.threads} thread(s)`).join(', ')} (see "unavailable" in ${path})`);
   },
 };

@@ -193,6 +193,24 @@ test('conv2dInfer: a 3x3 conv over 28x28 with 32 of 32 inputs and 11 of 32 outpu
     [y], (k) => k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, 0, bias.ptr, 0, 0, y.ptr, yList.ptr, 0, 2, 0, 1, 0, scratch), always(close), 4);
 });
 
+test('conv2dInfer: 64 -> 64 3x3 over 14x14 (K = 576 takes two native K blocks), 43 of 64 inputs and 46 of 64 outputs, with and without packed weights; close', () => {
+  h.arena.reset();
+  const g = convGeometry({ N: 2, C: 64, M: 64, H: 14, W: 14, KH: 3, KW: 3, stride: 1, strideW: 1, pad: 1, padW: 1, dil: 1 });
+  const rng = new TestRng(9);
+  for (const [pIn, pOut] of [[0.67, 0.72], [0.67, 1], [1, 1]] as const) {
+    const ins = randomSets(rng, 2, 64, pIn), outs = randomSets(rng, 2, 64, pOut);
+    const desc = inferDesc(g);
+    const x = buf(2 * 64 * 196), xList = buf(2 * 65, 0, true), yList = buf(2 * 65, 0, true), w = buf(64 * 64 * 9), bias = buf(64), y = buf(2 * 64 * 196);
+    const packed = h.arena.alloc(packedWeightFloats(g) * 4);
+    const scratch = h.arena.alloc(conv2dInferScratchBytes(g));
+    conform(`conv2dInfer 64x14x14 in=${pIn} out=${pOut}`, [[x, compactData(rng, ins, 64, 196)], [xList, listData(ins, 64)], [yList, listData(outs, 64)], [w, uniform(rng, w.n, -0.1, 0.1)], [bias, uniform(rng, 64)]],
+      [y], (k) => {
+        k.conv2dInferPack(desc, w.ptr, packed);
+        k.conv2dInfer(desc, x.ptr, xList.ptr, w.ptr, pOut === 1 ? packed : 0, bias.ptr, 0, 0, y.ptr, yList.ptr, 0, 2, 0, 1, 0, scratch);
+      }, always(close), 4);
+  }
+});
+
 test('conv2dInfer: every out count 1-40 of 40 (each mix of 6-, 5- and 4-row tiles, padding rows), 3x3 over 7x7 and 14x14 (short rows stored whole), 1 and 2 parts; close', () => {
   const rng = new TestRng(5);
   for (const side of [7, 14]) {
