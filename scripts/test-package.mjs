@@ -61,7 +61,7 @@ function duBytes(dir) {
   return total;
 }
 
-const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB (${bytes} bytes)`;
 
 // ---- the tarball
 const scratch = mkdtempSync(join(tmpdir(), 'parsimony-package-'));
