@@ -147,7 +147,7 @@ export function knobPlot(k: KnobRecord): Plot {
   const byThreshold = thresholds.size > 1;
   const rows = k.points.map((p) => ({
     mmacs: p.meanMacs / 1e6, accuracy: p.accuracy, fraction: p.macFraction,
-    series: byThreshold ? `threshold ${p.threshold ?? 'default'}` : 'budget sweep',
+    series: byThreshold ? (p.threshold === null ? (p.budget === 1 ? 'default operating point' : 'own thresholds') : `threshold ${p.threshold}`) : 'budget sweep',
     label: byThreshold ? `b ${p.budget}` : `budget ${p.budget}`, threshold: p.threshold ?? 'default', budget: p.budget,
   }));
   return {

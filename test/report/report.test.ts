@@ -86,7 +86,7 @@ describe('parsimony report: a sparsity sweep rendered in headless Chromium', { s
     const sweepPoints = await page.$eval('#sweep-curve', (f) => f.querySelectorAll('g.mark-symbol.role-mark > path').length);
     assert.equal(sweepPoints, 2, 'one point per run of the sweep');
     const knobPoints = await page.$eval('#knob-curve', (f) => f.querySelectorAll('g.mark-symbol.role-mark > path').length);
-    assert.equal(knobPoints, 6, 'one point per knob setting');
+    assert.equal(knobPoints, 7, 'the default operating point, then one point per knob setting (2 thresholds x 3 budgets)');
 
     const images = await page.$$eval('.thumb img', (imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth));
     assert.equal(images.length, 16);
