@@ -82,7 +82,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (line !== null) {
       const debug = argv.includes('--debug');
       const stack = debug && e instanceof Error && e.stack !== undefined ? `\n${e.stack}` : '';
-      process.stderr.write(`parsimony: ${line}${stack}\n`);
+      // An ONNX import's one-line summary stands for every node it could not map: --debug lists them.
+      const nodes = (e as { unsupported?: unknown }).unsupported;
+      const listed = debug && Array.isArray(nodes) && nodes.length > 0 ? `\n${nodes.map((n) => `  ${String(n)}`).join('\n')}` : '';
+      process.stderr.write(`parsimony: ${line}${listed}${stack}\n`);
     }
     return code;
   }
