@@ -1,5 +1,6 @@
 /** Inference compilers of the activation layers and of Concat (see compilers.ts for the contract). */
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
+import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
 import type { Conv2d } from '../nn/layers.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
@@ -67,5 +68,13 @@ registerCompiler('SqueezeExcite', (m, ctx, x) => {
   ctx.emit({ op: 'pointwise', name: ctx.path, x: z, y: s, fn: se.gate === 'sigmoid' ? { kind: 'sigmoid' } : { kind: 'function', f: hardSigmoidFn(1 / 6, 0.5) } });
   const y = ctx.value('map', x.shape);
   ctx.emit({ op: 'scale', name: ctx.path, x, s, y });
+  return y;
+});
+
+registerCompiler('ChannelSelect', (m, ctx, x) => {
+  const c = as(m, ChannelSelect, ctx.path);
+  if (x.kind !== 'map' || x.shape[0] !== c.inChannels) throw new CompileError(`compile: ChannelSelect(${c.inChannels}) at '${ctx.path}' reads ${x.kind} ${shapeString(x.shape)}`);
+  const y = ctx.value('map', [c.order.length, ...x.shape.slice(1)]);
+  ctx.emit({ op: 'select', name: ctx.path, x, y, order: c.order });
   return y;
 });

@@ -156,7 +156,16 @@ export interface ScaleNode {
   y: Value;
 }
 
-export type Node = PointwiseNode | ConcatNode | ScaleNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
+/** y[c] = x[order[c]]: channel slices and shuffles. */
+export interface SelectNode {
+  readonly op: 'select';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+  readonly order: readonly number[];
+}
+
+export type Node = SelectNode | PointwiseNode | ConcatNode | ScaleNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
 
 /** The values a node reads. */
 export function inputsOf(n: Node): Value[] {

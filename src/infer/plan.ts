@@ -490,6 +490,27 @@ class Lowering {
         this.define(n.y, y, this.identityList(C), this.identityList(C));
         return [];
       }
+      case 'select': {
+        const x = this.get(n.x);
+        const y = this.take(sizeOf(n.y));
+        const into = this.take(sizeOf(n.x));
+        const d = this.dense(x, into, n.name);
+        if (d.step !== null) this.steps.push(d.step);
+        const { C, HW } = x;
+        const order = n.order, M = order.length, src = d.ptr >>> 2, dst = y.ptr >>> 2;
+        const mem = this.mem;
+        this.steps.push(new FnStep(`select ${n.name}`, (n0, n1) => {
+          const v = mem.f32;
+          for (let img = n0; img < n1; img++) {
+            for (let c = 0; c < M; c++) {
+              const from = src + (img * C + (order[c] as number)) * HW;
+              v.copyWithin(dst + (img * M + c) * HW, from, from + HW);
+            }
+          }
+        }));
+        this.define(n.y, y, this.identityList(M), this.identityList(M));
+        return [into];
+      }
       case 'concat': {
         const y = this.take(sizeOf(n.y));
         const C = n.y.shape[0] as number;

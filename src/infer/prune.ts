@@ -7,6 +7,7 @@
 import { Rng } from '../nn/init.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
 import { Clip, HardSigmoid } from '../nn/activations.js';
+import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, LKAM } from '../nn/lkam.js';
@@ -286,4 +287,15 @@ registerPruneRule('SqueezeExcite', (m, ctx, removed) => {
   copyRows(se.fc2.weight, pruned.fc2.weight, ins, Array.from({ length: se.squeeze }, (_, i) => i), 1);
   copyRows(se.fc2.bias as Tensor, pruned.fc2.bias as Tensor, ins, [0], 1);
   return { module: pruned, removed };
+});
+
+registerPruneRule('ChannelSelect', (m, ctx, removed) => {
+  const c = as(m, ChannelSelect, ctx.path);
+  if (removed.length === 0) return { module: c, removed };
+  const gone = new Set(removed);
+  const renumber = new Map(kept(c.inChannels, removed).map((old, i) => [old, i]));
+  const order = c.order.filter((src) => !gone.has(src)).map((src) => renumber.get(src) as number);
+  const out = c.order.flatMap((src, i) => (gone.has(src) ? [i] : []));
+  if (order.length === 0) throw new PruneError(`pruneStatic: ChannelSelect at '${ctx.path}' would select no channel`);
+  return { module: new ChannelSelect(renumber.size, order), removed: out };
 });

@@ -13,6 +13,7 @@ import '../nn/lkam.js';
 import '../nn/activations.js';
 import '../nn/concat.js';
 import '../nn/squeeze-excite.js';
+import '../nn/channels.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { describeError, ModelFileError } from './errors.js';
 import { JsonDepthError, parseJson } from './json.js';

@@ -10,6 +10,7 @@
  */
 import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../nn/layers.js';
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
+import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, gridWindow, LKAM } from '../nn/lkam.js';
@@ -359,4 +360,9 @@ registerOnnxExporter('SqueezeExcite', (m, ctx, input) => {
   const z = ctx.child('fc2', se.fc2, a);
   const s = se.gate === 'sigmoid' ? ctx.node('Sigmoid', [z]) : ctx.node('HardSigmoid', [z], [floatAttr('alpha', 1 / 6), floatAttr('beta', 0.5)]);
   return ctx.node('Mul', [s, input]);
+});
+
+registerOnnxExporter('ChannelSelect', (m, ctx, input) => {
+  const c = as(m, ChannelSelect);
+  return ctx.node('Gather', [input, ctx.int64s('channels', c.order)], [intAttr('axis', 1)]);
 });

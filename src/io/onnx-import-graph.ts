@@ -19,6 +19,8 @@ export interface OnnxNode {
 export interface Constant {
   readonly dims: number[];
   readonly values: Float64Array;
+  /** Integer element type (shape arithmetic divides these with truncation). */
+  readonly integer?: boolean;
 }
 
 export function product(d: readonly number[]): number {
@@ -37,8 +39,8 @@ export function describeNode(n: OnnxNode): string {
 
 export function constantOf(t: TensorProto): Constant {
   try {
-    const { dims, values } = tensorValues(t);
-    return { dims, values };
+    const { dims, values, dataType } = tensorValues(t);
+    return { dims, values, integer: dataType === 6 || dataType === 7 };
   } catch (e) {
     throw new ImportProblem(describeError(e));
   }

@@ -5,6 +5,7 @@
  * that the pattern rewrites and the structure pass turn into modules.
  */
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid } from '../nn/activations.js';
+import { ChannelSelect } from '../nn/channels.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { copyInto } from './model-file.js';
@@ -68,7 +69,8 @@ function broadcast(a: readonly number[], b: readonly number[]): number[] {
 }
 
 /** Element-wise binary op on constants (with broadcasting). */
-function foldBinary(a: Constant, b: Constant, f: (x: number, y: number) => number): Constant {
+function foldBinary(a: Constant, b: Constant, f: (x: number, y: number) => number, integerDivision = false): Constant {
+  const integer = a.integer === true && b.integer === true;
   const dims = broadcast(a.dims, b.dims);
   const size = product(dims);
   const values = new Float64Array(size);
@@ -87,8 +89,11 @@ function foldBinary(a: Constant, b: Constant, f: (x: number, y: number) => numbe
     }
     return idx;
   };
-  for (let i = 0; i < size; i++) values[i] = f(a.values[index(a, i)] as number, b.values[index(b, i)] as number);
-  return { dims, values };
+  for (let i = 0; i < size; i++) {
+    const v = f(a.values[index(a, i)] as number, b.values[index(b, i)] as number);
+    values[i] = integer && integerDivision ? Math.trunc(v) : v;
+  }
+  return { dims, values, integer };
 }
 
 /** ONNX pads [top, left, bottom, right], from `pads` or from auto_pad. */
@@ -347,7 +352,7 @@ function view(shapeOf: (g: OnnxGraph, n: OnnxNode, x: number[]) => number[]): Op
       const out = shapeOf(g, n, x);
       if (out.some((d) => !Number.isInteger(d) || d < 0) || product(out) !== product(x)) throw new ImportProblem(`it reshapes [${x.join(',')}] to [${out.join(',')}]`);
       const c = g.constant(n.inputs[0]);
-      return c !== undefined ? setConstant(g, n, { dims: out, values: c.values }) : [out];
+      return c !== undefined ? setConstant(g, n, { dims: out, values: c.values, integer: c.integer === true }) : [out];
     },
     map: (g, n) => (g.constants.has(n.outputs[0] as string) ? constant : { kind: 'view', input: firstData(g, n) }),
   };
@@ -406,10 +411,10 @@ const constantOp: OpMapper = {
     const fs = attribute(n.proto, 'value_floats');
     const i = attribute(n.proto, 'value_int');
     const is = attribute(n.proto, 'value_ints');
-    if (typeof f === 'number' || typeof i === 'number') return setConstant(g, n, { dims: [], values: Float64Array.of((f ?? i) as number) });
+    if (typeof f === 'number' || typeof i === 'number') return setConstant(g, n, { dims: [], values: Float64Array.of((f ?? i) as number), integer: typeof i === 'number' });
     if (Array.isArray(fs) || Array.isArray(is)) {
       const list = (fs ?? is) as number[];
-      return setConstant(g, n, { dims: [list.length], values: Float64Array.from(list) });
+      return setConstant(g, n, { dims: [list.length], values: Float64Array.from(list), integer: Array.isArray(is) });
     }
     throw new ImportProblem('a Constant without a tensor, float or int value');
   },
@@ -421,7 +426,7 @@ const shapeOp: OpMapper = {
     const x = g.inputShape(n, 0);
     const start = int(n, 'start', 0), end = int(n, 'end', x.length);
     const dims = x.slice(start < 0 ? start + x.length : start, end < 0 ? end + x.length : end);
-    return setConstant(g, n, { dims: [dims.length], values: Float64Array.from(dims) });
+    return setConstant(g, n, { dims: [dims.length], values: Float64Array.from(dims), integer: true });
   },
   map: () => constant,
 };
@@ -437,24 +442,110 @@ function constantOnly(fold: (g: OnnxGraph, n: OnnxNode, inputs: Constant[]) => C
   };
 }
 
-const gather = constantOnly((g, n, [data, indices]) => {
-  const d = data as Constant, idx = indices as Constant;
-  const axis = int(n, 'axis', 0);
-  if (d.dims.length !== 1 || axis !== 0) throw new ImportProblem('only Gather from a 1-D constant maps');
-  const len = d.values.length;
-  return { dims: idx.dims, values: idx.values.map((i) => d.values[i < 0 ? i + len : i] ?? Number.NaN) };
-});
+/** Gather on constants folds (shape arithmetic); on data, a 1-D list of channels of [N, C, H, W] is a channel selection. */
+const gather: OpMapper = {
+  shape: (g, n) => {
+    const data = g.constant(n.inputs[0]);
+    const idx = constantInput(g, n, 1, 'indices');
+    const axis = int(n, 'axis', 0);
+    if (data !== undefined) {
+      if (data.dims.length !== 1 || axis !== 0) throw new ImportProblem('only Gather from a 1-D constant folds');
+      const len = data.values.length;
+      return setConstant(g, n, { dims: idx.dims, values: idx.values.map((i) => data.values[i < 0 ? i + len : i] ?? Number.NaN), integer: data.integer === true });
+    }
+    const x = g.inputShape(n, 0);
+    if (x.length !== 4 || (axis !== 1 && axis !== -3) || idx.dims.length !== 1) throw new ImportProblem(`it gathers along axis ${axis} of a rank-${x.length} value with ${idx.dims.length}-D indices (only a list of channels maps)`);
+    return [[x[0] as number, idx.values.length, x[2] as number, x[3] as number]];
+  },
+  map: (g, n) => {
+    if (g.constants.has(n.outputs[0] as string)) return constant;
+    const C = g.inputShape(n, 0)[1] as number;
+    const order = [...constantInput(g, n, 1, 'indices').values].map((i) => (i < 0 ? i + C : i));
+    if (order.some((c) => !Number.isInteger(c) || c < 0 || c >= C)) throw new ImportProblem(`indices outside [0, ${C})`);
+    return { kind: 'layer', input: firstData(g, n), make: () => new ChannelSelect(C, order) };
+  },
+};
+
+const transpose: OpMapper = {
+  shape: (g, n) => {
+    const x = g.inputShape(n, 0);
+    const perm = ints(n, 'perm', x.map((_, i) => x.length - 1 - i));
+    if (perm.length !== x.length || [...perm].sort().some((p, i) => p !== i)) throw new ImportProblem(`perm [${perm.join(', ')}] is not a permutation of ${x.length} axes`);
+    return [perm.map((p) => x[p] as number)];
+  },
+  map: (g, n) => ({ kind: 'pattern', inputs: g.dataInputs(n), why: 'a Transpose maps only in a channel shuffle (Reshape, Transpose, Reshape)' }),
+};
+
+/** Slice bounds per axis of x, from attributes (before opset 10) or constant inputs. */
+function sliceBounds(g: OnnxGraph, n: OnnxNode, x: readonly number[]): Array<{ start: number; end: number; step: number }> {
+  const read = (i: number, attr: string): number[] | null => {
+    if (g.opset < 10) {
+      const a = attribute(n.proto, attr);
+      return Array.isArray(a) ? a : null;
+    }
+    const c = optionalConstant(g, n, i, attr);
+    return c === null ? null : [...c.values];
+  };
+  const starts = read(1, 'starts') ?? [], ends = read(2, 'ends') ?? [];
+  const axes = read(3, 'axes') ?? starts.map((_, i) => i);
+  const steps = (g.opset < 10 ? null : read(4, 'steps')) ?? starts.map(() => 1);
+  if (ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length) throw new ImportProblem('starts, ends, axes and steps of different lengths');
+  const out = x.map((d) => ({ start: 0, end: d, step: 1 }));
+  axes.forEach((a0, i) => {
+    const a = a0 < 0 ? a0 + x.length : a0;
+    const d = x[a];
+    if (d === undefined) throw new ImportProblem(`axis ${a0} is outside a rank-${x.length} value`);
+    const step = steps[i] as number;
+    if (step !== 1) throw new ImportProblem(`step ${step} (only step 1 maps)`);
+    const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + d : v, 0), d);
+    const start = clamp(starts[i] as number), end = clamp(ends[i] as number);
+    out[a] = { start, end: Math.max(start, end), step };
+  });
+  return out;
+}
+
+const slice: OpMapper = {
+  shape: (g, n) => {
+    const data = g.constant(n.inputs[0]);
+    const x = data !== undefined ? data.dims : g.inputShape(n, 0);
+    const b = sliceBounds(g, n, x);
+    if (data !== undefined) {
+      if (x.length !== 1) throw new ImportProblem('only Slice of a 1-D constant folds');
+      const r = b[0] as { start: number; end: number };
+      return setConstant(g, n, { dims: [r.end - r.start], values: data.values.slice(r.start, r.end), integer: data.integer === true });
+    }
+    return [b.map((r) => r.end - r.start)];
+  },
+  map: (g, n) => {
+    if (g.constants.has(n.outputs[0] as string)) return constant;
+    const x = g.inputShape(n, 0);
+    const b = sliceBounds(g, n, x);
+    const cut = b.flatMap((r, i) => (r.start !== 0 || r.end !== x[i] ? [i] : []));
+    if (cut.length === 0) return { kind: 'alias', input: firstData(g, n) };
+    if (x.length !== 4 || cut.length !== 1 || cut[0] !== 1) throw new ImportProblem(`it slices axes [${cut.join(', ')}] of a rank-${x.length} value (only channels of [N, C, H, W] map)`);
+    const r = b[1] as { start: number; end: number };
+    if (r.end <= r.start) throw new ImportProblem('it selects no channel');
+    return { kind: 'layer', input: firstData(g, n), make: () => ChannelSelect.slice(x[1] as number, r.start, r.end) };
+  },
+};
 
 const cast = {
-  shape: (g: OnnxGraph, n: OnnxNode) => alias.shape(g, n),
+  shape: (g: OnnxGraph, n: OnnxNode) => {
+    const c = g.constant(n.inputs[0]);
+    if (c === undefined) return alias.shape(g, n);
+    const to = int(n, 'to', 1);
+    // Integer targets (int8..int64, uint8..uint64, bool) truncate; float targets keep the values.
+    const integer = [2, 3, 4, 5, 6, 7, 9, 12, 13].includes(to);
+    return setConstant(g, n, { dims: c.dims, values: integer ? c.values.map(Math.trunc) : c.values, integer });
+  },
   map: (g: OnnxGraph, n: OnnxNode): Mapped => (g.constants.has(n.outputs[0] as string) ? constant : { kind: 'pattern', inputs: [firstData(g, n)], why: 'a Cast of data maps only inside an LKAM gate' }),
 } satisfies OpMapper;
 
-function binary(join: JoinKind | null, f: (x: number, y: number) => number): OpMapper {
+function binary(join: JoinKind | null, f: (x: number, y: number) => number, integerDivision = false): OpMapper {
   return {
     shape: (g, n) => {
       const a = g.constant(n.inputs[0]), b = g.constant(n.inputs[1]);
-      if (a !== undefined && b !== undefined) return setConstant(g, n, foldBinary(a, b, f));
+      if (a !== undefined && b !== undefined) return setConstant(g, n, foldBinary(a, b, f, integerDivision));
       return [broadcast(g.inputShape(n, 0), g.inputShape(n, 1))];
     },
     map: (g, n) => {
@@ -527,7 +618,7 @@ const concat: OpMapper = {
       const parts = n.inputs.map((i) => g.constant(i) as Constant);
       if (parts.some((p) => p.dims.length !== 1)) throw new ImportProblem('only 1-D constants concatenate');
       const values = Float64Array.from(parts.flatMap((p) => [...p.values]));
-      return setConstant(g, n, { dims: [values.length], values });
+      return setConstant(g, n, { dims: [values.length], values, integer: parts.every((p) => p.integer === true) });
     }
     const shapes = n.inputs.map((_, i) => g.inputShape(n, i));
     const first = shapes[0] as number[];
@@ -598,9 +689,11 @@ export const OP_MAPPERS: ReadonlyArray<readonly [string, OpMapper]> = [
   ['Add', binary('add', (a, b) => a + b)],
   ['Sub', binary(null, (a, b) => a - b)],
   ['Mul', binary('mul', (a, b) => a * b)],
-  ['Div', binary(null, (a, b) => a / b)],
+  ['Div', binary(null, (a, b) => a / b, true)],
   ['Greater', binary(null, (a, b) => (a > b ? 1 : 0))],
   ['GreaterOrEqual', binary(null, (a, b) => (a >= b ? 1 : 0))],
   ['Pad', pad],
   ['Concat', concat],
+  ['Transpose', transpose],
+  ['Slice', slice],
 ];

@@ -6,6 +6,7 @@
  * repeats an earlier Concat's inputs reads that Concat instead, as DenseNet writes its blocks).
  */
 import { GELU, HardSwish, SiLU } from '../nn/activations.js';
+import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
 import { type Conv2d, Flatten, Linear, Residual } from '../nn/layers.js';
 import { SqueezeExcite, type SeActivation, type SeGate } from '../nn/squeeze-excite.js';
@@ -173,6 +174,23 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
         replaced.set(n, { kind: 'layer', source: n, output: out, input: gelu.input, make: () => new GELU() });
         continue;
       }
+    }
+    if (m.kind === 'view') {
+      // Reshape to [N, g, C / g, H, W], Transpose(0, 2, 1, 3, 4), Reshape back: a channel shuffle.
+      const tr = byOutput.get(resolveAlias(m.input));
+      const o = g.shape(out);
+      if (tr === undefined || tr.node.op !== 'Transpose' || tr.mapped.kind !== 'pattern' || o.length !== 4 || !only(tr.node.outputs[0] as string)) continue;
+      const perm = ints(tr.node, 'perm', []);
+      const inner = byOutput.get(resolveAlias(tr.mapped.inputs[0] as string));
+      if (inner === undefined || inner.mapped.kind !== 'view' || !sameDims(perm, [0, 2, 1, 3, 4]) || !only(inner.node.outputs[0] as string)) continue;
+      const x = valueBehind(inner.node.outputs[0] as string);
+      const five = g.shape(inner.node.outputs[0] as string);
+      if (!sameDims(g.shape(x), o) || five.length !== 5 || five[0] !== o[0] || (five[1] as number) * (five[2] as number) !== o[1] || five[3] !== o[2] || five[4] !== o[3]) continue;
+      consumed.add(tr.node);
+      consumed.add(inner.node);
+      const groups = five[1] as number, C = o[1] as number;
+      replaced.set(n, { kind: 'layer', source: n, output: out, input: x, make: () => ChannelSelect.shuffle(C, groups) });
+      continue;
     }
     if (m.kind !== 'join') continue;
     const inputs = m.inputs.map(resolve);

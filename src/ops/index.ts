@@ -10,3 +10,4 @@ export { conv2dSparse, conv2dMasked, batchNormMasked, sparseCounters, resetSpars
 export { macMeter } from './meter.js';
 export { pointwise, SILU, HARD_SWISH, GELU, hardSigmoidFn, type Pointwise } from './pointwise.js';
 export { concatChannels } from './concat.js';
+export { selectChannels } from './channels.js';

@@ -108,6 +108,10 @@ for (const kind of ['reference', ...COMPUTE_BACKENDS] as const) {
       expectOk('hardSwish', gradCheck(([x]) => ops.pointwise(x!, ops.HARD_SWISH), [kinks(-3, 3)]));
       expectOk('hardSigmoid', gradCheck(([x]) => ops.pointwise(x!, ops.hardSigmoidFn(1 / 6, 0.5)), [kinks(-3, 3)]));
     });
+    test('selectChannels: a slice, a shuffle and a repeated channel', () => {
+      expectOk('slice', gradCheck(([x]) => ops.selectChannels(x!, [1, 2]), [rand([2, 4, 2, 3])]));
+      expectOk('shuffle + repeat', gradCheck(([x]) => ops.selectChannels(x!, [0, 2, 1, 3, 3]), [rand([2, 4, 3, 2])]));
+    });
     test('concatChannels of three inputs, one without a gradient', () => {
       expectOk('concat', gradCheck(([a, b, c]) => ops.concatChannels([a!, b!, c!]), [rand([2, 1, 3, 2]), rand([2, 3, 3, 2]), rand([2, 2, 3, 2], -1, 1, false)]));
     });

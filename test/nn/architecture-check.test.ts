@@ -55,6 +55,11 @@ const MEMBERS: Readonly<Record<string, Members>> = {
   HardSigmoid: { good: { type: 'HardSigmoid', alpha: 0.2, beta: 0.5 }, image: [1, 2, 2], badFields: [[{ alpha: 'a' }, 'alpha'], [{ beta: Infinity }, 'beta']], badImages: [] },
   HardSwish: { good: { type: 'HardSwish' }, image: [1, 2, 2], badFields: [], badImages: [] },
   GELU: { good: { type: 'GELU' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  ChannelSelect: {
+    good: { type: 'ChannelSelect', inChannels: 4, order: [2, 0, 3] }, image: [4, 2, 2],
+    badFields: [[{ inChannels: 0 }, 'inChannels'], [{ order: [] }, 'order'], [{ order: [4] }, 'order'], [{ order: 'all' }, 'order']],
+    badImages: [[3, 2, 2]],
+  },
   SqueezeExcite: {
     good: { type: 'SqueezeExcite', channels: 4, squeeze: 2, activation: 'silu', gate: 'sigmoid' }, image: [4, 3, 3],
     badFields: [[{ channels: 0 }, 'channels'], [{ squeeze: 1.5 }, 'squeeze'], [{ activation: 'tanh' }, 'activation'], [{ gate: 1 }, 'gate']],
