@@ -75,7 +75,7 @@ step(`packed ${packed.filename}: ${shipped.length} files, ${mb(packed.size)} pac
 for (const need of ['build/parsimony-simd.wasm', 'build/parsimony-relaxed.wasm', 'dist/index.js', 'dist/index.d.ts', 'dist/browser/index.js', 'dist/browser/index.d.ts', 'dist/onnx.js', 'dist/cli/bin.js', 'models/fmnist-vgg5-lkam.safetensors', 'data/fashion-mnist-subset/t10k-images-idx3-ubyte.gz', 'LICENSE', 'README.md']) {
   if (!shipped.includes(need)) fail(`the tarball lacks ${need}`);
 }
-const stray = shipped.filter((p) => !/^(dist\/|build\/parsimony-(simd|relaxed)\.wasm$|data\/fashion-mnist-subset\/|models\/|native\/|binding\.gyp$|LICENSE$|README\.md$|package\.json$)/.test(p) || p.endsWith('.map') || p.endsWith('.test.js'));
+const stray = shipped.filter((p) => !/^(dist\/|build\/parsimony-(simd|relaxed)\.wasm$|data\/fashion-mnist-subset\/|models\/|native\/|binding\.gyp$|scripts\/build-native\.mjs$|LICENSE$|README\.md$|package\.json$)/.test(p) || p.endsWith('.map') || p.endsWith('.test.js'));
 if (stray.length > 0) fail(`the tarball ships files it should not: ${stray.slice(0, 10).join(', ')}`);
 
 // ---- a lock file for a scratch project, from this repo's lock: every tarball is in the npm cache after `npm ci`
