@@ -8,9 +8,9 @@
 import { GELU, HardSwish, SiLU } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
-import { type Conv2d, Flatten, Linear, Residual } from '../nn/layers.js';
+import { type Conv2d, Flatten, Linear } from '../nn/layers.js';
 import { SqueezeExcite, type SeActivation, type SeGate } from '../nn/squeeze-excite.js';
-import { Gated, gridWindow, LKAM, type LkamPool, type SwitchKind } from '../nn/lkam.js';
+import { Gated, gridWindow, LKAM, residualOf, type LkamPool, type SwitchKind } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { copyInto } from './model-file.js';
 import { describeNode, float, ImportProblem, int, ints, product, sameDims, shortestFloat, type Constant, type OnnxGraph, type OnnxNode } from './onnx-import-graph.js';
@@ -198,8 +198,8 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
       const [a, b] = inputs as [string, string];
       replaced.set(n, {
         kind: 'join', source: n, output: out, branches: [a, b], alsoReads: [],
-        // A branch that is the fork itself is the identity shortcut.
-        build: ([ba, bb], fork) => (b === fork ? new Residual(ba as Module, null) : a === fork ? new Residual(bb as Module, null) : new Residual(ba as Module, bb as Module)),
+        // A branch that is the fork itself is the identity (x + x keeps one as the body); the main branch is found by structure, not by input order.
+        build: ([ba, bb], fork) => residualOf(a === fork && b !== fork ? null : (ba as Module), b === fork ? null : (bb as Module)),
       });
       continue;
     }

@@ -361,7 +361,7 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
     if (m instanceof MaxPool2d || m instanceof AvgPool2d) return m.outputShape(shape);
     feeding = null;
     if (m instanceof Residual) {
-      walk(m.body, shape);
+      walk(residualMain(m) === 'body' ? m.body : (m.shortcut as Module), shape);
       feeding = null;
       return m.outputShape(shape);
     }
@@ -462,18 +462,63 @@ export interface ConvPlace {
   readonly gate: { readonly path: string; readonly module: Gated } | null;
 }
 
+/** The convs a branch computes (an LKAM's own are not counted); null is the identity. */
+function branchConvs(m: Module | null): Conv2d[] {
+  const out: Conv2d[] = [];
+  const walk = (x: Module): void => {
+    if (x instanceof LKAM) return;
+    if (x instanceof Conv2d) out.push(x);
+    for (const [, c] of x.children()) walk(c);
+  };
+  if (m !== null) walk(m);
+  return out;
+}
+
+/** A shortcut by its structure: the identity, or at most one 1x1 conv (a projection, with its batch norm or pooling). */
+function isShortcut(m: Module | null): boolean {
+  const convs = branchConvs(m);
+  const only = convs[0];
+  return only === undefined || (convs.length === 1 && only.kernel[0] === 1 && only.kernel[1] === 1);
+}
+
+/**
+ * Which of a residual join's two branches (null: the identity) is its main one, by structure and not
+ * by order: the other is the identity or a projection (at most one 1x1 conv); when both or neither
+ * are, the one with more convs, `a` on a tie.
+ */
+export function mainBranch(a: Module | null, b: Module | null): 'a' | 'b' {
+  const sa = isShortcut(a), sb = isShortcut(b);
+  if (sa !== sb) return sa ? 'b' : 'a';
+  return branchConvs(b).length > branchConvs(a).length ? 'b' : 'a';
+}
+
+/** A Residual adding branches a and b (null: the identity), its body the main branch. */
+export function residualOf(a: Module | null, b: Module | null): Residual {
+  const [main, other] = mainBranch(a, b) === 'a' ? [a, b] : [b, a];
+  if (main === null) throw new Error('residualOf: both branches are the identity');
+  return new Residual(main, other);
+}
+
+/** The main branch of a residual block (see mainBranch): its body, unless the structure says its shortcut. */
+export function residualMain(r: Residual): 'body' | 'shortcut' {
+  return mainBranch(r.body, r.shortcut) === 'a' ? 'body' : 'shortcut';
+}
+
 /**
  * The network's convs in forward order, the numbering of `addLKAMs({ layers })`: down sequences and
- * residual bodies (a residual shortcut's convs are not counted, since they are never gated), a
- * gate counting as the conv it wraps (a gate built by hand around something else is not counted);
- * other containers (and an LKAM's own convs) are not entered.
+ * the main branch of each residual block (residualMain; the shortcut's convs are not counted, since
+ * they are never gated), a gate counting as the conv it wraps (a gate built by hand around something
+ * else is not counted); other containers (and an LKAM's own convs) are not entered.
  */
 export function convsInOrder(model: Module): ConvPlace[] {
   const out: ConvPlace[] = [];
   const walk = (m: Module, path: string): void => {
     const at = (name: string): string => (path === '' ? name : `${path}.${name}`);
     if (m instanceof Sequential) m.layers.forEach((l, i) => walk(l, at(String(i))));
-    else if (m instanceof Residual) walk(m.body, at('body'));
+    else if (m instanceof Residual) {
+      if (residualMain(m) === 'body') walk(m.body, at('body'));
+      else walk(m.shortcut as Module, at('shortcut'));
+    }
     else if (m instanceof Conv2d) out.push({ path, conv: m, gate: null });
     else if (m instanceof Gated) {
       const b = m.block;
@@ -487,8 +532,8 @@ export function convsInOrder(model: Module): ConvPlace[] {
 
 /**
  * A model in which each chosen conv (with the batch norm and ReLU that follow it) is wrapped in a
- * `Gated` module with an LKAM reading that conv's input. Inside residual blocks only the body is
- * rewritten, so the skip path is never gated. The new model shares the original's layers and weights.
+ * `Gated` module with an LKAM reading that conv's input. Inside residual blocks only the main branch
+ * (residualMain, by structure) is rewritten, so the shortcut is never gated. The new model shares the original's layers and weights.
  */
 export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
   if (gates(model).length > 0) throw new Error('addLKAMs: the model already has LKAMs');
@@ -521,7 +566,7 @@ export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
       }
       return new Sequential(out);
     }
-    if (m instanceof Residual) return new Residual(rewrite(m.body), m.shortcut);
+    if (m instanceof Residual) return residualMain(m) === 'body' ? new Residual(rewrite(m.body), m.shortcut) : new Residual(m.body, rewrite(m.shortcut as Module));
     if (m instanceof Conv2d && chosen(m)) return new Gated(m, lkamFor(m), options.gain ?? 1);
     return m;
   };
