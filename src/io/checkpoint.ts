@@ -8,7 +8,8 @@
  * `resume` restores everything from the newest readable of the two. A run killed at any moment and
  * resumed continues with bit-identical arithmetic (given the same engine and thread count).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { readRegularFile } from '../data/files.js';
 import { z } from 'zod';
 import type { LoaderState } from '../data/loader.js';
 import type { Module } from '../nn/module.js';
@@ -19,7 +20,8 @@ import { writeFileAtomic } from './node-files.js';
 import { encodeSafetensors, firstNonFinite, parseSafetensors, readTensor, shapeText, type TensorRecord } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'parsimony-checkpoint';
-export const CHECKPOINT_FORMAT_VERSION = 1;
+/** Version 2 checkpoints record checksums (as model files do). */
+export const CHECKPOINT_FORMAT_VERSION = 2;
 const MODEL_PREFIX = 'model.';
 const OPTIM_PREFIX = 'optim.';
 
@@ -233,6 +235,8 @@ export interface Resumed {
   readonly file: string;
   /** Why newer files were passed over. */
   readonly skipped: readonly ModelFileError[];
+  /** Where the files passed over were moved (`<file>.corrupt`), so that the next save keeps the usable one as `.prev`. */
+  readonly setAside: readonly string[];
 }
 
 /**
@@ -245,16 +249,25 @@ export function resume(path: string, targets: CheckpointTargets): Resumed | null
   for (const file of [path, `${path}.prev`]) {
     if (!existsSync(file)) continue;
     found = true;
-    let bytes: Buffer;
+    let bytes: Uint8Array;
     try {
-      bytes = readFileSync(file);
+      bytes = readRegularFile(file, { what: 'a checkpoint' });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw e;
+      if (((e as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') continue;
+      // A folder, FIFO or unreadable file in the checkpoint's place: the other file may still do.
+      skipped.push(new ModelFileError(file, describeError(e).replace(`${file}: `, ''), { cause: e }));
+      continue;
     }
     try {
-      const ck = decodeCheckpoint(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
-      return { ...applyCheckpoint(ck, targets), file, skipped };
+      const ck = decodeCheckpoint(bytes, file);
+      const restored = applyCheckpoint(ck, targets);
+      const setAside = skipped.map((s) => {
+        const aside = `${s.file}.corrupt`;
+        rmSync(aside, { recursive: true, force: true });
+        renameSync(s.file, aside);
+        return aside;
+      });
+      return { ...restored, file, skipped, setAside };
     } catch (e) {
       if (!(e instanceof ModelFileError)) throw e;
       skipped.push(e);

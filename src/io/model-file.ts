@@ -21,7 +21,8 @@ import { encodeSafetensors, firstNonFinite, parseSafetensors, readTensor, shapeT
 import { expectedState } from './state-shapes.js';
 
 export const MODEL_FORMAT = 'parsimony';
-export const MODEL_FORMAT_VERSION = 1;
+/** Version 2 files record checksums (safetensors.ts); version 1 files, without them, still load. */
+export const MODEL_FORMAT_VERSION = 2;
 
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 
@@ -93,11 +94,14 @@ export function checkFormat(f: SafetensorsFile, format: string, version: number,
     throw new ModelFileError(f.file, `not a ${kind}: metadata format is ${got === undefined ? 'missing' : JSON.stringify(got)}, expected "${format}"`, { field: '__metadata__.format' });
   }
   const v = f.metadata.get('format_version');
-  if (v !== String(version)) {
-    const newer = v !== undefined && /^\d+$/.test(v) && Number(v) > version;
-    throw new ModelFileError(f.file, newer ? `format_version ${v} is newer than this reader (${version}); update Parsimony` : `format_version ${JSON.stringify(v ?? null)} is not supported (expected "${version}")`, {
+  const n = v !== undefined && /^[1-9]\d*$/.test(v) ? Number(v) : 0;
+  if (n < 1 || n > version) {
+    throw new ModelFileError(f.file, n > version ? `format_version ${v} is newer than this reader (${version}); update Parsimony` : `format_version ${JSON.stringify(v ?? null)} is not supported (expected "1" to "${version}")`, {
       field: '__metadata__.format_version',
     });
+  }
+  if (n >= 2 && !f.checksummed) {
+    throw new ModelFileError(f.file, `the header has no checksums, which format_version ${v} files record: the file was altered after it was written`, { field: '__metadata__.data_crc32' });
   }
 }
 

@@ -6,7 +6,12 @@
  *
  * Bytes in, bytes out: no Node imports, so the browser can read and write model files too.
  * Parsing checks every header number against the byte length before anything is allocated from it.
+ *
+ * Writing records two CRC-32s in the metadata (other readers ignore them): `data_crc32` of the data
+ * section and `metadata_crc32` of the other metadata entries (sorted, as JSON pairs); reading
+ * verifies them when present, so flipped bits in a file are refused rather than computed with.
  */
+import { crc32, crc32Hex } from './crc32.js';
 import { parseJson } from './json.js';
 import { z } from 'zod';
 import { describeError, ModelFileError } from './errors.js';
@@ -35,10 +40,16 @@ export interface TensorEntry {
   readonly end: number;
 }
 
+export const DATA_CRC_KEY = 'data_crc32';
+export const METADATA_CRC_KEY = 'metadata_crc32';
+
 export interface SafetensorsFile {
   readonly file: string;
   readonly bytes: Uint8Array;
+  /** The metadata, without the checksum entries. */
   readonly metadata: ReadonlyMap<string, string>;
+  /** Whether the file recorded both checksums (and they matched: a mismatch is refused). */
+  readonly checksummed: boolean;
   /** In data order. */
   readonly tensors: ReadonlyMap<string, TensorEntry>;
 }
@@ -69,10 +80,27 @@ function littleEndianBytes(data: Float32Array | Int32Array): Uint8Array {
   return out;
 }
 
-/** Encodes tensors (in the given order) and string metadata as one safetensors file. */
-export function encodeSafetensors(tensors: readonly TensorRecord[], metadata: Readonly<Record<string, string>>): Uint8Array {
+/** The CRC-32 of metadata entries (checksums excluded): sorted, as JSON pairs. */
+export function metadataCrc(entries: Iterable<readonly [string, string]>): string {
+  const pairs = [...entries].filter(([k]) => k !== DATA_CRC_KEY && k !== METADATA_CRC_KEY).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return crc32Hex(crc32(new TextEncoder().encode(JSON.stringify(pairs))));
+}
+
+export interface EncodeOptions {
+  /** Record the two checksums in the metadata (default true). */
+  readonly checksums?: boolean;
+}
+
+/** Encodes tensors (in the given order) and string metadata as one safetensors file, with its checksums. */
+export function encodeSafetensors(tensors: readonly TensorRecord[], metadata: Readonly<Record<string, string>>, options: EncodeOptions = {}): Uint8Array {
   const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header[METADATA_KEY] = { ...metadata };
+  if (options.checksums === false) {
+    if (Object.keys(metadata).length > 0) header[METADATA_KEY] = { ...metadata };
+  } else {
+    let dataCrc = 0;
+    for (const t of tensors) dataCrc = crc32(littleEndianBytes(t.data), dataCrc);
+    header[METADATA_KEY] = { ...metadata, [DATA_CRC_KEY]: crc32Hex(dataCrc), [METADATA_CRC_KEY]: metadataCrc(Object.entries(metadata)) };
+  }
   let offset = 0;
   const seen = new Set<string>();
   for (const t of tensors) {
@@ -212,7 +240,23 @@ export function parseSafetensors(bytes: Uint8Array, options: ParseOptions = {}):
   if (cursor !== bytes.length) {
     fail(`the tensors cover ${cursor - dataStart} bytes of data, the file has ${dataLength} after the header`, { field: 'data_offsets' });
   }
-  return { file, bytes, metadata, tensors: new Map(entries.map((t) => [t.name, t])) };
+  const recorded = [DATA_CRC_KEY, METADATA_CRC_KEY].map((k) => metadata.get(k));
+  for (const [i, v] of recorded.entries()) {
+    const key = i === 0 ? DATA_CRC_KEY : METADATA_CRC_KEY;
+    if (v !== undefined && !/^[0-9a-f]{8}$/.test(v)) fail(`${METADATA_KEY}.${key} ${JSON.stringify(v)} should be 8 hex digits`, { field: `${METADATA_KEY}.${key}` });
+    metadata.delete(key);
+  }
+  const [dataWant, metaWant] = recorded;
+  if (dataWant !== undefined) {
+    const got = crc32Hex(crc32(bytes.subarray(dataStart)));
+    if (got !== dataWant) fail(`the data section is corrupt: its CRC-32 is ${got}, the header recorded ${dataWant} when the file was written`, { field: `${METADATA_KEY}.${DATA_CRC_KEY}` });
+  }
+  if (metaWant !== undefined) {
+    const got = metadataCrc(metadata);
+    if (got !== metaWant) fail(`the metadata is corrupt: its CRC-32 is ${got}, the header recorded ${metaWant} when the file was written`, { field: `${METADATA_KEY}.${METADATA_CRC_KEY}` });
+  }
+  const checksummed = dataWant !== undefined && metaWant !== undefined;
+  return { file, bytes, metadata, checksummed, tensors: new Map(entries.map((t) => [t.name, t])) };
 }
 
 /** A copy of one tensor's values. */

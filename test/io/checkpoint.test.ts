@@ -156,7 +156,10 @@ describe('checkpoints', () => {
     assert.equal(r?.step, 1);
     assert.match(r?.skipped[0]?.message ?? '', /fallback\.ckpt: tensor optim\.momentum\.\d+: data_offsets \[\d+, \d+\] reach past the \d+ bytes of data/);
     assert.deepEqual(stateValues(fresh), atStep1);
+    assert.deepEqual(r?.setAside, [`${path}.corrupt`], 'the unusable file is moved aside, so that the next save keeps the usable one as .prev');
+    assert.ok(!existsSync(path) && existsSync(`${path}.corrupt`));
 
+    writeFileSync(path, full.subarray(0, full.length - 10));
     writeFileSync(`${path}.prev`, 'not a checkpoint');
     rejects(() => resume(path, { model: fresh, optimizer: new SGD(fresh.parameters(), { lr: 0.1, momentum: 0.9 }) }), /no usable checkpoint: .*fallback\.ckpt: .*; .*fallback\.ckpt\.prev: /);
   });

@@ -1,4 +1,5 @@
 import { after, before, describe, test } from 'node:test';
+import { metadataCrc } from '../../src/io/safetensors.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,9 @@ function editHeader(bytes: Uint8Array, edit: (h: Record<string, any>) => void): 
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true))));
   const data = bytes.subarray(bytes.length - [...f.tensors.values()].reduce((s, t) => s + t.end - t.begin, 0));
   edit(header);
+  // The edit stands for a writer's choice, not corruption: the metadata checksum follows it.
+  const meta = header['__metadata__'];
+  if (meta !== null && typeof meta === 'object' && typeof meta['metadata_crc32'] === 'string') meta['metadata_crc32'] = metadataCrc(Object.entries(meta) as Array<[string, string]>);
   const json = new TextEncoder().encode(JSON.stringify(header));
   const n = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(8 + n + data.length);
@@ -90,7 +94,7 @@ describe('model files', () => {
     const m = tinyGated();
     const f = parseSafetensors(encodeModel(m, { inputShape: [1, 6, 6] }));
     assert.equal(f.metadata.get('format'), 'parsimony');
-    assert.equal(f.metadata.get('format_version'), '1');
+    assert.equal(f.metadata.get('format_version'), '2');
     assert.deepEqual(JSON.parse(f.metadata.get('architecture')!), m.spec());
     assert.equal(f.metadata.get('input_shape'), '[1,6,6]');
     assert.equal(f.metadata.has('class_names'), false);
@@ -181,7 +185,7 @@ describe('model files', () => {
     const meta = (edit: (m: Record<string, string>) => void): Uint8Array => editHeader(good, (h) => edit(h['__metadata__']));
     rejects(meta((m) => { m['format'] = 'pytorch'; }), /not a Parsimony model file: metadata format is "pytorch", expected "parsimony"/);
     rejects(meta((m) => { delete m['format']; }), /metadata format is missing/);
-    rejects(meta((m) => { m['format_version'] = '7'; }), /format_version 7 is newer than this reader \(1\); update Parsimony/);
+    rejects(meta((m) => { m['format_version'] = '7'; }), /format_version 7 is newer than this reader \(2\); update Parsimony/);
     rejects(meta((m) => { m['format_version'] = 'one'; }), /format_version "one" is not supported/);
     rejects(meta((m) => { m['input_shape'] = '[1,0,6]'; }), /metadata input_shape\[1\] should hold whole numbers >= 1/);
     rejects(meta((m) => { delete m['input_shape']; }), /the metadata has no input_shape/);

@@ -1,4 +1,5 @@
 /** Mutations of safetensors files for the fuzz tests: byte flips, truncations, length-field changes, splices, header JSON edits. */
+import { metadataCrc } from '../../src/io/safetensors.js';
 import fc from 'fast-check';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -97,6 +98,8 @@ function editJson(bytes: Uint8Array, m: Extract<Mutation, { kind: 'json' }>): Ui
   const metaOut = header['__metadata__'];
   if (typeof metaOut === 'object' && metaOut !== null && !Array.isArray(metaOut)) {
     for (const [k, v] of Object.entries(metaOut)) metaOut[k] = raw.has(k) && typeof v === 'string' ? v : JSON.stringify(v);
+    // Half the edits keep the metadata checksum in step, so that they reach the checks behind it.
+    if (m.pad && typeof metaOut['metadata_crc32'] === 'string') metaOut['metadata_crc32'] = metadataCrc(Object.entries(metaOut).map(([k, v]) => [k, String(v)] as [string, string]));
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const len = m.pad ? Math.ceil(json.length / 8) * 8 : json.length;

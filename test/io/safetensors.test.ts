@@ -49,7 +49,7 @@ describe('safetensors container', () => {
       records.push({ name: t.name, dtype: t.dtype, shape: t.shape, data: values });
     }
     // Same tensors in the same data order, same metadata (in the file's order, which the library does not fix): the same bytes, header padding included.
-    assert.deepEqual(encodeSafetensors(records, Object.fromEntries(f.metadata)), bytes);
+    assert.deepEqual(encodeSafetensors(records, Object.fromEntries(f.metadata), { checksums: false }), bytes);
   });
 
   test('round trip: F32 and I32, a scalar, an empty tensor; data starts at a multiple of 8 after space padding', () => {

@@ -227,6 +227,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     if (f.resume !== undefined) {
       const r = resume(ckpt, { model, optimizer: opt, loader: trainLoader, rngs });
       if (r === null) throw new InputError(`--resume ${runDir}: no ${RUN_FILES.checkpoint} to resume from`);
+      r.skipped.forEach((s, i) => out.warn(`${s.message}; resuming from ${r.file} instead (the unusable file is kept as ${r.setAside[i]})`));
       startEpoch = r.epoch;
       step = r.step;
       resumedFrom = r.step;
