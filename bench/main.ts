@@ -21,8 +21,8 @@ const ENTRIES: readonly Entry[] = [
   { name: 'web', byDefault: false, load: async () => (await import('./web.js')).webBench },
 ];
 
-/** Options that one benchmark reads from process.argv itself, with their values: `--model FILE` (model). */
-const BENCH_OPTIONS: readonly string[] = ['--model'];
+/** Options that one benchmark reads from process.argv itself, with their values: `--model FILE`, `--onnx FILE` (model). */
+const BENCH_OPTIONS: readonly string[] = ['--model', '--onnx'];
 
 function withoutBenchOptions(argv: readonly string[]): string[] {
   const out: string[] = [];

@@ -8,8 +8,11 @@
  * - ours pruned: the same pruned model with every remaining kernel computed (static pruning only);
  * - onnxruntime-node on the dense twin and on the pruned model (exported with src/io's ONNX exporter);
  * - tfjs-wasm on the dense twin (batch norm folded into the convs, fused conv + bias + ReLU).
- * FILE is a model file (src/io); without it, fmnist-vgg5 with LKAMs is built from seeded random
- * weights and its switch biases calibrated so that about a third of the kernels are on.
+ * FILE is a model file (src/io); `--onnx FILE` imports an ONNX file (onnxruntime-node's dense row runs
+ * the file itself; a network without LKAMs gets them added and calibrated as below); without either,
+ * fmnist-vgg5 with LKAMs is built from seeded random weights and its switch biases calibrated so that
+ * about a third of the kernels are on. Models of 25 M MACs and more run with 16 timed images at batch 1
+ * only. Last, the dense plan is profiled per step (CPU time, 1 thread, batch 1) with each conv's GFLOP/s.
  *
  * Images: the test images of the built-in Fashion-MNIST subset (normalised as training does) when the
  * model reads 1x28x28, else seeded random ones; never-on kernels are found on other images (the
@@ -17,6 +20,7 @@
  * timed: ours against the training graph, the other engines against ours.
  */
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
@@ -25,17 +29,25 @@ import type { Engine } from '../src/autograd/engine.js';
 import type { InferencePlan } from '../src/infer/index.js';
 import type { Module } from '../src/nn/module.js';
 import {
-  BenchRng, contentionLine, environment, keepAlive, printTable, round, summarize, time, verifyOutputs, writeResults, VERIFY_RELATIVE,
+  BenchRng, contentionLine, environment, keepAlive, printTable, round, summarize, time, UsageError, verifyOutputs, writeResults, VERIFY_RELATIVE,
   type Bench, type BenchOptions, type Cell, type Timing,
 } from './harness.js';
 
 const THREADS = [1, 2] as const;
-const BATCHES = [1, 64] as const;
-const MAX_BATCH = 64;
-/** Images that are timed and over which switch statistics and the MAC reduction are measured. */
-const CALIBRATION_IMAGES = 512;
-/** Images on which the kernels that are never on (removed by static pruning) are found. */
-const PRUNING_IMAGES = 2048;
+
+/** How much work a run does: small models get many images and batch 64, ImageNet-sized ones a few. */
+interface Scale {
+  /** Images that are timed and over which switch statistics and the MAC reduction are measured. */
+  readonly calibration: number;
+  /** Images on which the kernels that are never on (removed by static pruning) are found. */
+  readonly pruning: number;
+  /** Batch sizes timed; the largest is the plans' maxBatch, the images batch 1 takes in turn and those verified. */
+  readonly batches: readonly number[];
+}
+const SMALL: Scale = { calibration: 512, pruning: 2048, batches: [1, 64] };
+const LARGE: Scale = { calibration: 16, pruning: 32, batches: [1] };
+/** Dense multiply-adds per image from which a model runs at the LARGE scale. */
+const LARGE_MACS = 2.5e7;
 /** Fraction of the kernels of the random model that are on, on average. */
 const TARGET_ON = 1 / 3;
 const SEED = 20241125;
@@ -47,16 +59,16 @@ type EngineName = 'parsimony' | 'onnxruntime-node' | 'tfjs-wasm';
 type OurBackend = 'native' | 'wasm';
 type Mode = 'dense' | 'parsimonious' | 'pruned';
 
-/** `--model FILE` or `--model=FILE` from the command line (bench/main.ts leaves it to us). */
-function modelArgument(argv: readonly string[]): string | null {
+/** `--NAME FILE` or `--NAME=FILE` from the command line (bench/main.ts leaves --model and --onnx to us). */
+function fileArgument(argv: readonly string[], name: 'model' | 'onnx'): string | null {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (a === '--model') {
+    if (a === `--${name}`) {
       const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new Error('--model needs a file');
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`--${name} needs a file`);
       return v;
     }
-    if (a.startsWith('--model=')) return a.slice('--model='.length);
+    if (a.startsWith(`--${name}=`)) return a.slice(`--${name}=`.length);
   }
   return null;
 }
@@ -149,43 +161,101 @@ interface Models {
   readonly pruningSource: string;
   readonly removed: Record<string, number[]>;
   readonly hasGates: boolean;
+  readonly scale: Scale;
+  /** The plans' maxBatch: the largest batch timed. */
+  readonly maxBatch: number;
+  /** The ONNX file the model came from (onnxruntime-node's dense session runs it), or null. */
+  readonly onnxFile: { readonly bytes: Uint8Array; readonly input: string; readonly output: string } | null;
 }
 
-export async function buildModels(p: P, e: Engine, file: string | null): Promise<Models> {
+/** Where the model comes from: a model file (src/io), an ONNX file (imported; ONNX Runtime runs the file itself), or neither (the seeded random gated fmnist-vgg5). */
+export interface ModelSource {
+  readonly model: string | null;
+  readonly onnx: string | null;
+}
+
+export async function buildModels(p: P, e: Engine, source: ModelSource): Promise<Models> {
   let gated: Module;
   let inputShape: readonly number[];
   let name: string;
   let description: string;
-  if (file !== null) {
-    const loaded = p.loadModel(file);
+  let onnxFile: Models['onnxFile'] = null;
+  let calibrate = false;
+  if (source.onnx !== null) {
+    const bytes = new Uint8Array(readFileSync(source.onnx));
+    const { importOnnx } = await import('../src/onnx.js');
+    const imported = importOnnx(bytes, { file: source.onnx });
+    inputShape = imported.inputShape;
+    name = basename(source.onnx).replace(/\.[^.]*$/, '');
+    onnxFile = { bytes, input: imported.input, output: imported.output };
+    if (p.gates(imported.model).length > 0) {
+      gated = imported.model;
+      description = `ONNX file ${source.onnx} (imported with its LKAMs; onnxruntime-node runs the file itself as the dense row)`;
+    } else {
+      p.manualSeed(SEED);
+      gated = p.addLKAMs(imported.model, {});
+      calibrate = true;
+      description = `ONNX file ${source.onnx} (dense: the file as imported, and as onnxruntime-node runs it; gated: LKAMs added before every conv but the first, seeded, switch biases set so that about ${Math.round(100 * TARGET_ON)}% of the kernels are on)`;
+    }
+  } else if (source.model !== null) {
+    const loaded = p.loadModel(source.model);
     gated = loaded.model;
     inputShape = loaded.meta.inputShape;
-    name = basename(file).replace(/\.[^.]*$/, '');
-    description = `model file ${file}`;
+    name = basename(source.model).replace(/\.[^.]*$/, '');
+    description = `model file ${source.model}`;
   } else {
     inputShape = [1, 28, 28];
     p.manualSeed(SEED);
     gated = p.addLKAMs(p.fmnistVgg5(), {});
+    calibrate = true;
     name = 'fmnist-vgg5-lkam-random';
     description = `fmnist-vgg5 with LKAMs, seeded random weights (seed ${SEED}), switch biases set so that about ${Math.round(100 * TARGET_ON)}% of the kernels are on (${name}; not a trained model)`;
   }
   gated.eval();
   const per = inputShape.reduce((a, b) => a * b, 1);
-  const fashion = fashionImages(p, inputShape, CALIBRATION_IMAGES);
-  const images = fashion ?? new BenchRng(SEED + 2).floats(CALIBRATION_IMAGES * per, -1, 1);
-  const imageSource = fashion !== null ? `the first ${fashion.length / per} test images of the built-in Fashion-MNIST subset, normalised (mean ${FMNIST_NORMALIZE.mean}, std ${FMNIST_NORMALIZE.std})` : `seeded random images uniform in [-1, 1]`;
-  if (file === null) calibrateSwitches(p, e, gated, images, inputShape);
+  const denseMacsPerImage = (() => {
+    const plan = p.compile(gated, { inputShape, maxBatch: 1, backend: e.backend, threads: 1 });
+    try {
+      return plan.denseMacs;
+    } finally {
+      plan.dispose();
+    }
+  })();
+  const scale = denseMacsPerImage >= LARGE_MACS ? LARGE : SMALL;
+  const maxBatch = Math.max(...scale.batches);
+  const fashion = fashionImages(p, inputShape, scale.calibration);
+  const images = fashion ?? new BenchRng(SEED + 2).floats(scale.calibration * per, -1, 1);
+  const imageSource = fashion !== null ? `the first ${fashion.length / per} test images of the built-in Fashion-MNIST subset, normalised (mean ${FMNIST_NORMALIZE.mean}, std ${FMNIST_NORMALIZE.std})` : `${scale.calibration} seeded random images uniform in [-1, 1]`;
+  if (calibrate) calibrateSwitches(p, e, gated, images, inputShape);
   const hasGates = p.gates(gated).length > 0;
   const dense = p.denseTwin(gated, inputShape);
-  const pruning = fashionImages(p, inputShape, PRUNING_IMAGES, 'train') ?? new BenchRng(SEED + 3).floats(PRUNING_IMAGES * per, -1, 1);
-  const pruningSource = fashion !== null ? `the first ${pruning.length / per} training images of the built-in Fashion-MNIST subset` : `${PRUNING_IMAGES} other seeded random images`;
-  const probe = p.compile(gated, { inputShape, maxBatch: MAX_BATCH, backend: e.backend, threads: 1 });
-  const removed = p.neverOnRemovals(gated, probe, pruning);
+  const pruning = fashionImages(p, inputShape, scale.pruning, 'train') ?? new BenchRng(SEED + 3).floats(scale.pruning * per, -1, 1);
+  const pruningSource = fashion !== null ? `the first ${pruning.length / per} training images of the built-in Fashion-MNIST subset` : `${scale.pruning} other seeded random images`;
+  const probe = p.compile(gated, { inputShape, maxBatch, backend: e.backend, threads: 1 });
+  const found = p.neverOnRemovals(gated, probe, pruning);
   probe.dispose();
-  const pruned = p.pruneStatic(gated, removed, { inputShape });
+  // Convs whose kernels cannot go (a residual add needs its channels on both sides) keep them: those are still skipped per image.
+  let removed = found;
+  let pruned: Module;
+  try {
+    pruned = p.pruneStatic(gated, found, { inputShape });
+  } catch (err) {
+    if (!(err instanceof p.PruneError)) throw err;
+    removed = new Map();
+    for (const [path, kernels] of found) {
+      const next = new Map([...removed, [path, kernels]]);
+      try {
+        p.pruneStatic(gated, next, { inputShape });
+        removed = next;
+      } catch (e2) {
+        if (!(e2 instanceof p.PruneError)) throw e2;
+      }
+    }
+    pruned = p.pruneStatic(gated, removed, { inputShape });
+  }
   pruned.eval();
   dense.eval();
-  return { name, description, inputShape, gated, dense, pruned, images, imageSource, pruningSource, removed: Object.fromEntries(removed), hasGates };
+  return { name, description, inputShape, gated, dense, pruned, images, imageSource, pruningSource, removed: Object.fromEntries(removed), hasGates, scale, maxBatch, onnxFile };
 }
 
 /** The training graph's eval outputs for `n` images (the reference every engine is checked against). */
@@ -226,14 +296,14 @@ interface Shared {
   readonly p: P;
   readonly models: Models;
   readonly per: number;
-  /** Per mode, the reference outputs of the first MAX_BATCH images. */
+  /** Per mode, the reference outputs of the first maxBatch images. */
   readonly reference: Record<Mode, Float32Array>;
   readonly onnx: Partial<Record<Mode, { bytes: Uint8Array; input: string; output: string }>>;
 }
 
 /** Image i of the batch-1 rotation. */
 function image(s: Shared, i: number): Float32Array {
-  return s.models.images.subarray((i % MAX_BATCH) * s.per, (i % MAX_BATCH + 1) * s.per);
+  return s.models.images.subarray((i % s.models.maxBatch) * s.per, (i % s.models.maxBatch + 1) * s.per);
 }
 
 async function openParsimony(s: Shared, threads: number, backend: OurBackend): Promise<Runner> {
@@ -243,9 +313,9 @@ async function openParsimony(s: Shared, threads: number, backend: OurBackend): P
     e.close();
     throw new Error(`asked for ${threads} thread(s), the backend gave ${e.backend.threads}`);
   }
-  const compileFor = (m: Module, skip: boolean): InferencePlan => p.compile(m, { inputShape: models.inputShape, maxBatch: MAX_BATCH, skip, backend: e.backend });
+  const compileFor = (m: Module, skip: boolean): InferencePlan => p.compile(m, { inputShape: models.inputShape, maxBatch: models.maxBatch, skip, backend: e.backend });
   const plans: Record<Mode, InferencePlan> = { dense: compileFor(models.dense, true), parsimonious: compileFor(models.pruned, true), pruned: compileFor(models.pruned, false) };
-  const batch64 = models.images.subarray(0, MAX_BATCH * s.per);
+  const whole = models.images.subarray(0, models.maxBatch * s.per);
   return {
     engine: 'parsimony', backend, threads, modes: ['dense', 'parsimonious', 'pruned'],
     notes: {
@@ -256,8 +326,8 @@ async function openParsimony(s: Shared, threads: number, backend: OurBackend): P
     async prepare(mode, batch) {
       const plan = plans[mode];
       let i = 0;
-      const run = batch === 1 ? () => plan.run(image(s, i++)) : () => plan.run(batch64);
-      return { run, output: async () => plan.run(batch64) };
+      const run = batch === 1 ? () => plan.run(image(s, i++)) : () => plan.run(whole);
+      return { run, output: async () => plan.run(whole) };
     },
     async close() {
       for (const plan of Object.values(plans)) plan.dispose();
@@ -272,8 +342,9 @@ async function openOrt(s: Shared, threads: number): Promise<Runner> {
   const modes = (['dense', 'pruned'] as const).filter((m) => s.onnx[m] !== undefined);
   for (const mode of modes) sessions.set(mode, await ort.InferenceSession.create(s.onnx[mode]!.bytes, options));
   const shape = s.models.inputShape;
-  const singles = Array.from({ length: MAX_BATCH }, (_, i) => new ort.Tensor('float32', image(s, i).slice(), [1, ...shape]));
-  const whole = new ort.Tensor('float32', s.models.images.slice(0, MAX_BATCH * s.per), [MAX_BATCH, ...shape]);
+  const B = s.models.maxBatch;
+  const singles = Array.from({ length: B }, (_, i) => new ort.Tensor('float32', image(s, i).slice(), [1, ...shape]));
+  const whole = new ort.Tensor('float32', s.models.images.slice(0, B * s.per), [B, ...shape]);
   return {
     engine: 'onnxruntime-node', backend: 'cpu', threads, modes,
     notes: { session: options, timed: 'await session.run({input}) (outputs returned as new JS tensors); batch 1 takes the 64 images in turn', graph: 'src/io exportOnnx, opset 13' },
@@ -281,7 +352,7 @@ async function openOrt(s: Shared, threads: number): Promise<Runner> {
       const session = sessions.get(mode)!;
       const { input, output } = s.onnx[mode]!;
       let i = 0;
-      const run = batch === 1 ? () => session.run({ [input]: singles[i++ % MAX_BATCH]! }) : () => session.run({ [input]: whole });
+      const run = batch === 1 ? () => session.run({ [input]: singles[i++ % B]! }) : () => session.run({ [input]: whole });
       return {
         run,
         output: async () => {
@@ -337,9 +408,11 @@ function tfjsNetwork(p: P, model: Module): { forward: TfLayer; held: tf.Tensor[]
     if (m instanceof p.ReLU) return (x) => tf.relu(x);
     if (m instanceof p.Dropout) return (x) => x;
     if (m instanceof p.MaxPool2d || m instanceof p.AvgPool2d) {
-      if (m.padding[0] !== 0 || m.padding[1] !== 0) throw new Error(`tfjs: ${m.type} with padding is not built here`);
+      // tfjs pads a max pool with -Infinity (as ours); an average pool's padding it leaves out of the count.
+      const [ph, pw] = m.padding;
+      if (ph !== pw || (ph !== 0 && m instanceof p.AvgPool2d)) throw new Error(`tfjs: ${m.type} with padding ${ph}x${pw} is not built here`);
       const pool = m instanceof p.MaxPool2d ? tf.maxPool : tf.avgPool;
-      return (x) => pool(x as tf.Tensor4D, m.kernel, m.stride, 'valid');
+      return (x) => pool(x as tf.Tensor4D, m.kernel, m.stride, ph === 0 ? 'valid' : ph);
     }
     if (m instanceof p.GlobalAvgPool) return (x) => tf.mean(x, [1, 2]);
     if (m instanceof p.GlobalMaxPool) return (x) => tf.max(x, [1, 2]);
@@ -393,8 +466,9 @@ async function openTfjs(s: Shared): Promise<Runner> {
     for (let i = 0; i < n; i++) for (let c = 0; c < C; c++) for (let q = 0; q < H * W; q++) out[(i * H * W + q) * C + c] = x[(i * C + c) * H * W + q] as number;
     return tf.tensor4d(out, [n, H, W, C]);
   };
-  const singles = Array.from({ length: MAX_BATCH }, (_, i) => nhwc(image(s, i), 1));
-  const whole = nhwc(s.models.images.subarray(0, MAX_BATCH * s.per), MAX_BATCH);
+  const B = s.models.maxBatch;
+  const singles = Array.from({ length: B }, (_, i) => nhwc(image(s, i), 1));
+  const whole = nhwc(s.models.images.subarray(0, B * s.per), B);
   held.push(...singles, whole);
   return {
     engine: 'tfjs-wasm', backend: 'wasm', threads: 1, modes: ['dense'],
@@ -411,7 +485,7 @@ async function openTfjs(s: Shared): Promise<Runner> {
         y.dispose();
         return data;
       };
-      const run = batch === 1 ? () => call(singles[i++ % MAX_BATCH]!) : () => call(whole);
+      const run = batch === 1 ? () => call(singles[i++ % B]!) : () => call(whole);
       return { run, output: async () => Float32Array.from(call(whole)) };
     },
     async close() {
@@ -466,10 +540,52 @@ function specLabel(c: { engine: string; backend: string; threads: number }): str
 
 /** Mean of the per-image multiply-adds of a plan over the calibration images, with the layers' mean active kernels. */
 function measureMacs(p: P, e: Engine, model: Module, models: Models, skip: boolean): { mean: number; dense: number; layers: Array<{ name: string; kernels: number; mean_active: number }> } {
-  const plan = p.compile(model, { inputShape: models.inputShape, maxBatch: MAX_BATCH, skip, backend: e.backend, threads: 1 });
+  const plan = p.compile(model, { inputShape: models.inputShape, maxBatch: models.maxBatch, skip, backend: e.backend, threads: 1 });
   try {
     const m = p.planMacs(plan, models.images);
     return { mean: m.mean, dense: m.dense, layers: m.layers.map((l) => ({ name: l.name, kernels: l.kernels, mean_active: round(l.meanActive, 2) })) };
+  } finally {
+    plan.dispose();
+  }
+}
+
+/** The process's CPU time in ms: the profile's clock, so that other jobs on a shared machine do not count. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+interface LayerProfile {
+  readonly reps: number;
+  readonly steps: ReadonlyArray<{ label: string; ms: number; macs: number | null; gflops: number | null }>;
+  /** The slowest conv (groups 1), grouped/depthwise conv and linear step, by GFLOP/s. */
+  readonly slowest: Record<'conv' | 'grouped conv' | 'linear', { label: string; gflops: number } | null>;
+}
+
+/** Per-step medians of the dense plan at batch 1 on one thread, timed by CPU time, with each conv's GFLOP/s. */
+function profileLayers(p: P, e: Engine, models: Models, reps: number): LayerProfile {
+  const plan = p.compile(models.dense, { inputShape: models.inputShape, maxBatch: 1, backend: e.backend, threads: 1 });
+  try {
+    const per = models.inputShape.reduce((a, b) => a * b, 1);
+    const samples: number[][] = [];
+    for (let r = 0; r < reps + 2; r++) {
+      plan.run(models.images.subarray((r % models.maxBatch) * per, (r % models.maxBatch + 1) * per), { profile: cpuMs });
+      if (r < 2) continue;
+      (plan.telemetry().steps ?? []).forEach((s, i) => { (samples[i] ??= []).push(s.ms); });
+    }
+    const t = plan.telemetry();
+    const macs = new Map(t.layers.map((l) => [l.name, l.macs[0] as number]));
+    const kindOf = (label: string): keyof LayerProfile['slowest'] | null => (label.startsWith('grouped conv ') ? 'grouped conv' : label.startsWith('conv ') ? 'conv' : label.startsWith('linear ') ? 'linear' : null);
+    const slowest: LayerProfile['slowest'] = { conv: null, 'grouped conv': null, linear: null };
+    const steps = (t.steps ?? []).map((s, i) => {
+      const ms = summarize(samples[i] ?? [0]).median;
+      const kind = kindOf(s.label);
+      const m = kind === null ? undefined : macs.get(s.label.slice(kind.length + 1));
+      const gflops = m === undefined || ms <= 0 ? null : (2 * m) / ms / 1e6;
+      if (kind !== null && gflops !== null && (slowest[kind] === null || gflops < slowest[kind]!.gflops)) slowest[kind] = { label: s.label, gflops: round(gflops, 2) };
+      return { label: s.label, ms: round(ms, 4), macs: m ?? null, gflops: gflops === null ? null : round(gflops, 2) };
+    });
+    return { reps, steps, slowest };
   } finally {
     plan.dispose();
   }
@@ -479,13 +595,15 @@ export const modelBench: Bench = {
   name: 'model',
   defaults: { warmup: 10, reps: 90 },
   quick: { warmup: 2, reps: 6 },
-  description: 'a whole model at batch 1 and 64 (--model FILE, or fmnist-vgg5 + LKAMs with random weights): ours dense / parsimonious / static-pruned vs onnxruntime-node and tfjs-wasm',
+  description: 'a whole model at batch 1 and 64 (--model FILE, --onnx FILE, or fmnist-vgg5 + LKAMs with random weights): ours dense / parsimonious / static-pruned vs onnxruntime-node and tfjs-wasm; the dense plan per step',
   async run(options: BenchOptions) {
     const p = await loadParsimony();
-    const file = modelArgument(process.argv.slice(2));
+    const argv = process.argv.slice(2);
+    const source: ModelSource = { model: fileArgument(argv, 'model'), onnx: fileArgument(argv, 'onnx') };
+    if (source.model !== null && source.onnx !== null) throw new UsageError('model: give --model FILE or --onnx FILE, not both');
     const setup = await p.Engine.create({ backend: 'wasm', threads: 1 });
     p.setEngine(setup);
-    const models = await buildModels(p, setup, file);
+    const models = await buildModels(p, setup, source);
     console.log(`model: ${models.description}`);
     console.log(`images: ${models.imageSource}`);
     if (!models.hasGates) console.log('the model has no LKAMs: parsimonious and pruned plans compute what the dense one does');
@@ -499,10 +617,10 @@ export const modelBench: Bench = {
     const prunedReduction = denseMacs / prunedMacs.mean;
     const timedImages = models.images.length / per;
     const prunedOutputs = graphOutputs(setup, models.pruned, models.images, models.inputShape, timedImages);
-    const prunedReference = prunedOutputs.subarray(0, (prunedOutputs.length / timedImages) * MAX_BATCH);
+    const prunedReference = prunedOutputs.subarray(0, (prunedOutputs.length / timedImages) * models.maxBatch);
     // The parsimonious and pruned plans run the same pruned model: one reference serves both.
     const reference: Record<Mode, Float32Array> = {
-      dense: graphOutputs(setup, models.dense, models.images, models.inputShape, MAX_BATCH),
+      dense: graphOutputs(setup, models.dense, models.images, models.inputShape, models.maxBatch),
       parsimonious: prunedReference,
       pruned: prunedReference,
     };
@@ -510,7 +628,9 @@ export const modelBench: Bench = {
     const pruningChanges = predictionChanges(graphOutputs(setup, models.gated, models.images, models.inputShape, timedImages), prunedOutputs, timedImages);
     const onnx: Shared['onnx'] = {};
     const exportNotes: Record<string, string> = {};
+    if (models.onnxFile !== null) onnx.dense = models.onnxFile;
     for (const [mode, m] of [['dense', models.dense], ['pruned', models.pruned]] as const) {
+      if (onnx[mode] !== undefined) continue;
       try {
         const ex = p.exportOnnx(m, { inputShape: models.inputShape });
         onnx[mode] = { bytes: ex.bytes, input: ex.input, output: ex.output };
@@ -547,7 +667,7 @@ export const modelBench: Bench = {
         notes[label] = runner.notes;
         try {
           for (const mode of runner.modes) {
-            for (const batch of BATCHES) {
+            for (const batch of models.scale.batches) {
               const key = `${label}|${mode}|${batch}`;
               if (unavailable.has(key)) continue;
               let prepared: Awaited<ReturnType<Runner['prepare']>>;
@@ -577,6 +697,7 @@ export const modelBench: Bench = {
         }
       }
     }
+    const layerProfile = profileLayers(p, setup, models, options.quick ? 3 : 15);
     setup.close();
 
     const rows: Row[] = [...samples.values()].map((m) => {
@@ -588,7 +709,7 @@ export const modelBench: Bench = {
         round_medians_ms: m.roundMedians, verified_relative_diff: Number(m.agreement.toExponential(3)),
       };
     });
-    const order = (r: Row): number => BATCHES.indexOf(r.batch as 1 | 64) * 10000 + r.threads * 1000 + (['parsimony', 'onnxruntime-node', 'tfjs-wasm'] as const).indexOf(r.engine) * 100
+    const order = (r: Row): number => models.scale.batches.indexOf(r.batch) * 10000 + r.threads * 1000 + (['parsimony', 'onnxruntime-node', 'tfjs-wasm'] as const).indexOf(r.engine) * 100
       + (r.engine === 'parsimony' ? ours.indexOf(r.backend as OurBackend) * 10 : 0) + (['dense', 'parsimonious', 'pruned'] as const).indexOf(r.mode);
     rows.sort((a, b) => order(a) - order(b));
     /** Our rows on our first backend (native when built), unless `backend` says which. */
@@ -619,7 +740,7 @@ export const modelBench: Bench = {
       'onnxruntime dense / ours dense, batch 1, 1 thread': speed(find('parsimony', 'dense', 1, 1), find('onnxruntime-node', 'dense', 1, 1)),
     };
     if (ours.includes('native')) {
-      for (const batch of BATCHES) {
+      for (const batch of models.scale.batches) {
         ratios[`ours wasm dense / ours native dense, batch ${batch}, 1 thread`] = speed(find('parsimony', 'dense', 1, batch, 'native'), find('parsimony', 'dense', 1, batch, 'wasm'));
         ratios[`ours wasm parsimonious / ours native parsimonious, batch ${batch}, 1 thread`] = speed(find('parsimony', 'parsimonious', 1, batch, 'native'), find('parsimony', 'parsimonious', 1, batch, 'wasm'));
         ratios[`ours wasm dense / ours wasm parsimonious, batch ${batch}, 1 thread`] = speed(find('parsimony', 'parsimonious', 1, batch, 'wasm'), find('parsimony', 'dense', 1, batch, 'wasm'));
@@ -645,13 +766,17 @@ export const modelBench: Bench = {
     console.log(`realized speed-up ${realized ?? '—'}x = ${realized === null ? '—' : (realized / macReduction).toFixed(2)} of the MAC reduction (bar: 0.85)`);
     console.log(`kernels on per image (mean of ${timedImages}): ${parsMacs.layers.map((l) => `${l.name} ${l.mean_active}/${l.kernels}`).join(', ')}`);
     console.log(`bar: ${JSON.stringify(bar)}`);
+    printTable(`dense plan per step, 1 thread, batch 1: median of ${layerProfile.reps} profiled runs, process CPU time (other jobs' time excluded)`, ['step', 'ms', 'M MACs', 'GFLOP/s'],
+      layerProfile.steps.map((r): Cell[] => [r.label, round(r.ms, 4), r.macs === null ? null : round(r.macs / 1e6, 2), r.gflops === null ? null : round(r.gflops, 1)]));
+    for (const [kind, v] of Object.entries(layerProfile.slowest)) if (v !== null) console.log(`slowest ${kind}: ${v.label} at ${v.gflops.toFixed(1)} GFLOP/s`);
 
     const env = environment(options, ['onnxruntime-node', 'onnxruntime-common', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'onnx-proto', 'typescript', 'assemblyscript'], {
       onnxruntime_versions: ort.env.versions,
       threads: [...THREADS],
-      batches: [...BATCHES],
+      batches: [...models.scale.batches],
+      scale: models.scale,
       schedule: `${rounds} round(s); in each, every engine configuration is opened, each of its modes and batches verified, warmed up ${options.warmup} times and timed (batch 1: ${repsPerRound} calls, batch 64: ${Math.max(3, Math.ceil(repsPerRound / 6))}), then closed; order reversed every other round`,
-      verification: `before timing, outputs on the first ${MAX_BATCH} images are compared with the training graph of the same model (dense twin, gated, pruned): max |diff| / max |reference| below ${VERIFY_RELATIVE}`,
+      verification: `before timing, outputs on the first ${models.maxBatch} images are compared with the training graph of the same model (dense twin, gated, pruned): max |diff| / max |reference| below ${VERIFY_RELATIVE}`,
       images: models.imageSource,
       notes,
     });
@@ -665,7 +790,7 @@ export const modelBench: Bench = {
       pruning: { images: models.pruningSource, changes_on_timed_images: pruningChanges },
       kernels_on: parsMacs.layers,
       kernels_removed_by_pruning: models.removed,
-      rows, skipped, ratios, bar, env,
+      rows, skipped, ratios, bar, layer_profile: layerProfile, env,
     });
     console.log(`\nwrote ${path}`);
     if (skipped.some((s) => s.engine === 'parsimony')) throw new Error(`model: ${skipped.filter((s) => s.engine === 'parsimony').map((s) => `${s.backend} ${s.mode ?? ''} t${s.threads}`).join(', ')} could not run (see "skipped" in ${path})`);
