@@ -10,7 +10,11 @@ export {
   Conv2d, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, GlobalAvgPool, GlobalMaxPool, Flatten, Dropout, Linear, Sequential, Residual,
   manualSeed, type Conv2dConfig, type LinearConfig,
 } from './nn/layers.js';
-export { buildModule, registerModule, UnknownModuleError } from './nn/registry.js';
+export { Clip, Sigmoid, SiLU, HardSigmoid, HardSwish, GELU } from './nn/activations.js';
+export { Concat } from './nn/concat.js';
+export { SqueezeExcite } from './nn/squeeze-excite.js';
+export { buildModule, registerModule, UnknownModuleError, SpecError } from './nn/registry.js';
+export { checkShapes } from './nn/module.js';
 export { initValues, type InitKind } from './nn/init.js';
 export { fmnistVgg5, convBnRelu, basicBlock, smallResNet } from './nn/zoo.js';
 export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup, type Schedule } from './optim/index.js';
