@@ -480,17 +480,30 @@ class Lowering {
         return [];
       }
       case 'scale': {
+        // y's listed planes are x's times their channels' scales: the layout stays compact.
         const x = this.get(n.x), sc = this.get(n.s);
         const y = this.take(sizeOf(n.y));
-        const d = this.dense(x, y, n.name);
         const { C, HW } = x;
-        const src = d.ptr;
-        const apply = new FnStep(`scale ${n.name}`, (n0, n1) => {
-          const o = n0 * C * HW * 4;
-          e.kernels.channelScale(src + o, sc.buf.ptr + n0 * C * 4, y.ptr + o, n1 - n0, C, HW);
-        });
-        this.steps.push(d.step === null ? apply : new Sequence(`scale ${n.name}`, [d.step, apply]));
-        this.define(n.y, y, this.identityList(C), this.identityList(C));
+        const src = x.buf.ptr, layout = x.layout;
+        const whole = this.isIdentity(layout, C);
+        const mem = this.mem;
+        this.steps.push(new FnStep(`scale ${n.name}`, (n0, n1) => {
+          if (whole) {
+            const o = n0 * C * HW * 4;
+            e.kernels.channelScale(src + o, sc.buf.ptr + n0 * C * 4, y.ptr + o, n1 - n0, C, HW);
+            return;
+          }
+          const i32 = mem.i32;
+          for (let img = n0; img < n1; img++) {
+            const at = (layout >>> 2) + img * (C + 1);
+            const k = i32[at] as number;
+            for (let j = 0; j < k; j++) {
+              const o = (img * C + j) * HW * 4;
+              e.kernels.channelScale(src + o, sc.buf.ptr + (img * C + (i32[at + 1 + j] as number)) * 4, y.ptr + o, 1, 1, HW);
+            }
+          }
+        }));
+        this.define(n.y, y, layout, x.active);
         return [];
       }
       case 'select': {
@@ -515,33 +528,51 @@ class Lowering {
         return [into];
       }
       case 'concat': {
+        // Each image's listed planes of every branch, one after another: the lists are the branches' lists, offset.
         const y = this.take(sizeOf(n.y));
         const C = n.y.shape[0] as number;
         const HW = sizeOf(n.y) / C;
-        const temps: Buf[] = [];
+        let c0 = 0;
         const parts = n.xs.map((v) => {
           const x = this.get(v);
-          const into = this.take(sizeOf(v));
-          temps.push(into);
-          const d = this.dense(x, into, n.name);
-          if (d.step !== null) this.steps.push(d.step);
-          return { ptr: d.ptr, channels: v.shape[0] as number };
+          const part = { ptr: x.buf.ptr, layout: x.layout, active: x.active, C: x.C, c0 };
+          c0 += x.C;
+          return part;
         });
+        const merged = (key: 'layout' | 'active'): number | null => {
+          if (parts.every((q) => this.isIdentity(q[key], q.C))) return null;
+          return this.alloc(e.maxBatch * (C + 1) * 4);
+        };
+        const layout = merged('layout'), active = merged('active');
         const mem = this.mem;
+        const writeList = (list: number, key: 'layout' | 'active', img: number): void => {
+          const i32 = mem.i32;
+          const at = (list >>> 2) + img * (C + 1);
+          let count = 0;
+          for (const q of parts) {
+            const src = (q[key] >>> 2) + img * (q.C + 1);
+            const k = i32[src] as number;
+            for (let j = 0; j < k; j++) i32[at + 1 + count + j] = q.c0 + (i32[src + 1 + j] as number);
+            count += k;
+          }
+          i32[at] = count;
+        };
         this.steps.push(new FnStep(`concat ${n.name}`, (n0, n1) => {
-          const v = mem.f32;
+          const v = mem.f32, i32 = mem.i32;
           for (let img = n0; img < n1; img++) {
-            let c0 = 0;
-            for (const p of parts) {
-              const block = p.channels * HW;
-              const from = (p.ptr >>> 2) + img * block;
-              v.copyWithin((y.ptr >>> 2) + (img * C + c0) * HW, from, from + block);
-              c0 += p.channels;
+            let planes = 0;
+            for (const q of parts) {
+              const k = i32[(q.layout >>> 2) + img * (q.C + 1)] as number;
+              const from = (q.ptr >>> 2) + img * q.C * HW;
+              v.copyWithin((y.ptr >>> 2) + (img * C + planes) * HW, from, from + k * HW);
+              planes += k;
             }
+            if (layout !== null) writeList(layout, 'layout', img);
+            if (active !== null) writeList(active, 'active', img);
           }
         }));
-        this.define(n.y, y, this.identityList(C), this.identityList(C));
-        return temps;
+        this.define(n.y, y, layout ?? this.identityList(C), active ?? this.identityList(C));
+        return [];
       }
       case 'gate': {
         const x = this.get(n.x);

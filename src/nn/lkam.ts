@@ -12,6 +12,7 @@ import * as ops from '../ops/index.js';
 import { ChannelSet, ShapeError, shapeString, type Shape, type Tensor } from '../tensor/tensor.js';
 import type { Rng } from './init.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, globalRng, Linear, MaxPool2d, ReLU, Residual, Sequential } from './layers.js';
+import { Concat } from './concat.js';
 import { childShape, Module, type ModuleSpec, type ShapeWalk } from './module.js';
 import { registerModule } from './registry.js';
 import { SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SaturatedKind, type SwitchKind } from './kinds.js';
@@ -360,6 +361,13 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
     }
     if (m instanceof MaxPool2d || m instanceof AvgPool2d) return m.outputShape(shape);
     feeding = null;
+    if (m instanceof Concat) {
+      for (const b of m.branches) {
+        walk(b, shape);
+        feeding = null;
+      }
+      return m.outputShape(shape);
+    }
     if (m instanceof Residual) {
       walk(residualMain(m) === 'body' ? m.body : (m.shortcut as Module), shape);
       feeding = null;
@@ -507,8 +515,8 @@ export function residualMain(r: Residual): 'body' | 'shortcut' {
 /**
  * The network's convs in forward order, the numbering of `addLKAMs({ layers })`: down sequences and
  * the main branch of each residual block (residualMain; the shortcut's convs are not counted, since
- * they are never gated), a gate counting as the conv it wraps (a gate built by hand around something
- * else is not counted); other containers (and an LKAM's own convs) are not entered.
+ * they are never gated), every branch of a Concat, a gate counting as the conv it wraps (a gate built by
+ * hand around something else is not counted); other containers (and an LKAM's own convs) are not entered.
  */
 export function convsInOrder(model: Module): ConvPlace[] {
   const out: ConvPlace[] = [];
@@ -518,7 +526,7 @@ export function convsInOrder(model: Module): ConvPlace[] {
     else if (m instanceof Residual) {
       if (residualMain(m) === 'body') walk(m.body, at('body'));
       else walk(m.shortcut as Module, at('shortcut'));
-    }
+    } else if (m instanceof Concat) m.branches.forEach((b, i) => walk(b, at(String(i))));
     else if (m instanceof Conv2d) out.push({ path, conv: m, gate: null });
     else if (m instanceof Gated) {
       const b = m.block;
@@ -567,6 +575,7 @@ export function addLKAMs(model: Module, options: AddLkamOptions = {}): Module {
       return new Sequential(out);
     }
     if (m instanceof Residual) return residualMain(m) === 'body' ? new Residual(rewrite(m.body), m.shortcut) : new Residual(m.body, rewrite(m.shortcut as Module));
+    if (m instanceof Concat) return new Concat(m.branches.map(rewrite));
     if (m instanceof Conv2d && chosen(m)) return new Gated(m, lkamFor(m), options.gain ?? 1);
     return m;
   };
