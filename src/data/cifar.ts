@@ -144,6 +144,12 @@ function resolveDir(dir: string, sub: string): string {
   return existsSync(nested) ? nested : dir;
 }
 
+/** Names every missing file of a folder at once, with what the folder should hold. */
+function requireFiles(dir: string, files: readonly string[], expected: string): void {
+  const missing = files.filter((f) => !existsSync(f)).map((f) => basename(f));
+  if (missing.length > 0) throw new DataError(`missing ${missing.join(', ')}: ${expected}`, { file: dir, field: 'files', expected });
+}
+
 /**
  * CIFAR-10 binary version: data_batch_1..5.bin (train, 50,000) and test_batch.bin (10,000); class names from
  * batches.meta.txt when present. `dir` may also be the folder that contains cifar-10-batches-bin.
@@ -152,6 +158,7 @@ export function loadCifar10(options: { readonly dir: string }): { train: InMemor
   const dir = resolveDir(options.dir, 'cifar-10-batches-bin');
   const classNames = readNameList(join(dir, 'batches.meta.txt'), 10);
   const trainFiles = [1, 2, 3, 4, 5].map((i) => join(dir, `data_batch_${i}.bin`));
+  requireFiles(dir, [...trainFiles, join(dir, 'test_batch.bin')], 'a CIFAR-10 binary folder holds data_batch_1.bin .. data_batch_5.bin and test_batch.bin');
   const common = { format: 'cifar10' as const, ...(classNames === undefined ? {} : { classNames }) };
   return {
     train: readCifarFiles(trainFiles, { ...common, name: join(dir, 'data_batch_{1..5}.bin') }),
@@ -172,6 +179,7 @@ export function loadCifar100(options: { readonly dir: string; readonly label?: '
   const label = options.label ?? 'fine';
   const classNames = readNameList(join(dir, `${label}_label_names.txt`), label === 'fine' ? 100 : 20);
   const common = { format: 'cifar100' as const, label, ...(classNames === undefined ? {} : { classNames }) };
+  requireFiles(dir, [join(dir, 'train.bin'), join(dir, 'test.bin')], 'a CIFAR-100 binary folder holds train.bin and test.bin');
   return {
     train: readCifarFiles([join(dir, 'train.bin')], { ...common, name: join(dir, 'train.bin') }),
     test: readCifarFiles([join(dir, 'test.bin')], { ...common, name: join(dir, 'test.bin') }),

@@ -56,3 +56,16 @@ export {
   type LoaderState,
   type NormalizeOptions,
 } from './loader.js';
+export { FASHION_MNIST_NORMALIZE, normalizeImages, normalizeProblem } from './normalization.js';
+export { COLOR_MODES, DATA_HELP, dataOptionsSchema, parseImageSize, type ColorMode, type DataOptionKey, type DataOptions, type DataOptionsInput, type OptionMeta } from './options.js';
+export {
+  CLASS_LIST_FILE,
+  DEFAULT_VALIDATION_FRACTION,
+  IMAGE_FOLDER_TEST_FRACTION,
+  detectKind,
+  openData,
+  trainingSplits,
+  type DataKind,
+  type OpenedData,
+  type TrainingSplits,
+} from './open.js';

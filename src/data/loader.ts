@@ -1,13 +1,10 @@
 import { materialize, toShared, type Dataset, type ImageShape, type PixelArray } from './dataset.js';
 import { DataError } from './errors.js';
 import { assembleBatch, epochEnd, fillPermutation, type BatchSource } from './kernel.js';
+import type { NormalizeOptions } from './normalization.js';
 import { Prefetcher } from './prefetch.js';
 
-export interface NormalizeOptions {
-  /** Per channel (or one value for all channels), in the scaled [0, 1] range. */
-  readonly mean: readonly number[];
-  readonly std: readonly number[];
-}
+export type { NormalizeOptions } from './normalization.js';
 
 export interface AugmentOptions {
   /** Random crop back to the image size after padding each side with `padding` black pixels (raw value 0). */

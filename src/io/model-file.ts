@@ -1,11 +1,12 @@
 /**
  * Model files: a model's architecture, weights and buffers in one safetensors file, readable by any
  * safetensors reader. The metadata holds `format: "parsimony"`, `format_version`, `architecture`
- * (the JSON of `model.spec()`), `input_shape`, `class_names` and `training` (JSON strings).
+ * (the JSON of `model.spec()`), `input_shape`, `class_names`, `normalize` and `training` (JSON strings).
  *
  * Bytes in, bytes out: no Node imports (see `node-files.ts` for saving and loading paths).
  */
 import { z } from 'zod';
+import { FASHION_MNIST_NORMALIZE, normalizeProblem, type NormalizeOptions } from '../data/normalization.js';
 import { checkShapes, type Module, type ModuleSpec } from '../nn/module.js';
 import { buildModule, SpecError, UnknownModuleError } from '../nn/registry.js';
 import '../nn/layers.js';
@@ -30,6 +31,8 @@ export interface ModelMeta {
   /** One input image, [C, H, W]. */
   readonly inputShape: readonly number[];
   readonly classNames?: readonly string[];
+  /** The per-channel normalisation the model was trained with; files without it were trained with Fashion-MNIST's (`modelNormalize`). */
+  readonly normalize?: NormalizeOptions;
   /** Free-form record of how the model was trained (hyper-parameters, accuracy, dataset). */
   readonly training?: JsonValue;
 }
@@ -41,6 +44,13 @@ export interface DecodeOptions {
 
 const positiveInts = z.array(z.number().refine((v) => Number.isSafeInteger(v) && v >= 1, { error: 'should hold whole numbers >= 1' }), { error: 'should be a list of whole numbers' }).min(1, { error: 'should not be empty' });
 const classNames = z.array(z.string({ error: 'should hold strings' }), { error: 'should be a list of strings' });
+const finiteList = z.array(z.number().refine(Number.isFinite, { error: 'should hold finite numbers' }), { error: 'should be a list of numbers' }).min(1, { error: 'should not be empty' });
+const normalizeSchema = z.strictObject({ mean: finiteList, std: finiteList }, { error: 'should be {"mean": [...], "std": [...]}' });
+
+/** The normalisation a model's inputs get: its file's, or Fashion-MNIST's for files that predate the field. */
+export function modelNormalize(meta: Pick<ModelMeta, 'normalize'>): NormalizeOptions {
+  return meta.normalize ?? FASHION_MNIST_NORMALIZE;
+}
 
 /** One model's tensors, by stateDict name. */
 export function stateRecords(model: Module, prefix = ''): TensorRecord[] {
@@ -57,6 +67,11 @@ export function encodeModel(model: Module, meta: ModelMeta): Uint8Array {
     input_shape: JSON.stringify(meta.inputShape),
   };
   if (meta.classNames !== undefined) metadata['class_names'] = JSON.stringify(meta.classNames);
+  if (meta.normalize !== undefined) {
+    const problem = normalizeProblem(meta.normalize, meta.inputShape[0] as number);
+    if (problem !== null) throw new RangeError(`encodeModel: ${problem}`);
+    metadata['normalize'] = JSON.stringify({ mean: meta.normalize.mean, std: meta.normalize.std });
+  }
   if (meta.training !== undefined) metadata['training'] = JSON.stringify(meta.training);
   return encodeSafetensors(stateRecords(model), metadata);
 }
@@ -239,9 +254,16 @@ export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): { m
   checkFormat(f, MODEL_FORMAT, MODEL_FORMAT_VERSION, 'Parsimony model file');
   const inputShape = jsonField(f, 'input_shape', positiveInts, true);
   const names = jsonField(f, 'class_names', classNames, false);
+  const normalize = jsonField(f, 'normalize', normalizeSchema, false);
+  if (normalize !== undefined) {
+    const problem = normalizeProblem(normalize, inputShape[0] as number);
+    if (problem !== null) throw new ModelFileError(f.file, `metadata ${problem} (input_shape ${JSON.stringify(inputShape)})`, { field: '__metadata__.normalize' });
+  }
   const training = jsonField(f, 'training', z.json(), false) as JsonValue | undefined;
   const { model } = buildFromFile(f);
   checkInputShape(f.file, model, inputShape);
-  const meta: ModelMeta = { inputShape, ...(names === undefined ? {} : { classNames: names }), ...(training === undefined ? {} : { training }) };
+  const meta: ModelMeta = {
+    inputShape, ...(names === undefined ? {} : { classNames: names }), ...(normalize === undefined ? {} : { normalize }), ...(training === undefined ? {} : { training }),
+  };
   return { model, meta };
 }

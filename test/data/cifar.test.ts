@@ -111,7 +111,7 @@ test('bad CIFAR input: label out of range, missing file, wrong class-name count'
     writeFileSync(f100, cifarRecords([[20, 1]]));
     assertDataError(() => readCifarFiles([f100], { format: 'cifar100', label: 'coarse' }), ['coarse label 20 in record 0 (byte 0) is out of range: expected 0..19']);
     assert.equal(readCifarFiles([f100], { format: 'cifar100', label: 'fine' }).labels[0], 1);
-    assertDataError(() => loadCifar10({ dir }), [`${join(dir, 'data_batch_1.bin')}: cannot read file`]);
+    assertDataError(() => loadCifar10({ dir }), [`${dir}: missing data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, test_batch.bin: a CIFAR-10 binary folder holds`], { file: dir });
     writeFileSync(join(dir, 'batches.meta.txt'), 'cat\ndog\n');
     assertDataError(() => loadCifar10({ dir }), ['expected 10 class names, one per line, found 2'], { file: join(dir, 'batches.meta.txt') });
   } finally {

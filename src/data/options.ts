@@ -1,0 +1,57 @@
+/**
+ * The data options every command takes (train, eval, prune, bench, report, info): one schema holding
+ * each option's flag, default and help line. Imports nothing but zod, so command definitions can read it.
+ */
+import { z } from 'zod';
+
+export const COLOR_MODES = ['rgb', 'grayscale'] as const;
+export type ColorMode = (typeof COLOR_MODES)[number];
+
+/** `32` → [32, 32]; `32x48` → [32, 48] (height x width). */
+export function parseImageSize(v: string | number | readonly number[]): [number, number] | null {
+  const parts = typeof v === 'number' ? [v, v] : Array.isArray(v) ? [...v] : String(v).trim().split('x').map((s) => (s.trim() === '' ? NaN : Number(s)));
+  const pair = parts.length === 1 ? [parts[0], parts[0]] : parts;
+  if (pair.length !== 2 || !pair.every((d) => Number.isSafeInteger(d) && (d as number) >= 1)) return null;
+  return [pair[0] as number, pair[1] as number];
+}
+
+const imageSize = z
+  .union([z.number(), z.string(), z.array(z.number())])
+  .transform((v, ctx) => {
+    const size = parseImageSize(v);
+    if (size === null) {
+      ctx.issues.push({ code: 'custom', message: `should be a size in pixels, e.g. 32 or 32x48 (height x width), got '${Array.isArray(v) ? v.join('x') : String(v)}'`, input: v });
+      return z.NEVER;
+    }
+    return size;
+  });
+
+export const DATA_HELP =
+  "'builtin' (the 6,000/1,000-image Fashion-MNIST subset shipped with Parsimony), 'full' (Debian's dataset-fashion-mnist: 60,000/10,000), or a folder: one sub-folder of images per class (or train/ and test/ folders of them), a CIFAR-10 or CIFAR-100 binary folder, or a folder of IDX files";
+
+/** Each option's command-line flag and help line live in its schema's meta. */
+export interface OptionMeta {
+  readonly flag: string;
+  readonly help: string;
+}
+
+export const dataOptionsSchema = z.strictObject({
+  data: z.string().min(1, { error: 'should name a data set or a folder' }).default('builtin').meta({ flag: '--data <where>', help: DATA_HELP } satisfies OptionMeta),
+  inputSize: imageSize.optional().meta({
+    flag: '--input-size <px>',
+    help: 'image folders: resize every image to this size, e.g. 32 or 32x48 (height x width), scaling to cover and cropping the centre; without it every image must have the same size',
+  } satisfies OptionMeta),
+  color: z.enum(COLOR_MODES, { error: `should be one of ${COLOR_MODES.join(', ')}` }).optional().meta({
+    flag: '--color <mode>',
+    help: 'image folders: rgb (3 channels, the default) or grayscale (1 channel)',
+  } satisfies OptionMeta),
+  limit: z.number().int({ error: 'should be a whole number >= 1' }).min(1, { error: 'should be a whole number >= 1' }).optional().meta({
+    flag: '--limit <n>',
+    help: 'use only the first n images of each split (image folders: n spread evenly over the sorted files), for quick trials',
+  } satisfies OptionMeta),
+});
+
+/** The data options as given (input); `DataOptions` is what they parse to. */
+export type DataOptionsInput = z.input<typeof dataOptionsSchema>;
+export type DataOptions = z.output<typeof dataOptionsSchema>;
+export type DataOptionKey = keyof DataOptions;
