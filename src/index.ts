@@ -16,10 +16,10 @@ export { SqueezeExcite } from './nn/squeeze-excite.js';
 export { buildModule, registerModule, UnknownModuleError, SpecError } from './nn/registry.js';
 export { checkShapes } from './nn/module.js';
 export { initValues, type InitKind } from './nn/init.js';
-export { fmnistVgg5, convBnRelu, basicBlock, smallResNet } from './nn/zoo.js';
+export { fmnistVgg5, convBnRelu, basicBlock, smallResNet, resnet20, vgg8 } from './nn/zoo.js';
 export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup, type Schedule } from './optim/index.js';
 export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochReport, type EvalResult } from './train/fit.js';
-export { LKAM, Gated, addLKAMs, ConvIndexError, convsInOrder, gates, sparsityLoss, batchShapingLoss, type LkamConfig, type AddLkamOptions, type ConvPlace, type SwitchKind, type LkamPool } from './nn/lkam.js';
+export { LKAM, Gated, addLKAMs, EXACTLY_OPEN, ConvIndexError, convsInOrder, gates, sparsityLoss, batchShapingLoss, type LkamConfig, type AddLkamOptions, type ConvPlace, type SwitchKind, type LkamPool } from './nn/lkam.js';
 export { measureParsimony, denseMacs, type ParsimonyReport, type LayerActivity, type MacStats } from './train/parsimony.js';
 export { setGains, GAIN_KINDS, SATURATED_KINDS, SWITCH_KINDS, type GainKind, type SaturatedKind, type GateMode } from './nn/lkam.js';
 export { BudgetController } from './train/budget.js';
@@ -50,3 +50,12 @@ export {
   DataLoader, type AugmentOptions, type Batch as LoaderBatch, type DataLoaderOptions, type LoaderState, type NormalizeOptions,
 } from './data/index.js';
 export { MissingPackageError } from './optional.js';
+export {
+  openData, dataOptionsSchema, trainingSplits, normalizeImages, FASHION_MNIST_NORMALIZE, DEFAULT_VALIDATION_FRACTION,
+  type OpenedData, type DataKind, type DataOptions, type DataOptionsInput, type TrainingSplits,
+} from './data/index.js';
+export { modelNormalize } from './io/model-file.js';
+export {
+  prepareFineTune, openTrainedModel, checkModelFits, modelDataMismatch, ModelFitError,
+  type FineTuneOptions, type FineTuneStart, type TrainedModel, type DataShape,
+} from './train/fine-tune.js';

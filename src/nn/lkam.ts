@@ -31,6 +31,9 @@ export function gridWindow(S: number, g: number): { kernel: number; stride: numb
 export const LKAM_POOLS = ['max', 'avg'] as const;
 export type LkamPool = (typeof LKAM_POOLS)[number];
 
+/** The initial value of a hard or binary switch: 1, a gate that passes its block's output unchanged. */
+export const EXACTLY_OPEN = 1;
+
 export interface LkamConfig {
   /** Channels of layer i's output (what the LKAM reads). */
   readonly inChannels: number;
@@ -49,7 +52,11 @@ export interface LkamConfig {
   readonly switchKind?: SwitchKind;
   /** Switch value under which a sigmoid switch is off at inference; default 0.5. */
   readonly threshold?: number;
-  /** Initial switch value (the fully connected bias); default 0.9 for hard (open, inside the linear range), 2 for sigmoid. */
+  /**
+   * Initial switch value (the fully connected bias, its weights zero). Default 1 for hard and binary
+   * switches: exactly open on any input, so the network computes what it did without LKAMs (the clamp
+   * passes its gradient at 1); 2 for sigmoid (open at inference, 0.88 in training).
+   */
   readonly initOpen?: number;
   /**
    * Dead hard switches. A hard switch whose pre-activation is below 0 for every input gets no gradient
@@ -107,7 +114,7 @@ export class LKAM extends Module {
     this.switchKind = c.switchKind ?? 'hard';
     if (!SWITCH_KINDS.includes(this.switchKind)) throw new RangeError(`LKAM: switch kind '${String(this.switchKind)}' should be one of ${SWITCH_KINDS.join(', ')}`);
     this.threshold = c.threshold ?? 0.5;
-    this.initOpen = c.initOpen ?? (this.switchKind === 'sigmoid' ? 2 : 0.9);
+    this.initOpen = c.initOpen ?? (this.switchKind === 'sigmoid' ? 2 : EXACTLY_OPEN);
     this.straightThrough = c.straightThrough ?? false;
     this.detach = c.detach ?? false;
     this.noise = c.noise ?? 0;
@@ -122,8 +129,7 @@ export class LKAM extends Module {
     this.rng = rng;
     this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
     const features = this.bank * this.grid * this.grid;
-    // Zero weights and a bias of initOpen: every switch starts open, inside its linear range (a hard
-    // switch saturated at 1 would get no gradient), and learns its dependence on the input from there.
+    // Zero weights and a bias of initOpen: every switch starts at initOpen whatever the input, and learns its dependence on the input from there.
     this.fc = new Linear({ inFeatures: features, outFeatures: c.switches, init: 'zeros', rng });
     const e = engine();
     if (this.fc.bias !== null) e.backend.kernels.fill(this.fc.bias.ptr, this.fc.bias.size, this.initOpen);

@@ -57,3 +57,39 @@ export function smallResNet(options: { width?: number; blocks?: number; classes?
   layers.push(new GlobalAvgPool(), new Linear({ inFeatures: c, outFeatures: options.classes ?? 10 }));
   return new Sequential(layers);
 }
+
+/**
+ * resnet20: the CIFAR ResNet-20 layout for 3x32x32 inputs: a 3x3 stem of 16 channels, three stages of
+ * three basic blocks (16, 32, 64 channels; stride 2 at the start of stages 2 and 3, with 1x1
+ * projection shortcuts), global average pool, linear; 40.8 M MACs at width 1 with 10 classes.
+ */
+export function resnet20(options: { width?: number; classes?: number; inChannels?: number } = {}): Sequential {
+  const w = options.width ?? 1;
+  if (!(w > 0 && Number.isFinite(w))) throw new RangeError(`resnet20: width ${w} should be a number > 0`);
+  return smallResNet({ width: Math.max(1, Math.round(16 * w)), blocks: 3, classes: options.classes ?? 10, inChannels: options.inChannels ?? 3 });
+}
+
+/**
+ * vgg8: a VGG-style net for 3x32x32 inputs: conv3x3-32 x2, maxpool2, conv3x3-64 x2, maxpool2,
+ * conv3x3-128 x2, maxpool2, conv3x3-256, global average pool, linear; batch norm + ReLU after every
+ * conv; 43.4 M MACs at width 1 with 10 classes. `width` multiplies every channel count.
+ */
+export function vgg8(options: { width?: number; classes?: number; inChannels?: number } = {}): Sequential {
+  const w = options.width ?? 1;
+  if (!(w > 0 && Number.isFinite(w))) throw new RangeError(`vgg8: width ${w} should be a number > 0`);
+  const [c1, c2, c3, c4] = [32, 64, 128, 256].map((c) => Math.max(1, Math.round(c * w))) as [number, number, number, number];
+  return new Sequential([
+    ...convBnRelu(options.inChannels ?? 3, c1),
+    ...convBnRelu(c1, c1),
+    new MaxPool2d(2),
+    ...convBnRelu(c1, c2),
+    ...convBnRelu(c2, c2),
+    new MaxPool2d(2),
+    ...convBnRelu(c2, c3),
+    ...convBnRelu(c3, c3),
+    new MaxPool2d(2),
+    ...convBnRelu(c3, c4),
+    new GlobalAvgPool(),
+    new Linear({ inFeatures: c4, outFeatures: options.classes ?? 10 }),
+  ]);
+}
