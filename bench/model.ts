@@ -28,6 +28,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { Engine } from '../src/autograd/engine.js';
 import type { InferencePlan } from '../src/infer/index.js';
 import type { Module } from '../src/nn/module.js';
+import type { NormalizeOptions } from '../src/data/normalization.js';
 import {
   BenchRng, contentionLine, environment, keepAlive, printTable, round, summarize, time, UsageError, verifyOutputs, writeResults, VERIFY_RELATIVE,
   type Bench, type BenchOptions, type Cell, type Timing,
@@ -51,8 +52,6 @@ const LARGE_MACS = 2.5e7;
 /** Fraction of the kernels of the random model that are on, on average. */
 const TARGET_ON = 1 / 3;
 const SEED = 20241125;
-/** The normalisation the CLI trains with. */
-const FMNIST_NORMALIZE = { mean: 0.286, std: 0.353 };
 
 type EngineName = 'parsimony' | 'onnxruntime-node' | 'tfjs-wasm';
 /** Our backends: the native kernels (when built) and WebAssembly. */
@@ -83,17 +82,12 @@ export async function loadParsimony() {
 type P = Awaited<ReturnType<typeof loadParsimony>>;
 
 /** Test (or training) images of the built-in subset, normalised; null when the model does not read 1x28x28 or the subset is missing. */
-function fashionImages(p: P, shape: readonly number[], n: number, split: 'test' | 'train' = 'test'): Float32Array | null {
+function fashionImages(p: P, shape: readonly number[], n: number, normalize: NormalizeOptions, split: 'test' | 'train' = 'test'): Float32Array | null {
   if (shape.length !== 3 || shape[0] !== 1 || shape[1] !== 28 || shape[2] !== 28) return null;
   try {
     const d = p.loadFashionMnist({ subset: 'builtin' })[split];
     const count = Math.min(n, d.length);
-    const out = new Float32Array(count * 784);
-    for (let i = 0; i < count; i++) {
-      const item = d.item(i);
-      for (let j = 0; j < 784; j++) out[i * 784 + j] = ((item.pixels[j] as number) / 255 - FMNIST_NORMALIZE.mean) / FMNIST_NORMALIZE.std;
-    }
-    return out;
+    return p.normalizeImages(d.pixels.subarray(0, count * 784), d.shape, normalize);
   } catch {
     return null;
   }
@@ -179,6 +173,8 @@ export async function buildModels(p: P, e: Engine, source: ModelSource): Promise
   let inputShape: readonly number[];
   let name: string;
   let description: string;
+  // ONNX files record no normalisation: their images get Fashion-MNIST's, as the CLI trained with.
+  let normalize: NormalizeOptions = p.FASHION_MNIST_NORMALIZE;
   let onnxFile: Models['onnxFile'] = null;
   let calibrate = false;
   if (source.onnx !== null) {
@@ -199,6 +195,7 @@ export async function buildModels(p: P, e: Engine, source: ModelSource): Promise
     }
   } else if (source.model !== null) {
     const loaded = p.loadModel(source.model);
+    normalize = p.modelNormalize(loaded.meta);
     gated = loaded.model;
     inputShape = loaded.meta.inputShape;
     name = basename(source.model).replace(/\.[^.]*$/, '');
@@ -223,13 +220,13 @@ export async function buildModels(p: P, e: Engine, source: ModelSource): Promise
   })();
   const scale = denseMacsPerImage >= LARGE_MACS ? LARGE : SMALL;
   const maxBatch = Math.max(...scale.batches);
-  const fashion = fashionImages(p, inputShape, scale.calibration);
+  const fashion = fashionImages(p, inputShape, scale.calibration, normalize);
   const images = fashion ?? new BenchRng(SEED + 2).floats(scale.calibration * per, -1, 1);
-  const imageSource = fashion !== null ? `the first ${fashion.length / per} test images of the built-in Fashion-MNIST subset, normalised (mean ${FMNIST_NORMALIZE.mean}, std ${FMNIST_NORMALIZE.std})` : `${scale.calibration} seeded random images uniform in [-1, 1]`;
+  const imageSource = fashion !== null ? `the first ${fashion.length / per} test images of the built-in Fashion-MNIST subset, normalised (mean ${normalize.mean.join(', ')}, std ${normalize.std.join(', ')})` : `${scale.calibration} seeded random images uniform in [-1, 1]`;
   if (calibrate) calibrateSwitches(p, e, gated, images, inputShape);
   const hasGates = p.gates(gated).length > 0;
   const dense = p.denseTwin(gated, inputShape);
-  const pruning = fashionImages(p, inputShape, scale.pruning, 'train') ?? new BenchRng(SEED + 3).floats(scale.pruning * per, -1, 1);
+  const pruning = fashionImages(p, inputShape, scale.pruning, normalize, 'train') ?? new BenchRng(SEED + 3).floats(scale.pruning * per, -1, 1);
   const pruningSource = fashion !== null ? `the first ${pruning.length / per} training images of the built-in Fashion-MNIST subset` : `${scale.pruning} other seeded random images`;
   const probe = p.compile(gated, { inputShape, maxBatch, backend: e.backend, threads: 1 });
   const found = p.neverOnRemovals(gated, probe, pruning);

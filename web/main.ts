@@ -182,7 +182,7 @@ class Page {
   /** Classifies the current image now; with `timed`, times both plans once the result is on screen. */
   private update(timed: boolean): void {
     paintGrey(ui.canvas, this.image);
-    const x = normalise(this.image);
+    const x = normalise(this.image, this.demo.meta);
     const budget = Number(ui.budget.value);
     const c = this.demo.classify(x, budget);
     this.run++;
@@ -318,7 +318,7 @@ async function main(): Promise<void> {
   document.body.dataset['threads'] = String(demo.threads);
   new Page(demo, tests).start();
   (globalThis as { parsimonyBench?: (r: BenchRequest) => BenchSamples }).parsimonyBench = (r) =>
-    demo.benchmark(r.images.map((i) => normalise(testImage(tests, i))), r.budget, r.warmup, r.reps);
+    demo.benchmark(r.images.map((i) => normalise(testImage(tests, i), demo.meta)), r.budget, r.warmup, r.reps);
   document.body.dataset['state'] = 'ready';
 }
 

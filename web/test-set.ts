@@ -1,7 +1,9 @@
 /**
  * The built-in Fashion-MNIST test images for the page: the repo's gzipped IDX files, fetched and
- * gunzipped in the browser, and the normalisation the models were trained with.
+ * gunzipped in the browser, and their normalisation as each model file records it.
  */
+import { modelNormalize, normalizeImages, type ModelMeta } from '../src/browser/index.js';
+import type { ImageShape } from '../src/data/dataset.js';
 
 export interface TestSet {
   readonly count: number;
@@ -12,15 +14,9 @@ export interface TestSet {
   readonly labels: Uint8Array;
 }
 
-/** `parsimony train` feeds the network (v / 255 - mean) / std (src/cli/main.ts). */
-export const NORMALIZE = { mean: 0.286, std: 0.353 } as const;
-
-/** One image's grey levels as the network input, computed as the training data loader does. */
-export function normalise(grey: Uint8Array): Float32Array {
-  const scale = 1 / 255;
-  const out = new Float32Array(grey.length);
-  for (let i = 0; i < grey.length; i++) out[i] = ((grey[i] as number) * scale - NORMALIZE.mean) / NORMALIZE.std;
-  return out;
+/** One image's grey levels as the network input, normalised as the model file says (as the training data loader did). */
+export function normalise(grey: Uint8Array, meta: Pick<ModelMeta, 'inputShape' | 'normalize'>): Float32Array {
+  return normalizeImages(grey, meta.inputShape as ImageShape, modelNormalize(meta));
 }
 
 async function fetchMaybeGzipped(url: URL | string): Promise<Uint8Array> {

@@ -5,7 +5,8 @@
  *     const engine = await init();                       // threads when cross-origin isolated
  *     const { model, meta } = await fetchModel('model.safetensors');
  *     const plan = compile(model, { inputShape: meta.inputShape, maxBatch: 1 });
- *     const logits = plan.run(image);  plan.telemetry();  // switch sets, MACs, time
+ *     const x = normalizeImages(pixels, meta.inputShape, modelNormalize(meta));  // uint8 CHW in
+ *     const logits = plan.run(x);  plan.telemetry();     // switch sets, MACs, time
  */
 import { init as initEngine, type Engine } from '../autograd/engine.js';
 import type { BackendOptions } from '../backend/backend.js';
@@ -18,7 +19,8 @@ export { Engine, engine } from '../autograd/engine.js';
 export type { Backend } from '../backend/backend.js';
 export type { SimdVariant, VariantChoice } from '../backend/wasm/loader.js';
 export { compile, InferencePlan, denseTwin, pruneStatic, kernelsNeverOn, CompileError, PruneError, type CompileOptions, type RunOptions, type Telemetry, type LayerTelemetry } from '../infer/index.js';
-export { decodeModel, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelMeta, type JsonValue } from '../io/model-file.js';
+export { decodeModel, modelNormalize, MODEL_FORMAT, MODEL_FORMAT_VERSION, type ModelMeta, type JsonValue } from '../io/model-file.js';
+export { normalizeImages, type NormalizeOptions } from '../data/normalization.js';
 export { ModelFileError } from '../io/errors.js';
 export { Module } from '../nn/module.js';
 export { convsInOrder, type ConvPlace } from '../nn/lkam.js';

@@ -1,17 +1,17 @@
 /** Measuring a trained model on a test set: the run directory's eval.json. */
-import { DataLoader, type InMemoryDataset } from '../data/index.js';
+import { DataLoader, type InMemoryDataset, type NormalizeOptions } from '../data/index.js';
 import { compile } from '../infer/plan.js';
 import type { Module } from '../nn/module.js';
 import type { EvalRecord, Thumbnail } from '../report/run.js';
 import { measureParsimony, type ParsimonyReport } from '../train/parsimony.js';
-import { imagesOf, NORMALIZE } from './inputs.js';
+import { imagesOf } from './inputs.js';
 
 /** Images shown at each end of the cost range. */
 export const THUMBNAILS = 8;
 const PLAN_BATCH = 64;
 
-export function testParsimony(model: Module, test: InMemoryDataset): ParsimonyReport {
-  const loader = new DataLoader(test, { batchSize: 500, shuffle: false, normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] }, workers: 0 });
+export function testParsimony(model: Module, test: InMemoryDataset, normalize: NormalizeOptions): ParsimonyReport {
+  const loader = new DataLoader(test, { batchSize: 500, shuffle: false, normalize, workers: 0 });
   try {
     return measureParsimony(model, loader.epoch(0), test.numClasses);
   } finally {
@@ -34,8 +34,8 @@ function thumbnail(test: InMemoryDataset, index: number, p: ParsimonyReport): Th
  * multiply-adds, time per image, agreement of its predictions with the graph's) and the images at
  * both ends of the cost range.
  */
-export function evaluateModel(model: Module, test: InMemoryDataset, labels: { model: string; data: string }, p: ParsimonyReport = testParsimony(model, test)): EvalRecord {
-  const { images, labels: y } = imagesOf(test);
+export function evaluateModel(model: Module, test: InMemoryDataset, labels: { model: string; data: string }, normalize: NormalizeOptions, p: ParsimonyReport = testParsimony(model, test, normalize)): EvalRecord {
+  const { images, labels: y } = imagesOf(test, normalize);
   const per = test.shape[0] * test.shape[1] * test.shape[2];
   const n = y.length;
   const plan = compile(model, { inputShape: [...test.shape], maxBatch: Math.min(PLAN_BATCH, Math.max(1, n)), skip: true });

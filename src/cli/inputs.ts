@@ -1,62 +1,70 @@
-/** What commands read: Fashion-MNIST (built-in, Debian's full set, or a folder), model files, run directories. */
+/** What commands read: the data `--data` names (through openData), model files, run directories. */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { InMemoryDataset, loadFashionMnist, type Dataset } from '../data/index.js';
+import { detectKind, normalizeImages, openData, type Dataset, type DataOptions, type DataOptionsInput, type NormalizeOptions, type OpenedData } from '../data/index.js';
+import { InMemoryDataset } from '../data/dataset.js';
 import { loadModel } from '../io/node-files.js';
-import type { ModelMeta } from '../io/model-file.js';
+import { modelNormalize, type ModelMeta } from '../io/model-file.js';
 import type { Module } from '../nn/module.js';
-import { fmnistVgg5, smallResNet } from '../nn/zoo.js';
+import { fmnistVgg5, resnet20, smallResNet, vgg8 } from '../nn/zoo.js';
 import { RUN_FILES } from '../report/run.js';
+import { checkModelFits } from '../train/fine-tune.js';
 import { InputError } from './errors.js';
 import type { ModelName } from './names.js';
 
-/** The networks `train --model` builds; `width` (train --width) multiplies their channel counts. */
-export const MODELS: Readonly<Record<ModelName, (width: number) => Module>> = {
-  'fmnist-vgg5': (w) => fmnistVgg5({ width: w }),
-  'fmnist-vgg5-wide': (w) => fmnistVgg5({ width: 2 * w }),
-  'fmnist-vgg5-narrow': (w) => fmnistVgg5({ width: 0.25 * w }),
-  'resnet-small': (w) => smallResNet({ width: Math.max(1, Math.round(16 * w)) }),
+/** What a zoo network is built for: `width` (train --width) multiplies its channel counts; classes and channels come from the data. */
+export interface ModelShape {
+  readonly width: number;
+  readonly classes: number;
+  readonly inChannels: number;
+}
+
+/** The networks `train --model` builds. */
+export const MODELS: Readonly<Record<ModelName, (o: ModelShape) => Module>> = {
+  'fmnist-vgg5': (o) => fmnistVgg5({ width: o.width, classes: o.classes, inChannels: o.inChannels }),
+  'fmnist-vgg5-wide': (o) => fmnistVgg5({ width: 2 * o.width, classes: o.classes, inChannels: o.inChannels }),
+  'fmnist-vgg5-narrow': (o) => fmnistVgg5({ width: 0.25 * o.width, classes: o.classes, inChannels: o.inChannels }),
+  'resnet-small': (o) => smallResNet({ width: Math.max(1, Math.round(16 * o.width)), classes: o.classes, inChannels: o.inChannels }),
+  resnet20: (o) => resnet20({ width: o.width, classes: o.classes, inChannels: o.inChannels }),
+  vgg8: (o) => vgg8({ width: o.width, classes: o.classes, inChannels: o.inChannels }),
 };
 
-/** The per-channel normalisation training uses (Fashion-MNIST's pixel mean and deviation). */
-export const NORMALIZE = { mean: [0.286], std: [0.353] } as const;
-
-
-export interface Data {
-  readonly train: InMemoryDataset;
-  readonly test: InMemoryDataset;
+/** Data opened for a command, with the `--data` label its messages use. */
+export interface Data extends OpenedData {
   /** As given: builtin, full or the folder. */
   readonly source: string;
 }
 
-function firstImages(ds: InMemoryDataset, n: number): InMemoryDataset {
-  if (n >= ds.length) return ds;
-  const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
-  return new InMemoryDataset({ name: ds.name, pixels: ds.pixels.subarray(0, n * per), labels: ds.labels.subarray(0, n), shape: ds.shape, classNames: ds.classNames });
+/** The data options of a command's flags (undefined ones left out). */
+export function dataFlags(f: Partial<DataOptions>): DataOptionsInput {
+  return {
+    ...(f.data === undefined ? {} : { data: f.data }),
+    ...(f.inputSize === undefined ? {} : { inputSize: [...f.inputSize] }),
+    ...(f.color === undefined ? {} : { color: f.color }),
+    ...(f.limit === undefined ? {} : { limit: f.limit }),
+  };
 }
 
-/** Loads `--data`; `limit` keeps the first images of each split (quick trials). */
-export function loadData(where: string, limit?: number): Data {
-  const both = where === 'builtin' ? loadFashionMnist({ subset: 'builtin' }) : where === 'full' ? loadFashionMnist({ subset: 'full' }) : loadFashionMnist({ dir: where });
-  return limit === undefined ? { ...both, source: where } : { train: firstImages(both.train, limit), test: firstImages(both.test, limit), source: where };
+/** Opens the data named by the data options (see dataOptionsSchema). */
+export async function loadData(options: DataOptionsInput): Promise<Data> {
+  const d = await openData(options);
+  return { ...d, source: d.options.data };
 }
 
-/** `count` images of `ds` from `start`, normalised, NCHW float32. */
-export function imagesOf(ds: Dataset, start = 0, count = ds.length - start): { images: Float32Array; labels: Int32Array } {
+/** `count` images of `ds` from `start`, normalised as `normalize` says, NCHW float32. */
+export function imagesOf(ds: Dataset, normalize: NormalizeOptions, start = 0, count = ds.length - start): { images: Float32Array; labels: Int32Array } {
   const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
-  const hw = ds.shape[1] * ds.shape[2];
-  const images = new Float32Array(count * per);
   const labels = new Int32Array(count);
+  const st = ds instanceof InMemoryDataset ? ds : null;
+  if (st !== null) {
+    labels.set(st.labels.subarray(start, start + count));
+    return { images: normalizeImages(st.pixels.subarray(start * per, (start + count) * per), ds.shape, normalize), labels };
+  }
+  const images = new Float32Array(count * per);
   for (let i = 0; i < count; i++) {
     const item = ds.item(start + i);
     labels[i] = item.label;
-    const scale = item.pixels instanceof Uint8Array ? 1 / 255 : 1;
-    for (let j = 0; j < per; j++) {
-      const c = Math.floor(j / hw);
-      const mean = NORMALIZE.mean[Math.min(c, NORMALIZE.mean.length - 1)] as number;
-      const std = NORMALIZE.std[Math.min(c, NORMALIZE.std.length - 1)] as number;
-      images[i * per + j] = ((item.pixels[j] as number) * scale - mean) / std;
-    }
+    normalizeImages(item.pixels, ds.shape, normalize, images.subarray(i * per, (i + 1) * per));
   }
   return { images, labels };
 }
@@ -85,25 +93,40 @@ export function openModel(arg: string, what = 'MODEL'): ModelSource {
   return { model, meta, file, runDir };
 }
 
-/** The data set a model was trained on, as its file records (default builtin). */
-export function trainedOn(meta: ModelMeta): string {
+/**
+ * The data options a model was trained with, as its file records them (default builtin); for an image
+ * folder the colour follows the model's input channels when the record does not say.
+ */
+export function trainedOn(meta: ModelMeta): DataOptionsInput {
   const t = meta.training;
-  if (t !== null && typeof t === 'object' && !Array.isArray(t)) {
-    const d = (t as Record<string, unknown>)['data'];
-    if (typeof d === 'string') return d;
-  }
-  return 'builtin';
+  const rec = t !== null && typeof t === 'object' && !Array.isArray(t) ? (t as Readonly<Record<string, unknown>>) : {};
+  const d = rec['data'];
+  const size = rec['inputSize'];
+  const color = rec['color'];
+  return {
+    data: typeof d === 'string' ? d : 'builtin',
+    ...(Array.isArray(size) && size.length === 2 && size.every((v) => typeof v === 'number') ? { inputSize: size as number[] } : {}),
+    color: color === 'rgb' || color === 'grayscale' ? color : meta.inputShape[0] === 1 ? 'grayscale' : 'rgb',
+  };
 }
 
-/** Refuses a model whose input shape is not the data's image shape. */
-export function checkFits(file: string, inputShape: readonly number[], data: Dataset, dataLabel: string): void {
-  const s = data.shape;
-  if (inputShape.length !== 3 || inputShape[0] !== s[0] || inputShape[1] !== s[1] || inputShape[2] !== s[2]) {
-    throw new InputError(`${file}: the model reads ${inputShape.join('x')} images, but --data ${dataLabel} holds ${s.join('x')} images`);
-  }
+/**
+ * The data a command measures a model on: the flags' data options, each one not given taken from what
+ * the model was trained on (`--data` defaults to its data set); the model must fit it.
+ */
+export async function dataForModel(src: ModelSource, f: Partial<DataOptions>): Promise<Data> {
+  const given = dataFlags(f);
+  const recorded = trainedOn(src.meta);
+  const where = given.data ?? recorded.data ?? 'builtin';
+  const folder = where !== 'builtin' && where !== 'full' && detectKind(where) === 'image-folder';
+  // The recorded size and colour are an image folder's; other formats have their own.
+  const defaults: DataOptionsInput = folder ? { ...(recorded.inputSize === undefined ? {} : { inputSize: recorded.inputSize }), ...(recorded.color === undefined ? {} : { color: recorded.color }) } : {};
+  const data = await loadData({ ...defaults, ...given, data: where });
+  checkModelFits(src.file, src.model, src.meta, data, `--data ${data.source}`);
+  return data;
 }
 
-/** Refuses a model whose class count is not the data's. */
-export function checkClasses(file: string, outputs: number, data: Dataset, dataLabel: string): void {
-  if (outputs !== data.numClasses) throw new InputError(`${file}: the model has ${outputs} outputs, but --data ${dataLabel} has ${data.numClasses} classes`);
+/** The normalisation a model's inputs get (its file's, or Fashion-MNIST's for files that predate the field). */
+export function normalizeOf(src: Pick<ModelSource, 'meta'>): NormalizeOptions {
+  return modelNormalize(src.meta);
 }

@@ -92,7 +92,7 @@ describe('parsimony: help, usage errors and input errors', () => {
       [['info', join(dir(), 'nope.safetensors')], /nope\.safetensors: no such file or run directory/],
       [['import', join(dir(), 'nope.onnx')], /nope\.onnx: no such file/],
       [['report', missing], /nope: no such run directory/],
-      [['train', '--data', missing, '--epochs', '1'], /nope: Fashion-MNIST folder not found/],
+      [['train', '--data', missing, '--epochs', '1'], /nope: no such folder \(--data takes builtin, full or a folder\)/],
       [['train', '--config', join(dir(), 'nope.json')], /--config .*nope\.json: no such file/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args)));

@@ -10,6 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { Engine, setEngine } from '../../src/autograd/engine.js';
 import { loadFashionMnist } from '../../src/data/index.js';
 import { compile, type InferencePlan } from '../../src/infer/index.js';
+import type { ModelMeta } from '../../src/io/model-file.js';
 import { loadModel } from '../../src/io/node-files.js';
 import { buildAndServeDemo, chromiumPath, launchChromium, type ServedDemo } from '../../web/node-harness.js';
 import { normalise } from '../../web/test-set.js';
@@ -41,13 +42,14 @@ interface Expected {
 
 let engine: Engine;
 let plan: InferencePlan;
+let modelMeta: ModelMeta;
 let served: ServedDemo;
 let browser: Browser;
 const testSet = loadFashionMnist({ subset: 'builtin' }).test;
 
 /** What the Node engine computes for grey levels `grey` at compute budget `budget`. */
 function nodeResult(grey: Uint8Array, budget: number): Expected {
-  const out = plan.run(normalise(grey), { batch: 1, budget });
+  const out = plan.run(normalise(grey, modelMeta), { batch: 1, budget });
   const t = plan.telemetry();
   let predicted = 0;
   for (let k = 1; k < out.length; k++) if ((out[k] as number) > (out[predicted] as number)) predicted = k;
@@ -144,6 +146,7 @@ before(async () => {
   engine = await Engine.create({ backend: 'wasm', threads: 2 });
   setEngine(engine);
   const { model, meta } = loadModel(MODEL);
+  modelMeta = meta;
   model.eval();
   plan = compile(model, { inputShape: meta.inputShape, maxBatch: 1 });
   served = await buildAndServeDemo();

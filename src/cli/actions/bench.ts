@@ -11,13 +11,13 @@ import { compile, type InferencePlan } from '../../infer/plan.js';
 import { denseTwin } from '../../infer/prune.js';
 import type { Module } from '../../nn/module.js';
 import { isMissingPackage, MissingPackageError } from '../../optional.js';
+import type { DataOptions } from '../../data/index.js';
 import { RUN_FILES, speedSentences, type BenchRecord, type BenchRow } from '../../report/run.js';
-import { checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
+import { dataForModel, imagesOf, normalizeOf, openModel } from '../inputs.js';
 import { Output } from '../output.js';
 import { mega, table, withEngine, writeJson } from './common.js';
 
-interface BenchFlags {
-  data?: string;
+interface BenchFlags extends Partial<DataOptions> {
   batch: number;
   reps: number;
   warmup: number;
@@ -83,10 +83,8 @@ export async function run(arg: string, f: BenchFlags): Promise<void> {
     const out = new Output(f);
     const { record, src } = await withEngine(f.threads, async () => {
       const src = openModel(arg);
-      const where = f.data ?? trainedOn(src.meta);
-      const data = loadData(where);
-      checkFits(src.file, src.meta.inputShape, data.test, where);
-      const images = imagesOf(data.test, 0, Math.min(data.test.length, Math.max(64, f.batch))).images;
+      const data = await dataForModel(src, f);
+      const images = imagesOf(data.test, normalizeOf(src), 0, Math.min(data.test.length, Math.max(64, f.batch))).images;
       return { record: await benchModel(src.model, src.file, src.meta.inputShape, images, f, out), src };
     });
     const file = f.out ?? (src.runDir === null ? null : join(src.runDir, RUN_FILES.bench));

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { engine } from '../../autograd/engine.js';
 import { knobCurve, knobGrid } from '../../infer/knob.js';
+import { modelNormalize } from '../../io/model-file.js';
 import { loadModel } from '../../io/node-files.js';
 import { RUN_FILES, type BaselineRecord, type KnobRecord } from '../../report/run.js';
 import { DEMO_BUDGETS } from '../commands/demo.js';
-import { imagesOf, loadData } from '../inputs.js';
+import { dataFlags, imagesOf, loadData } from '../inputs.js';
 import { Output } from '../output.js';
 import { benchModel, printBench } from './bench.js';
 import { startEngine, writeJson } from './common.js';
@@ -61,8 +62,8 @@ export async function run(_o: unknown, c: Command): Promise<void> {
   try {
     const loaded = loadModel(model);
     loaded.model.eval();
-    const data = loadData(f.data, f.limit);
-    const { images, labels } = imagesOf(data.test);
+    const data = await loadData(dataFlags(f));
+    const { images, labels } = imagesOf(data.test, modelNormalize(loaded.meta));
     out.info('measuring the runtime knob (compute budgets) ...');
     const points = knobCurve(loaded.model, { images, labels, inputShape: loaded.meta.inputShape }, knobGrid([], DEMO_BUDGETS));
     const knob: KnobRecord = { model, data: f.data, images: labels.length, points };

@@ -4,13 +4,12 @@ import { knobCurve, knobGrid, type KnobPoint } from '../../infer/knob.js';
 import { layerLabel, RUN_FILES, type EvalRecord, type KnobRecord } from '../../report/run.js';
 import { UsageError } from '../errors.js';
 import { evaluateModel } from '../evaluation.js';
-import { checkClasses, checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
+import type { DataOptions } from '../../data/index.js';
+import { dataForModel, imagesOf, normalizeOf, openModel } from '../inputs.js';
 import { Output } from '../output.js';
 import { mega, pct, table, withEngine, writeJson } from './common.js';
 
-interface EvalFlags {
-  data?: string;
-  limit?: number;
+interface EvalFlags extends Partial<DataOptions> {
   thresholds?: number[];
   budgets?: number[];
   out?: string;
@@ -30,19 +29,18 @@ export function knobTable(points: readonly KnobPoint[]): string {
 export async function run(arg: string, f: EvalFlags): Promise<void> {
     const out = new Output(f);
     if (f.thresholds === undefined && f.budgets === undefined && f.knobOut !== undefined) throw new UsageError('--knob-out needs --thresholds or --budgets');
-    await withEngine(f.threads, () => {
+    await withEngine(f.threads, async () => {
       const src = openModel(arg);
-      const where = f.data ?? trainedOn(src.meta);
-      const data = loadData(where, f.limit);
-      checkFits(src.file, src.meta.inputShape, data.test, where);
-      checkClasses(src.file, src.model.outputShape([1, ...src.meta.inputShape])[1] as number, data.test, where);
-      out.info(`eval: ${src.file} on ${data.test.length} test images (${where})`);
-      const record: EvalRecord = evaluateModel(src.model, data.test, { model: src.file, data: where });
+      const data = await dataForModel(src, f);
+      const where = data.source;
+      const normalize = normalizeOf(src);
+      out.info(`eval: ${src.file} on ${data.test.length} test images (${data.description})`);
+      const record: EvalRecord = evaluateModel(src.model, data.test, { model: src.file, data: where }, normalize);
       const evalFile = f.out ?? (src.runDir === null ? null : join(src.runDir, RUN_FILES.eval));
       if (evalFile !== null) writeJson(evalFile, record);
       let knob: KnobRecord | null = null;
       if (f.thresholds !== undefined || f.budgets !== undefined) {
-        const { images, labels } = imagesOf(data.test);
+        const { images, labels } = imagesOf(data.test, normalize);
         const points = knobCurve(src.model, { images, labels, inputShape: src.meta.inputShape }, knobGrid(f.thresholds ?? [], f.budgets ?? []));
         knob = { model: src.file, data: where, images: labels.length, points };
         const knobFile = f.knobOut ?? (src.runDir === null ? null : join(src.runDir, RUN_FILES.knob));

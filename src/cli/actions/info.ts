@@ -4,11 +4,12 @@ import { convsInOrder } from '../../nn/lkam.js';
 import { ShapeWalk, type Module } from '../../nn/module.js';
 import type { Shape } from '../../tensor/tensor.js';
 import { Conv2d, Linear } from '../../nn/layers.js';
-import { openModel } from '../inputs.js';
+import type { DataOptions } from '../../data/index.js';
+import { dataFlags, dataForModel, normalizeOf, openModel } from '../inputs.js';
 import { Output } from '../output.js';
 import { mega, table, withEngine } from './common.js';
 
-interface InfoFlags {
+interface InfoFlags extends Partial<DataOptions> {
   json: boolean;
 }
 
@@ -65,9 +66,10 @@ export function layerRows(model: Module, inputShape: readonly number[]): LayerRo
 }
 
 export function run(arg: string, f: InfoFlags): Promise<void> {
-  return withEngine(1, () => {
+  return withEngine(1, async () => {
       const out = new Output(f);
       const src = openModel(arg);
+      const fits = Object.keys(dataFlags(f)).length > 0 ? (await dataForModel(src, f)).description : null;
       const m = src.model;
       const input = [1, ...src.meta.inputShape];
       const lkams = convsInOrder(m).flatMap((c, i) => (c.gate === null ? [] : [{ layer: `conv ${i}`, gate: c.gate.path, switches: c.gate.module.lkam.switches, bank: c.gate.module.lkam.bank, pool: c.gate.module.lkam.pool, grid: c.gate.module.lkam.grid, switch: c.gate.module.lkam.switchKind, gain: c.gate.module.gain }]));
@@ -75,12 +77,15 @@ export function run(arg: string, f: InfoFlags): Promise<void> {
       const pruned = training !== null && typeof training === 'object' && !Array.isArray(training) ? ((training as Record<string, unknown>)['pruned'] ?? null) : null;
       const info = {
         file: src.file, bytes: statSync(src.file).size, inputShape: src.meta.inputShape, classNames: src.meta.classNames ?? null,
+        normalize: normalizeOf(src), normalizeRecorded: src.meta.normalize !== undefined, fitsData: fits,
         outputs: m.outputShape(input)[1], parameters: m.parameterCount(),
         denseMacs: m.macs(input, false), macsWithLkams: m.macs(input, true),
         lkams, pruned, training, layers: layerRows(m, src.meta.inputShape),
       };
       out.result(`${src.file} (${info.bytes} bytes)`);
       out.result(`  input ${src.meta.inputShape.join('x')}, ${info.outputs} outputs${src.meta.classNames !== undefined ? ` (${src.meta.classNames.join(', ')})` : ''}`);
+      out.result(`  normalisation: mean ${info.normalize.mean.map((v) => v.toFixed(4)).join(', ')}, std ${info.normalize.std.map((v) => v.toFixed(4)).join(', ')}${info.normalizeRecorded ? '' : " (not recorded in the file: Fashion-MNIST's, which models trained before it was recorded used)"}`);
+      if (fits !== null) out.result(`  fits ${fits}`);
       out.result(`  ${info.parameters} parameters; ${mega(info.denseMacs)} multiply-adds per image dense, ${mega(info.macsWithLkams)} with every kernel on and the LKAMs`);
       out.result(`  LKAMs: ${lkams.length === 0 ? 'none' : `${lkams.length}, gating ${lkams.map((l) => `${l.layer} (module ${l.gate}, ${l.switches} switches, ${l.switch})`).join(', ')}`}`);
       out.result(`  pruned: ${pruned === null ? 'no' : `yes, ${(pruned as { kernelsRemoved?: number }).kernelsRemoved ?? '?'} kernel(s) removed`}`);

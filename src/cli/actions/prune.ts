@@ -7,14 +7,13 @@ import { compile } from '../../infer/plan.js';
 import { pruneStatic } from '../../infer/prune.js';
 import { convsInOrder } from '../../nn/lkam.js';
 import { RUN_FILES } from '../../report/run.js';
-import { checkFits, imagesOf, loadData, openModel, trainedOn } from '../inputs.js';
+import type { DataOptions } from '../../data/index.js';
+import { dataForModel, imagesOf, normalizeOf, openModel } from '../inputs.js';
 import { Output } from '../output.js';
 import { mega, withEngine, writeJson } from './common.js';
 
-interface PruneFlags {
-  data?: string;
+interface PruneFlags extends Partial<DataOptions> {
   split: 'train' | 'test';
-  limit?: number;
   out?: string;
   threads?: number;
   json: boolean;
@@ -48,21 +47,21 @@ function runAll(plan: ReturnType<typeof compile>, images: Float32Array, per: num
 
 export async function run(arg: string, f: PruneFlags): Promise<void> {
     const out = new Output(f);
-    await withEngine(f.threads, () => {
+    await withEngine(f.threads, async () => {
       const src = openModel(arg);
-      const where = f.data ?? trainedOn(src.meta);
-      const data = loadData(where, f.limit);
-      checkFits(src.file, src.meta.inputShape, data.test, where);
+      const data = await dataForModel(src, f);
+      const where = data.source;
+      const normalize = normalizeOf(src);
       const shape = src.meta.inputShape;
       const per = shape.reduce((a, b) => a * b, 1);
       const split = f.split === 'train' ? data.train : data.test;
-      out.info(`prune: ${src.file}: finding kernels never on over ${split.length} ${f.split} images (${where})`);
-      const calibration = imagesOf(split).images;
+      out.info(`prune: ${src.file}: finding kernels never on over ${split.length} ${f.split} images (${data.description})`);
+      const calibration = imagesOf(split, normalize).images;
       const gatedPlan = compile(src.model, { inputShape: shape, maxBatch: BATCH, skip: true });
       let removed: Map<string, number[]>;
       let gatedTest: Float32Array;
       let gatedMacs: number;
-      const test = imagesOf(data.test);
+      const test = imagesOf(data.test, normalize);
       try {
         removed = neverOnRemovals(src.model, gatedPlan, calibration);
         gatedTest = runAll(gatedPlan, test.images, per);

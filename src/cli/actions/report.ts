@@ -1,12 +1,15 @@
 /** `parsimony report RUN...`: one self-contained HTML page from one or more run directories. */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { renderReport } from '../../report/html.js';
 import { isRunDir, readRun, RUN_FILES, type BaselineRecord, type RunData } from '../../report/run.js';
+import type { DataOptions } from '../../data/index.js';
 import { InputError } from '../errors.js';
+import { dataFlags, dataForModel, openModel } from '../inputs.js';
 import { Output } from '../output.js';
+import { withEngine } from './common.js';
 
-interface ReportFlags {
+interface ReportFlags extends Partial<DataOptions> {
   out?: string;
   baseline?: string;
   title?: string;
@@ -61,9 +64,35 @@ function commonParent(dirs: readonly string[]): string {
   return dirs.every((d) => resolve(d) === common) ? dirname(common) : common;
 }
 
+/**
+ * Refuses a run whose measurements (eval.json) were made on other classes or image sizes than its model
+ * reads, and with data options, a run whose model does not fit that data.
+ */
+export async function checkRuns(runs: readonly RunData[], f: Partial<DataOptions>): Promise<void> {
+  const withData = Object.keys(dataFlags(f)).length > 0;
+  const models = runs.filter((r) => existsSync(join(r.dir, RUN_FILES.model)));
+  if (models.length === 0) return;
+  await withEngine(1, async () => {
+    for (const r of models) {
+      const src = openModel(r.dir);
+      const ev = r.eval;
+      const names = src.meta.classNames;
+      if (ev !== null && names !== undefined && (ev.classNames.length !== names.length || ev.classNames.some((n, i) => n !== names[i]))) {
+        throw new InputError(`${join(r.dir, RUN_FILES.eval)}: measured on classes ${ev.classNames.slice(0, 4).join(', ')}${ev.classNames.length > 4 ? ', ...' : ''} (${ev.classNames.length}), but ${src.file} has ${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''} (${names.length}); measure it again with parsimony eval ${r.dir}`);
+      }
+      const shape = ev?.cheapest[0]?.shape;
+      if (shape !== undefined && shape.join('x') !== src.meta.inputShape.join('x')) {
+        throw new InputError(`${join(r.dir, RUN_FILES.eval)}: measured on ${shape.join('x')} images, but ${src.file} reads ${src.meta.inputShape.join('x')} images; measure it again with parsimony eval ${r.dir}`);
+      }
+      if (withData) await dataForModel(src, f);
+    }
+  });
+}
+
 export async function run(args: string[], f: ReportFlags): Promise<void> {
       const out = new Output(f);
       const { runs, sweepDir } = findRuns(args);
+      await checkRuns(runs.map(readRun), f);
       const file = f.out ?? join(runs.length === 1 ? (runs[0] as string) : (sweepDir ?? commonParent(runs)), RUN_FILES.report);
       const r = await writeReport(runs, file, f.title, f.baseline === undefined ? undefined : baselineOf(f.baseline, 'given with --baseline'));
       out.result(`wrote ${file} (${r.runs.length} run${r.runs.length === 1 ? '' : 's'})`);

@@ -7,7 +7,7 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { engine } from '../../autograd/engine.js';
-import { DataLoader } from '../../data/index.js';
+import { computeChannelStats, DataLoader, FASHION_MNIST_NORMALIZE, type ColorMode, type NormalizeOptions } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import { parseJson } from '../../io/json.js';
 import { readRegularText } from '../../data/files.js';
@@ -24,7 +24,7 @@ import { trainStep, type EpochReport, type EvalResult } from '../../train/fit.js
 import { denseMacs, type ParsimonyReport } from '../../train/parsimony.js';
 import { InputError, Interrupted, UsageError } from '../errors.js';
 import { evaluateModel, testParsimony } from '../evaluation.js';
-import { loadData, MODELS, NORMALIZE } from '../inputs.js';
+import { dataFlags, loadData, MODELS, type ModelShape } from '../inputs.js';
 import { applyConfig, applyValues } from '../options.js';
 import { Output } from '../output.js';
 import { startEngine } from './common.js';
@@ -33,6 +33,8 @@ export interface TrainFlags {
   model: string;
   width: number;
   data: string;
+  inputSize?: [number, number];
+  color?: ColorMode;
   epochs: number;
   batch: number;
   lr: number;
@@ -166,15 +168,15 @@ function fmtM(x: number): string {
 
 /** The whole training: returns the result; throws Interrupted after a checkpoint when the user pressed Ctrl-C. */
 export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo'): Promise<TrainResult> {
-  const make = (MODELS as Readonly<Record<string, (width: number) => Module>>)[f.model];
+  const make = (MODELS as Readonly<Record<string, (o: ModelShape) => Module>>)[f.model];
   if (make === undefined) throw new UsageError(`--model should be one of ${Object.keys(MODELS).join(', ')}, got '${f.model}'`);
   const t0 = performance.now();
-  const data = loadData(f.data, f.limit);
+  const data = await loadData(dataFlags(f));
   const loadSeconds = (performance.now() - t0) / 1000;
   const e = await startEngine(f.threads === undefined ? {} : { threads: f.threads });
   manualSeed(f.seed);
   if (f.layers !== undefined && !f.lkam) throw new UsageError('--layers chooses the convs that LKAMs gate, so it needs --lkam');
-  let model = make(f.width);
+  let model = make({ width: f.width, classes: data.train.numClasses, inChannels: data.train.shape[0] });
   const inputShape = [1, ...data.train.shape];
   if (f.lkam) {
     try {
@@ -188,7 +190,8 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const outputs = model.outputShape(inputShape)[1];
   if (outputs !== data.train.numClasses) throw new InputError(`--model ${f.model} has ${outputs} outputs, but --data ${f.data} has ${data.train.numClasses} classes`);
   const opt = makeOptimizer(f, model);
-  const normalize = { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] };
+  // Computed from the training split; a resumed run reads what it started with (old runs: Fashion-MNIST's).
+  const normalize: NormalizeOptions = f.resume !== undefined ? recordedNormalize(f.resume) : computeChannelStats(data.train);
   const augment = { ...(f.cropPadding > 0 ? { crop: { padding: f.cropPadding } } : {}), ...(f.flip ? { flip: true } : {}) };
   const trainLoader = new DataLoader(data.train, { batchSize: f.batch, shuffle: true, seed: f.seed, normalize, augment, workers: 1 });
   const stepsPerEpoch = trainLoader.length;
@@ -211,7 +214,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     const config = {
       command, name: dir.replace(/\/+$/, '').split('/').pop(), options,
       created: new Date().toISOString(), engine: { kernels: e.backend.name, threads: e.backend.threads }, node: process.version,
-      data: { train: data.train.length, test: data.test.length, shape: [...data.train.shape], classNames: [...data.train.classNames] },
+      data: { train: data.train.length, test: data.test.length, shape: [...data.train.shape], classNames: [...data.train.classNames], normalize },
       network: { denseMacs: dense, parameters: model.parameterCount(), lkams: gs.length },
     };
     writeFileSync(join(dir, RUN_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
@@ -353,11 +356,11 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       let test: EvalResult | null = null;
       let p: ParsimonyReport | null = null;
       if (f.lkam) {
-        p = testParsimony(model, data.test);
+        p = testParsimony(model, data.test, normalize);
         parsimony.push(p);
         test = { loss: p.loss, accuracy: p.accuracy, count: p.count };
       } else {
-        const q = testParsimony(model, data.test);
+        const q = testParsimony(model, data.test, normalize);
         test = { loss: q.loss, accuracy: q.accuracy, count: q.count };
       }
       const report: EpochReport = {
@@ -410,10 +413,11 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const meta = {
     inputShape: [...data.train.shape],
     classNames: [...data.train.classNames],
+    normalize,
     training: {
-      model: f.model, width: f.width, data: f.data, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
+      model: f.model, width: f.width, data: f.data, inputSize: f.inputSize ?? null, color: f.color ?? null, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
       lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, saturatedSwitches: f.saturatedSwitches, switchNoise: f.switchNoise, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null, keep: f.keep ?? null,
-      normalize: { mean: [...NORMALIZE.mean], std: [...NORMALIZE.std] },
+      normalize: { mean: [...normalize.mean], std: [...normalize.std] },
       limit: f.limit ?? null, cropPadding: f.cropPadding, flip: f.flip,
       testAccuracy: lastP?.accuracy ?? lastEpoch?.test?.accuracy ?? null,
       macReduction: lastP?.macs.reduction ?? null,
@@ -429,11 +433,22 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     const file = join(runDir, RUN_FILES.model);
     saveModel(file, model, meta);
     saved.push(file);
-    evalRecord = evaluateModel(model, data.test, { model: file, data: f.data }, lastP);
+    evalRecord = evaluateModel(model, data.test, { model: file, data: f.data }, normalize, lastP);
     writeFileSync(join(runDir, RUN_FILES.eval), `${JSON.stringify(evalRecord)}\n`);
     out.info(`  wrote ${file} and ${join(runDir, RUN_FILES.eval)}`);
   }
   return { epochs, parsimony, run: runDir, saved, resumedFrom, eval: evalRecord };
+}
+
+/** The normalisation a run directory's config.json records; runs from before it was recorded used Fashion-MNIST's. */
+function recordedNormalize(dir: string): NormalizeOptions {
+  const file = join(dir, RUN_FILES.config);
+  const saved = parseJson(readRegularText(file, { maxBytes: 16 * 2 ** 20, what: 'a run config' })) as { data?: { normalize?: { mean?: unknown; std?: unknown } } };
+  const n = saved.data?.normalize;
+  const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (n === undefined) return FASHION_MNIST_NORMALIZE;
+  if (!numbers(n.mean) || !numbers(n.std)) throw new InputError(`${file}: data.normalize should be {"mean": [numbers], "std": [numbers]}`);
+  return { mean: n.mean, std: n.std };
 }
 
 /** The options config.json records, with their command-line names. */

@@ -1,16 +1,13 @@
 /** `parsimony eval MODEL`. */
 import { Option, type Command } from 'commander';
 import { RUN_FILES } from '../../report/run.js';
-import { DATA_HELP } from '../names.js';
-import { numberList, positiveInt } from '../options.js';
-import { addOutputOptions, addThreadsOption, lazy } from './shared.js';
+import { numberList } from '../options.js';
+import { addDataOptions, addOutputOptions, addThreadsOption, lazy } from './shared.js';
 
 export function evalCommand(program: Command): void {
   const cmd = program.command('eval')
     .argument('<model>', 'a model file, or a run directory (its model.safetensors)')
     .description('measure a model on the test set through the compiled plan (skipping switched-off kernels): accuracy, multiply-adds per image, time per image; with --thresholds/--budgets, the runtime-knob curve')
-    .addOption(new Option('--data <where>', `${DATA_HELP} (default: what the model was trained on)`))
-    .addOption(new Option('--limit <n>', 'use only the first n test images').argParser(positiveInt('--limit')))
     .addOption(new Option('--thresholds <list>', 'runtime knob: switch thresholds to try, e.g. 0,0.05,0.1,0.2 (a switch is off when its value is at or below t; 0 is the default of hard switches)').argParser(numberList('--thresholds', 'finite numbers', Number.isFinite)))
     .addOption(new Option('--budgets <list>', 'runtime knob: compute budgets in [0, 1] to try, e.g. 1,0.8,0.6,0.4').argParser(numberList('--budgets', 'numbers in [0, 1]', (n) => n >= 0 && n <= 1)))
     .addOption(new Option('--out <file>', `where to write the measurements (default: ${RUN_FILES.eval} in the run directory)`))
@@ -23,6 +20,7 @@ multiply-adds per image, LKAMs included).
 Examples:
   parsimony eval runs/s1
   parsimony eval runs/s1 --thresholds 0,0.1,0.2,0.3 --budgets 1,0.8,0.6,0.4 --json`);
+  addDataOptions(cmd, { unset: 'model' });
   addThreadsOption(cmd);
   addOutputOptions(cmd, 'print the measurements (and the knob curve) as JSON on stdout');
   cmd.action(lazy(() => import('../actions/eval.js')));

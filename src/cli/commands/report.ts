@@ -1,10 +1,10 @@
 /** `parsimony report RUN...`. */
 import { Option, type Command } from 'commander';
 import { RUN_FILES } from '../../report/run.js';
-import { lazy } from './shared.js';
+import { addDataOptions, lazy } from './shared.js';
 
 export function reportCommand(program: Command): void {
-  program.command('report')
+  const cmd = program.command('report')
     .argument('<runs...>', 'run directories (from parsimony train --out), or a folder of them (a sparsity sweep)')
     .description('write one self-contained HTML report (works offline): training curves, kernel activity per class, multiply-adds per image and per class, the cheapest and costliest test images, accuracy against compute (runtime knob, sparsity sweep), the benchmark table')
     .addOption(new Option('--out <file>', `the HTML file (default: ${RUN_FILES.report} in the run directory, or in the folder of runs)`))
@@ -18,6 +18,7 @@ Sections whose measurements are missing say which command makes them (eval, eval
 Examples:
   parsimony report runs/s1
   parsimony report runs/sweep            # every run directory inside runs/sweep
-  parsimony report runs/s0.5 runs/s1 runs/s2 --out sweep.html`)
-    .action(lazy(() => import('../actions/report.js')));
+  parsimony report runs/s0.5 runs/s1 runs/s2 --out sweep.html`);
+  addDataOptions(cmd, { unset: 'no check' });
+  cmd.action(lazy(() => import('../actions/report.js')));
 }

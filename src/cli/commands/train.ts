@@ -2,9 +2,9 @@
 import { Option, type Command } from 'commander';
 import { GAIN_KINDS, SATURATED_KINDS, SPARSITY_SHIFT, SWITCH_KINDS } from '../../nn/kinds.js';
 import { RUN_FILES } from '../../report/run.js';
-import { DATA_HELP, MODEL_NAMES } from '../names.js';
+import { MODEL_NAMES } from '../names.js';
 import { fraction, integer, nonNegativeInt, nonNegativeNumber, numberList, positiveInt, positiveNumber, unitInterval } from '../options.js';
-import { lazy } from './shared.js';
+import { addDataOptions, lazy } from './shared.js';
 
 export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: number; lkam: boolean; sparsity: number; sparsityWarmup: number; out?: string }): Command {
   const g = (o: Option, heading: string): Option => o.helpGroup(heading);
@@ -14,11 +14,11 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
   const run = 'Run directory, checkpoints and output:';
   cmd
     .addOption(g(new Option('--model <name>', 'network to train').choices([...MODEL_NAMES]).default('fmnist-vgg5'), data))
-    .addOption(g(new Option('--width <x>', 'multiply every channel count of --model by x (rounded to whole channels), e.g. 0.55 for a thinner static baseline').argParser(positiveNumber('--width')).default(1), data))
-    .addOption(g(new Option('--data <where>', DATA_HELP).default('builtin'), data))
+    .addOption(g(new Option('--width <x>', 'multiply every channel count of --model by x (rounded to whole channels), e.g. 0.55 for a thinner static baseline').argParser(positiveNumber('--width')).default(1), data));
+  addDataOptions(cmd, { unset: 'default', group: data });
+  cmd
     .addOption(g(new Option('--crop-padding <px>', 'augment: pad each training image by this many black pixels on every side, then crop a random window of the original size (0 = off)').argParser(nonNegativeInt('--crop-padding')).default(0), data))
     .addOption(g(new Option('--flip', 'augment: mirror each training image left-right with probability 1/2').default(false), data))
-    .addOption(g(new Option('--limit <n>', 'use only the first n training and n test images (quick trials)').argParser(positiveInt('--limit')), data))
     .addOption(g(new Option('--epochs <n>', 'epochs').argParser(positiveInt('--epochs')).default(defaults.epochs), opt))
     .addOption(g(new Option('--batch <n>', 'batch size').argParser(positiveInt('--batch')).default(128), opt))
     .addOption(g(new Option('--lr <x>', 'base learning rate').argParser(positiveNumber('--lr')).default(defaults.lr), opt))
@@ -61,7 +61,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
 
 export function trainCommand(program: Command): void {
   const cmd = program.command('train')
-    .description('train a network on Fashion-MNIST (dense, or with LKAMs and the sparsity term)')
+    .description('train a network on Fashion-MNIST or your own images (dense, or with LKAMs and the sparsity term)')
     .addHelpText('after', `
 Examples:
   parsimony train --lkam --sparsity 1 --epochs 5 --out runs/s1
