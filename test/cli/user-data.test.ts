@@ -23,7 +23,10 @@ async function refused(args: readonly string[], message: string): Promise<void> 
   const r = await cli(args);
   assert.equal(r.code, 3, explain(args, r));
   assert.ok(r.stderr.includes(message), `expected "${message}" in\n${explain(args, r)}`);
-  assert.equal(r.stderr.trim().split('\n').length, 1, `one line:\n${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.ok((lines[lines.length - 1] as string).includes(message), `the error is the last line:\n${r.stderr}`);
+  assert.equal(lines.filter((l) => l.includes(message)).length, 1, `one line:\n${r.stderr}`);
+  assert.ok(!/^\s+at /m.test(r.stderr), `no stack trace:\n${r.stderr}`);
 }
 
 describe('the CLI on an image folder and on CIFAR-10 binaries', () => {
