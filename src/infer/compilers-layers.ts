@@ -2,6 +2,7 @@
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
+import { ChannelLayerNorm } from '../nn/layernorm.js';
 import type { Conv2d } from '../nn/layers.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import type { Module } from '../nn/module.js';
@@ -76,5 +77,13 @@ registerCompiler('ChannelSelect', (m, ctx, x) => {
   if (x.kind !== 'map' || x.shape[0] !== c.inChannels) throw new CompileError(`compile: ChannelSelect(${c.inChannels}) at '${ctx.path}' reads ${x.kind} ${shapeString(x.shape)}`);
   const y = ctx.value('map', [c.order.length, ...x.shape.slice(1)]);
   ctx.emit({ op: 'select', name: ctx.path, x, y, order: c.order });
+  return y;
+});
+
+registerCompiler('ChannelLayerNorm', (m, ctx, x) => {
+  const ln = as(m, ChannelLayerNorm, ctx.path);
+  if (x.kind === 'switches' || x.shape[0] !== ln.channels) throw new CompileError(`compile: ChannelLayerNorm(${ln.channels}) at '${ctx.path}' reads ${x.kind} ${shapeString(x.shape)}`);
+  const y = ctx.value(x.kind, x.shape);
+  ctx.emit({ op: 'channelNorm', name: ctx.path, x, y, weight: ctx.copy(ln.weight), bias: ctx.copy(ln.bias), eps: ln.eps });
   return y;
 });

@@ -165,7 +165,18 @@ export interface SelectNode {
   readonly order: readonly number[];
 }
 
-export type Node = SelectNode | PointwiseNode | ConcatNode | ScaleNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
+/** Layer normalisation over the channels at each position, then weight[c] and bias[c]. */
+export interface ChannelNormNode {
+  readonly op: 'channelNorm';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+  readonly weight: Float32Array;
+  readonly bias: Float32Array;
+  readonly eps: number;
+}
+
+export type Node = ChannelNormNode | SelectNode | PointwiseNode | ConcatNode | ScaleNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
 
 /** The values a node reads. */
 export function inputsOf(n: Node): Value[] {

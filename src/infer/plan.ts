@@ -506,6 +506,32 @@ class Lowering {
         this.define(n.y, y, layout, x.active);
         return [];
       }
+      case 'channelNorm': {
+        const x = this.get(n.x);
+        const y = this.take(sizeOf(n.y));
+        const into = this.take(sizeOf(n.x));
+        const d = n.x.kind === 'map' ? this.dense(x, into, n.name) : { ptr: x.buf.ptr, step: null };
+        if (d.step !== null) this.steps.push(d.step);
+        const C = n.x.shape[0] as number, P = sizeOf(n.x) / C, src = d.ptr >>> 2, dst = y.ptr >>> 2;
+        const w = n.weight, b = n.bias, eps = n.eps, mem = this.mem;
+        this.steps.push(new FnStep(`layer norm ${n.name}`, (n0, n1) => {
+          const v = mem.f32;
+          for (let img = n0; img < n1; img++) {
+            const base = img * C * P;
+            for (let p = 0; p < P; p++) {
+              let mean = 0;
+              for (let c = 0; c < C; c++) mean += v[src + base + c * P + p] as number;
+              mean /= C;
+              let q = 0;
+              for (let c = 0; c < C; c++) q += ((v[src + base + c * P + p] as number) - mean) ** 2;
+              const r = 1 / Math.sqrt(q / C + eps);
+              for (let c = 0; c < C; c++) v[dst + base + c * P + p] = ((v[src + base + c * P + p] as number) - mean) * r * (w[c] as number) + (b[c] as number);
+            }
+          }
+        }));
+        this.define(n.y, y, this.identityList(C), this.identityList(C));
+        return [into];
+      }
       case 'select': {
         const x = this.get(n.x);
         const y = this.take(sizeOf(n.y));

@@ -9,6 +9,7 @@ import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, Global
 import { Clip, HardSigmoid } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
+import { ChannelLayerNorm } from '../nn/layernorm.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
@@ -298,4 +299,10 @@ registerPruneRule('ChannelSelect', (m, ctx, removed) => {
   const out = c.order.flatMap((src, i) => (gone.has(src) ? [i] : []));
   if (order.length === 0) throw new PruneError(`pruneStatic: ChannelSelect at '${ctx.path}' would select no channel`);
   return { module: new ChannelSelect(renumber.size, order), removed: out };
+});
+
+registerPruneRule('ChannelLayerNorm', (m, ctx, removed) => {
+  const ln = as(m, ChannelLayerNorm, ctx.path);
+  if (removed.length > 0) throw new PruneError(`pruneStatic: ChannelLayerNorm at '${ctx.path}' normalises over its channels, so it cannot lose [${removed.join(', ')}] without changing its statistics`);
+  return { module: ln, removed };
 });

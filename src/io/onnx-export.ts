@@ -12,6 +12,7 @@ import { AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, Global
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
+import { ChannelLayerNorm } from '../nn/layernorm.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, gridWindow, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
@@ -365,4 +366,16 @@ registerOnnxExporter('SqueezeExcite', (m, ctx, input) => {
 registerOnnxExporter('ChannelSelect', (m, ctx, input) => {
   const c = as(m, ChannelSelect);
   return ctx.node('Gather', [input, ctx.int64s('channels', c.order)], [intAttr('axis', 1)]);
+});
+
+// Opset 13 has no LayerNormalization: the mean and variance over axis 1, as PyTorch decomposes it.
+registerOnnxExporter('ChannelLayerNorm', (m, ctx, input) => {
+  const ln = as(m, ChannelLayerNorm);
+  const rank = ctx.inputShape.length;
+  const perChannel = [ln.channels, ...Array.from({ length: rank - 2 }, () => 1)];
+  const mean = ctx.node('ReduceMean', [input], [intsAttr('axes', [1]), intAttr('keepdims', 1)]);
+  const d = ctx.node('Sub', [input, mean]);
+  const variance = ctx.node('ReduceMean', [ctx.node('Pow', [d, ctx.scalar('two', 2)])], [intsAttr('axes', [1]), intAttr('keepdims', 1)]);
+  const normed = ctx.node('Div', [d, ctx.node('Sqrt', [ctx.node('Add', [variance, ctx.scalar('eps', ln.eps)])])]);
+  return ctx.node('Add', [ctx.node('Mul', [normed, ctx.floats('weight', perChannel, ln.weight.f32())]), ctx.floats('bias', perChannel, ln.bias.f32())]);
 });

@@ -51,6 +51,8 @@ export class OnnxGraph {
   readonly producer = new Map<string, OnnxNode>();
   readonly readers = new Map<string, OnnxNode[]>();
   readonly shapes = new Map<string, number[]>();
+  /** Values whose axes are [N, H, W, C]: ConvNeXt's permuted values, which our modules hold as [N, C, H, W]. */
+  readonly channelsLast = new Set<string>();
 
   constructor(readonly nodes: readonly OnnxNode[], readonly opset: number) {
     for (const n of nodes) {
@@ -84,6 +86,12 @@ export class OnnxGraph {
     const name = n.inputs[i] ?? '';
     const c = this.constant(name);
     return c !== undefined ? c.dims : this.shape(name);
+  }
+
+  /** Refuses a node that reads a channels-last value, unless it is one that works on the last axis. */
+  channelsFirst(n: OnnxNode): void {
+    const v = this.dataInputs(n).find((i) => this.channelsLast.has(i));
+    if (v !== undefined) throw new ImportProblem(`it reads ${v}, a value permuted to [N, H, W, C] (only LayerNorm, MatMul and element-wise ops map there)`);
   }
 
   readerCount(v: string): number {

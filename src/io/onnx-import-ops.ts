@@ -6,12 +6,13 @@
  */
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
+import { ChannelLayerNorm } from '../nn/layernorm.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { copyInto } from './model-file.js';
 import { attribute } from './onnx-graph.js';
 import {
-  axesOf, constantInput, constantOf, f32, float, ImportProblem, int, ints, optionalConstant, product, shortestFloat, text,
+  axesOf, constantInput, constantOf, f32, float, ImportProblem, int, ints, optionalConstant, product, sameDims, shortestFloat, text,
   type Constant, type OnnxGraph, type OnnxNode,
 } from './onnx-import-graph.js';
 
@@ -171,6 +172,7 @@ const conv: OpMapper = {
     return [[x[0] as number, w.dims[0] as number, out(x[2] as number, 0), out(x[3] as number, 1)]];
   },
   map: (g, n) => {
+    g.channelsFirst(n);
     const w = constantInput(g, n, 1, 'weight');
     const b = optionalConstant(g, n, 2, 'bias');
     const x = g.inputShape(n, 0);
@@ -201,6 +203,7 @@ const conv: OpMapper = {
 const batchNorm: OpMapper = {
   shape: same,
   map: (g, n) => {
+    g.channelsFirst(n);
     if (int(n, 'training_mode', 0) !== 0) throw new ImportProblem('training_mode is set');
     if (g.opset < 9 && int(n, 'spatial', 1) !== 1) throw new ImportProblem('spatial 0 (per-position statistics)');
     const x = g.inputShape(n, 0);
@@ -289,6 +292,7 @@ function pool(kind: 'max' | 'avg'): OpMapper {
       return n.outputs.length > 1 && n.outputs[1] !== '' ? [shape, shape] : [shape];
     },
     map: (g, n) => {
+      g.channelsFirst(n);
       const w = poolWindow(g, n);
       if (n.outputs.length > 1 && n.outputs[1] !== '' && g.readerCount(n.outputs[1] as string) > 0) throw new ImportProblem('its indices output is used');
       const own = symmetric(w.pads);
@@ -323,7 +327,10 @@ function globalPool(kind: 'max' | 'avg'): OpMapper {
       if (x.length !== 4) throw new ImportProblem(`it pools a rank-${x.length} value (only [N, C, H, W] maps)`);
       return [[x[0] as number, x[1] as number, 1, 1]];
     },
-    map: (g, n) => ({ kind: 'layer', input: firstData(g, n), make: () => (kind === 'max' ? new GlobalMaxPool() : new GlobalAvgPool()) }),
+    map: (g, n) => {
+      g.channelsFirst(n);
+      return { kind: 'layer', input: firstData(g, n), make: () => (kind === 'max' ? new GlobalMaxPool() : new GlobalAvgPool()) };
+    },
   };
 }
 
@@ -338,7 +345,9 @@ function reduce(kind: 'max' | 'mean'): OpMapper {
     map: (g, n) => {
       const x = g.inputShape(n, 0);
       const axes = (axesOf(g, n, x.length, 18) ?? x.map((_, i) => i)).sort();
-      if (x.length !== 4 || axes.length !== 2 || axes[0] !== 2 || axes[1] !== 3) throw new ImportProblem(`reduces axes [${axes.join(', ')}] (only H and W of [N, C, H, W] map, as a global pool)`);
+      if (x.length !== 4 || axes.length !== 2 || axes[0] !== 2 || axes[1] !== 3 || g.channelsLast.has(firstData(g, n))) {
+        return { kind: 'pattern', inputs: g.dataInputs(n), why: `it reduces axes [${axes.join(', ')}] (only H and W of [N, C, H, W] map, as a global pool, or the channels inside a LayerNorm)` };
+      }
       return { kind: 'layer', input: firstData(g, n), make: () => (kind === 'mean' ? new GlobalAvgPool() : new GlobalMaxPool()) };
     },
   };
@@ -354,7 +363,11 @@ function view(shapeOf: (g: OnnxGraph, n: OnnxNode, x: number[]) => number[]): Op
       const c = g.constant(n.inputs[0]);
       return c !== undefined ? setConstant(g, n, { dims: out, values: c.values, integer: c.integer === true }) : [out];
     },
-    map: (g, n) => (g.constants.has(n.outputs[0] as string) ? constant : { kind: 'view', input: firstData(g, n) }),
+    map: (g, n) => {
+      if (g.constants.has(n.outputs[0] as string)) return constant;
+      g.channelsFirst(n);
+      return { kind: 'view', input: firstData(g, n) };
+    },
   };
 }
 
@@ -473,8 +486,51 @@ const transpose: OpMapper = {
     if (perm.length !== x.length || [...perm].sort().some((p, i) => p !== i)) throw new ImportProblem(`perm [${perm.join(', ')}] is not a permutation of ${x.length} axes`);
     return [perm.map((p) => x[p] as number)];
   },
-  map: (g, n) => ({ kind: 'pattern', inputs: g.dataInputs(n), why: 'a Transpose maps only in a channel shuffle (Reshape, Transpose, Reshape)' }),
+  map: (g, n) => {
+    const x = firstData(g, n);
+    const perm = ints(n, 'perm', []);
+    const last = g.channelsLast.has(x);
+    // Our modules keep [N, C, H, W]: the permute to channels-last and back are the same values to them.
+    if ((!last && sameDims(perm, [0, 2, 3, 1])) || (last && sameDims(perm, [0, 3, 1, 2]))) return { kind: 'alias', input: x };
+    return { kind: 'pattern', inputs: g.dataInputs(n), why: 'a Transpose maps only in a channel shuffle (Reshape, Transpose, Reshape) or as the NCHW/NHWC permutes around channel-wise ops' };
+  },
 };
+
+const layerNorm: OpMapper = {
+  since: 17,
+  shape: same,
+  map: (g, n) => {
+    const x = g.inputShape(n, 0);
+    const axis = int(n, 'axis', -1);
+    const a = axis < 0 ? axis + x.length : axis;
+    const data = firstData(g, n);
+    const overChannels = g.channelsLast.has(data) ? a === x.length - 1 : x.length === 2 && a === 1;
+    if (!overChannels) throw new ImportProblem(`it normalises axes ${a}.. of a [${x.join(',')}] value (only the channels map)`);
+    const C = x[a] as number;
+    const w = constantInput(g, n, 1, 'scale'), b = optionalConstant(g, n, 2, 'bias');
+    if (w.values.length !== C || (b !== null && b.values.length !== C)) throw new ImportProblem(`its scale and bias do not have ${C} values`);
+    const eps = shortestFloat(float(n, 'epsilon', 1e-5));
+    return { kind: 'layer', input: data, make: () => channelLayerNorm(C, eps, w.values, b?.values ?? null) };
+  },
+};
+
+/** A ChannelLayerNorm with these weights. */
+export function channelLayerNorm(C: number, eps: number, w: Float64Array, b: Float64Array | null): ChannelLayerNorm {
+  const ln = new ChannelLayerNorm(C, eps);
+  copyInto(ln.weight, Float32Array.from(w));
+  if (b !== null) copyInto(ln.bias, Float32Array.from(b));
+  return ln;
+}
+
+/** A 1x1 convolution computing x · w over channels ([C, D] weight), as MatMul on channels-last values does. */
+export function channelMatMul(C: number, D: number, w: Float64Array, bias: Float64Array | null): Conv2d {
+  const c = new Conv2d({ inChannels: C, outChannels: D, kernel: 1, bias: bias !== null });
+  const values = new Float32Array(D * C);
+  for (let d = 0; d < D; d++) for (let k = 0; k < C; k++) values[d * C + k] = w[k * D + d] as number;
+  copyInto(c.weight, values);
+  if (bias !== null && c.bias !== null) copyInto(c.bias, Float32Array.from(bias));
+  return c;
+}
 
 /** Slice bounds per axis of x, from attributes (before opset 10) or constant inputs. */
 function sliceBounds(g: OnnxGraph, n: OnnxNode, x: readonly number[]): Array<{ start: number; end: number; step: number }> {
@@ -594,7 +650,10 @@ const matMul: OpMapper = {
   map: (g, n) => {
     const w = constantInput(g, n, 1, 'weight');
     const x = g.inputShape(n, 0);
-    if (w.dims.length !== 2 || x.length !== 2) throw new ImportProblem('only [N, K] · [K, M] with a constant [K, M] maps');
+    if (w.dims.length === 2 && x.length === 4 && g.channelsLast.has(firstData(g, n)) && x[3] === w.dims[0]) {
+      return { kind: 'layer', input: firstData(g, n), make: () => channelMatMul(w.dims[0] as number, w.dims[1] as number, w.values, null) };
+    }
+    if (w.dims.length !== 2 || x.length !== 2) throw new ImportProblem('only [N, K] · [K, M] with a constant [K, M] maps (or channels-last [N, H, W, K] · [K, M])');
     return { kind: 'layer', input: firstData(g, n), make: () => linear(w.dims[0] as number, w.dims[1] as number, w.values, false, 1, null) };
   },
 };
@@ -695,5 +754,8 @@ export const OP_MAPPERS: ReadonlyArray<readonly [string, OpMapper]> = [
   ['Pad', pad],
   ['Concat', concat],
   ['Transpose', transpose],
+  ['LayerNormalization', layerNorm],
+  ['Pow', patternOnly('Pow maps only inside a LayerNorm')],
+  ['Sqrt', patternOnly('Sqrt maps only inside a LayerNorm')],
   ['Slice', slice],
 ];

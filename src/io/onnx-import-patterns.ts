@@ -8,13 +8,14 @@
 import { GELU, HardSwish, SiLU } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
-import { type Conv2d, Flatten, Linear } from '../nn/layers.js';
+import { Conv2d, Flatten, Linear } from '../nn/layers.js';
 import { SqueezeExcite, type SeActivation, type SeGate } from '../nn/squeeze-excite.js';
 import { Gated, gridWindow, LKAM, residualOf, type LkamPool, type SwitchKind } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import { copyInto } from './model-file.js';
+import { attribute } from './onnx-graph.js';
 import { describeNode, float, ImportProblem, int, ints, product, sameDims, shortestFloat, type Constant, type OnnxGraph, type OnnxNode } from './onnx-import-graph.js';
-import { clipBounds, linear, type Mapped } from './onnx-import-ops.js';
+import { channelLayerNorm, channelMatMul, clipBounds, linear, type Mapped } from './onnx-import-ops.js';
 import type { JoinNode, LayerNode, StructNode } from './onnx-import-structure.js';
 
 export interface MappedNode {
@@ -161,10 +162,21 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
           consumed.add(mm.node);
           replaced.set(n, {
             kind: 'layer', source: n, output: out, input: resolve((mm.mapped as { input: string }).input),
-            make: () => linear(w.dims[0] as number, outF, w.values, false, 1, Float64Array.from({ length: outF }, (_, i) => (bias.values.length === 1 ? bias.values[0] : bias.values[i]) as number)),
+            make: () => {
+              const b = Float64Array.from({ length: outF }, (_, i) => (bias.values.length === 1 ? bias.values[0] : bias.values[i]) as number);
+              return g.channelsLast.has(mm.node.outputs[0] as string) ? channelMatMul(w.dims[0] as number, outF, w.values, b) : linear(w.dims[0] as number, outF, w.values, false, 1, b);
+            },
           });
           continue;
         }
+      }
+    }
+    if (m.kind === 'pattern' && n.op === 'Add') {
+      const ln = matchLayerNorm(g, { behind, inputOf, resolve, only }, n);
+      if (ln !== null) {
+        for (const c of ln.nodes) consumed.add(c);
+        replaced.set(n, { kind: 'layer', source: n, output: out, input: ln.input, make: ln.make });
+        continue;
       }
     }
     if (m.kind === 'pattern' && n.op === 'Mul') {
@@ -172,6 +184,25 @@ export function rewrite(g: OnnxGraph, items: readonly MappedNode[]): Rewritten {
       if (gelu !== null) {
         for (const c of gelu.nodes) consumed.add(c);
         replaced.set(n, { kind: 'layer', source: n, output: out, input: gelu.input, make: () => new GELU() });
+        continue;
+      }
+    }
+    if (m.kind === 'pattern' && n.op === 'Mul' && m.inputs.length === 1) {
+      // x times a constant per channel (ConvNeXt's layer scale): a depthwise 1x1 convolution.
+      const raw = m.inputs[0] as string;
+      const x = resolve(raw);
+      const c = g.constant(n.inputs.find((i) => g.constants.has(i)));
+      const scales = c === undefined ? null : perChannel(g, raw, c);
+      if (scales !== null && g.shape(raw).length === 4) {
+        const C = scales.length;
+        replaced.set(n, {
+          kind: 'layer', source: n, output: out, input: x,
+          make: () => {
+            const conv = new Conv2d({ inChannels: C, outChannels: C, kernel: 1, groups: C, bias: false });
+            copyInto(conv.weight, Float32Array.from(scales));
+            return conv;
+          },
+        });
         continue;
       }
     }
@@ -445,4 +476,66 @@ function matchGelu(g: OnnxGraph, l: Lookup, outer: OnnxNode): { nodes: OnnxNode[
     return { nodes: [inner.node, add.node, erf.node, div.node], input: x };
   }
   return null;
+}
+
+/** One value per channel of x from a constant that broadcasts along its channel axis only (or a scalar); null otherwise. */
+function perChannel(g: OnnxGraph, x: string, c: Constant): number[] | null {
+  const s = g.shape(x);
+  if (s.length < 2) return null;
+  const last = g.channelsLast.has(x);
+  const axis = last ? s.length - 1 : 1;
+  const C = s[axis] as number;
+  const size = c.values.length;
+  if (size === 1) return Array.from({ length: C }, () => c.values[0] as number);
+  if (size !== C) return null;
+  // The constant's dims, aligned to x's from the right, are 1 except at the channel axis.
+  const off = s.length - c.dims.length;
+  if (off < 0 || c.dims.some((d, i) => (i + off === axis ? d !== C : d !== 1))) return null;
+  return [...c.values];
+}
+
+/**
+ * LayerNorm over channels as PyTorch decomposes it before opset 17: d = x - mean(x), then
+ * d / sqrt(mean(d^2) + eps) · weight + bias, the means over the channel axis.
+ */
+function matchLayerNorm(g: OnnxGraph, l: Lookup, add: OnnxNode): { nodes: OnnxNode[]; input: string; make: () => Module } | null {
+  const constantOf = (n: OnnxNode): Constant | undefined => g.constant(n.inputs.find((i) => g.constants.has(i)));
+  const dataOf = (n: OnnxNode): string | undefined => g.dataInputs(n)[0];
+  const node = (v: string | undefined, op: string): MappedNode | undefined => {
+    const it = v === undefined ? undefined : l.behind(v);
+    return it !== undefined && it.node.op === op && l.only(it.node.outputs[0] as string) ? it : undefined;
+  };
+  const b = constantOf(add);
+  const mul = node(dataOf(add), 'Mul');
+  const w = mul === undefined ? undefined : constantOf(mul.node);
+  const div = mul === undefined ? undefined : l.behind(dataOf(mul.node) as string);
+  if (b === undefined || w === undefined || div === undefined || div.node.op !== 'Div' || g.dataInputs(add).length !== 1) return null;
+  const [dv, sv] = g.dataInputs(div.node) as [string, string];
+  const sub = l.behind(dv);
+  const sqrt = node(sv, 'Sqrt');
+  const eps = sqrt === undefined ? undefined : node(dataOf(sqrt.node), 'Add');
+  const epsValue = eps === undefined ? undefined : constantOf(eps.node);
+  const var_ = eps === undefined ? undefined : node(dataOf(eps.node), 'ReduceMean');
+  const pow = var_ === undefined ? undefined : node(dataOf(var_.node), 'Pow');
+  if (sub === undefined || sub.node.op !== 'Sub' || pow === undefined || epsValue === undefined || l.resolve(dataOf(pow.node) as string) !== l.resolve(dv)) return null;
+  const two = constantOf(pow.node);
+  if (two === undefined || two.values[0] !== 2 || g.readerCount(sub.node.outputs[0] as string) !== 2) return null;
+  const [x, mv] = g.dataInputs(sub.node) as [string, string];
+  const mean = node(mv, 'ReduceMean');
+  if (mean === undefined || l.resolve(dataOf(mean.node) as string) !== l.resolve(x)) return null;
+  const s = g.shape(x);
+  const axis = g.channelsLast.has(x) ? s.length - 1 : 1;
+  for (const r of [mean.node, (var_ as MappedNode).node]) {
+    const axes = (attribute(r.proto, 'axes') as number[] | undefined) ?? (g.constant(r.inputs[1])?.values ? [...(g.constant(r.inputs[1]) as Constant).values] : []);
+    if (axes.length !== 1 || ((axes[0] as number) < 0 ? (axes[0] as number) + s.length : axes[0]) !== axis || int(r, 'keepdims', 1) !== 1) return null;
+  }
+  const C = s[axis] as number;
+  const weights = perChannel(g, x, w), biases = perChannel(g, x, b);
+  if (weights === null || biases === null || weights.length !== C) return null;
+  const e = shortestFloat(epsValue.values[0] as number);
+  return {
+    nodes: [(mul as MappedNode).node, div.node, sub.node, (sqrt as MappedNode).node, (eps as MappedNode).node, (var_ as MappedNode).node, pow.node, mean.node],
+    input: l.resolve(x),
+    make: () => channelLayerNorm(C, e, Float64Array.from(weights), Float64Array.from(biases)),
+  };
 }

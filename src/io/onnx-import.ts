@@ -9,7 +9,7 @@
 import type { Module } from '../nn/module.js';
 import { describeError, OnnxError } from './errors.js';
 import { readModelProto, toNumber, valueDims } from './onnx-graph.js';
-import { constantOf, describeNode, ImportProblem, OnnxGraph, sameDims, type OnnxNode } from './onnx-import-graph.js';
+import { constantOf, describeNode, ImportProblem, ints, OnnxGraph, sameDims, type OnnxNode } from './onnx-import-graph.js';
 import { OP_MAPPERS, type Mapped, type OpMapper } from './onnx-import-ops.js';
 import { rewrite, type MappedNode } from './onnx-import-patterns.js';
 import { sequence, Structure } from './onnx-import-structure.js';
@@ -103,6 +103,19 @@ function ordered(nodes: readonly OnnxNode[], known: (v: string) => boolean): { o
   return { order, stuck: nodes.filter((_, i) => (waiting[i] as number) > 0) };
 }
 
+/** Values permuted to [N, H, W, C] (Transpose 0, 2, 3, 1) stay so through the ops that read them, until the permute back. */
+function markChannelsLast(g: OnnxGraph, n: OnnxNode): void {
+  const data = g.dataInputs(n);
+  const last = data.some((v) => g.channelsLast.has(v));
+  const perm = n.op === 'Transpose' ? JSON.stringify(ints(n, 'perm', [])) : '';
+  const out = n.outputs[0];
+  if (out === undefined || out === '' || g.constants.has(out)) return;
+  if (n.op === 'Transpose') {
+    if (!last && perm === '[0,2,3,1]' && g.shape(out).length === 4) g.channelsLast.add(out);
+    else if (last && perm !== '[0,3,1,2]') g.channelsLast.add(out);
+  } else if (last) g.channelsLast.add(out);
+}
+
 /**
  * A model of our modules computing what the ONNX graph computes (in eval mode). Throws OnnxError
  * naming, per op type, the nodes that have no mapping.
@@ -170,6 +183,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       problems.push({ node: n, why: e.message });
       continue;
     }
+    markChannelsLast(g, n);
     // A node whose shapes are known but that does not map still lets the nodes after it be checked.
     try {
       m = mapper.map(g, n);

@@ -145,3 +145,10 @@ registerStateRule('SqueezeExcite', {
     return [['fc1.weight', [S, C, 1, 1]], ['fc1.bias', [S]], ['fc2.weight', [C, S, 1, 1]], ['fc2.bias', [C]]];
   },
 });
+
+registerStateRule('ChannelLayerNorm', {
+  own: (r) => {
+    const C = r.int('channels');
+    return [['weight', [C]], ['bias', [C]]];
+  },
+});

@@ -11,3 +11,4 @@ export { macMeter } from './meter.js';
 export { pointwise, SILU, HARD_SWISH, GELU, hardSigmoidFn, type Pointwise } from './pointwise.js';
 export { concatChannels } from './concat.js';
 export { selectChannels } from './channels.js';
+export { channelLayerNorm } from './layernorm.js';

@@ -108,6 +108,10 @@ for (const kind of ['reference', ...COMPUTE_BACKENDS] as const) {
       expectOk('hardSwish', gradCheck(([x]) => ops.pointwise(x!, ops.HARD_SWISH), [kinks(-3, 3)]));
       expectOk('hardSigmoid', gradCheck(([x]) => ops.pointwise(x!, ops.hardSigmoidFn(1 / 6, 0.5)), [kinks(-3, 3)]));
     });
+    test('channelLayerNorm over [N, C, H, W] and [N, C]', () => {
+      expectOk('layer norm 4-D', gradCheck(([x, w, b]) => ops.channelLayerNorm(x!, w!, b!, 1e-5), [rand([2, 4, 2, 3]), rand([4], 0.5, 1.5), rand([4])]));
+      expectOk('layer norm 2-D', gradCheck(([x, w, b]) => ops.channelLayerNorm(x!, w!, b!, 1e-5), [rand([3, 5]), rand([5], 0.5, 1.5), rand([5])]));
+    });
     test('selectChannels: a slice, a shuffle and a repeated channel', () => {
       expectOk('slice', gradCheck(([x]) => ops.selectChannels(x!, [1, 2]), [rand([2, 4, 2, 3])]));
       expectOk('shuffle + repeat', gradCheck(([x]) => ops.selectChannels(x!, [0, 2, 1, 3, 3]), [rand([2, 4, 3, 2])]));

@@ -55,6 +55,7 @@ const MEMBERS: Readonly<Record<string, Members>> = {
   HardSigmoid: { good: { type: 'HardSigmoid', alpha: 0.2, beta: 0.5 }, image: [1, 2, 2], badFields: [[{ alpha: 'a' }, 'alpha'], [{ beta: Infinity }, 'beta']], badImages: [] },
   HardSwish: { good: { type: 'HardSwish' }, image: [1, 2, 2], badFields: [], badImages: [] },
   GELU: { good: { type: 'GELU' }, image: [1, 2, 2], badFields: [], badImages: [] },
+  ChannelLayerNorm: { good: { type: 'ChannelLayerNorm', channels: 3, eps: 1e-6 }, image: [3, 2, 2], badFields: [[{ channels: 0 }, 'channels'], [{ eps: 0 }, 'eps']], badImages: [[2, 2, 2]] },
   ChannelSelect: {
     good: { type: 'ChannelSelect', inChannels: 4, order: [2, 0, 3] }, image: [4, 2, 2],
     badFields: [[{ inChannels: 0 }, 'inChannels'], [{ order: [] }, 'order'], [{ order: [4] }, 'order'], [{ order: 'all' }, 'order']],

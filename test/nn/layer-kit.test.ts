@@ -10,6 +10,7 @@ import '../../src/io/model-file.js';
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../../src/nn/activations.js';
 import { ChannelSelect } from '../../src/nn/channels.js';
 import { Concat } from '../../src/nn/concat.js';
+import { ChannelLayerNorm } from '../../src/nn/layernorm.js';
 import { SqueezeExcite } from '../../src/nn/squeeze-excite.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool, Linear, manualSeed, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
 import { addLKAMs } from '../../src/nn/lkam.js';
@@ -35,7 +36,7 @@ function everyNewLayer(): Module {
     new MaxPool2d(3, 2, 0, { ceilMode: true }),
     new Conv2d({ inChannels: 15, outChannels: 8, kernel: 3, padding: 1 }), new HardSwish(),
     new SqueezeExcite({ channels: 8, squeeze: 3, activation: 'silu', gate: 'hardSigmoid' }),
-    new Conv2d({ inChannels: 8, outChannels: 8, kernel: 3, padding: 1 }), new GELU(),
+    new Conv2d({ inChannels: 8, outChannels: 8, kernel: 3, padding: 1 }), new GELU(), new ChannelLayerNorm(8),
     new AvgPool2d(2, 2, 0, { ceilMode: true, countIncludePad: false }),
     new Conv2d({ inChannels: 8, outChannels: 6, kernel: 1 }), new Clip(-0.5, 1.5),
     new Conv2d({ inChannels: 6, outChannels: 6, kernel: 1 }), new Sigmoid(),
@@ -58,7 +59,7 @@ describe('new layers: every part of their kit', () => {
       assert.ok(e instanceof UnknownModuleError);
       known = /\(known: (.*)\)$/.exec(e.message)![1]!.split(', ');
     }
-    for (const t of ['Clip', 'Sigmoid', 'SiLU', 'HardSigmoid', 'HardSwish', 'GELU', 'Concat', 'ChannelSelect', 'SqueezeExcite']) assert.ok(known.includes(t), t);
+    for (const t of ['Clip', 'Sigmoid', 'SiLU', 'HardSigmoid', 'HardSwish', 'GELU', 'Concat', 'ChannelSelect', 'SqueezeExcite', 'ChannelLayerNorm']) assert.ok(known.includes(t), t);
     const compilable = new Set(compilableTypes()), exportable = new Set(onnxExportableTypes());
     assert.deepEqual(known.filter((t) => !hasStateRule(t)), [], 'state rules');
     assert.deepEqual(known.filter((t) => !compilable.has(t)), [], 'compilers');
