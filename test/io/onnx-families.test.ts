@@ -1,5 +1,5 @@
 /**
- * torchvision's families (reduced, random weights; scripts/make-family-fixtures.py) and a gated network
+ * torchvision's families (reduced, random weights; scripts/make-family-fixtures.py, make-regnet-fixture.py) and a gated network
  * written as a PyTorch user writes an LKAM: import at opsets 13 and 17, PyTorch's and onnxruntime's
  * outputs, LKAMs that keep the function, training steps with the sparsity term, compiled plans, export.
  */
@@ -28,7 +28,7 @@ interface FamilyRecord {
 }
 
 /** The families that import; the others are listed in docs/results.md with what they lack. */
-const FAMILIES = ['mobilenet_v2', 'squeezenet1_1', 'densenet121', 'efficientnet_b0', 'mobilenet_v3_small', 'shufflenet_v2_x0_5', 'convnext_tiny'] as const;
+const FAMILIES = ['mobilenet_v2', 'squeezenet1_1', 'densenet121', 'efficientnet_b0', 'mobilenet_v3_small', 'shufflenet_v2_x0_5', 'convnext_tiny', 'regnet_x_400mf'] as const;
 
 function fixture(name: string): FamilyRecord {
   return JSON.parse(readFileSync(new URL(`../fixtures/families/${name}.json`, import.meta.url), 'utf8')) as FamilyRecord;
