@@ -735,6 +735,33 @@ function dot(a: usize, b: usize, K: i32): f32 {
   return acc;
 }
 
+/** dot() of rows r0..r3 with x, each finished as max(acc + bias, lo) * gate and stored to d + r * ldc. */
+function dot4(r0: usize, r1: usize, r2: usize, r3: usize, x: usize, K: i32, d: usize, ldc: usize, rb: usize, rg: usize, lo: f32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const o = <usize>k << 2;
+    const xv = v128.load(x + o);
+    a0 = madd(v128.load(r0 + o), xv, a0);
+    a1 = madd(v128.load(r1 + o), xv, a1);
+    a2 = madd(v128.load(r2 + o), xv, a2);
+    a3 = madd(v128.load(r3 + o), xv, a3);
+  }
+  let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+  for (; k < K; k++) {
+    const o = <usize>k << 2;
+    const xv = load<f32>(x + o);
+    s0 += load<f32>(r0 + o) * xv;
+    s1 += load<f32>(r1 + o) * xv;
+    s2 += load<f32>(r2 + o) * xv;
+    s3 += load<f32>(r3 + o) * xv;
+  }
+  store<f32>(d, max<f32>(s0 + load<f32>(rb), lo) * load<f32>(rg));
+  store<f32>(d + ldc, max<f32>(s1 + load<f32>(rb, 4), lo) * load<f32>(rg, 4));
+  store<f32>(d + 2 * ldc, max<f32>(s2 + load<f32>(rb, 8), lo) * load<f32>(rg, 8));
+  store<f32>(d + 3 * ldc, max<f32>(s3 + load<f32>(rb, 12), lo) * load<f32>(rg, 12));
+}
+
 /** Σ over the listed inputs j of row[ins[j] taps ..] · x[j taps ..], taps floats each. */
 function listedDot(row: usize, x: usize, ins: usize, nIn: i32, taps: i32): f32 {
   if (taps == 1) {
@@ -854,7 +881,16 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
       } else if (whole) {
         // Dot products over the listed inputs' taps; the weights are w's rows (no panels).
         const xImage = x + ((<usize>n * <usize>C * <usize>HW) << 2);
-        for (let i = 0; i < rows; i++) {
+        let i = 0;
+        if (nIn == C) {
+          // Four rows a pass share each load of x (the rows stream from memory once).
+          for (; i + 4 <= rows; i += 4) {
+            const o = outs + (<usize>(i0 + i) << 2), rowBytes = <usize>Kfull << 2;
+            dot4(w + <usize>load<i32>(o) * rowBytes, w + <usize>load<i32>(o, 4) * rowBytes, w + <usize>load<i32>(o, 8) * rowBytes, w + <usize>load<i32>(o, 12) * rowBytes,
+              xImage, Kfull, yOut + <usize>i * ldc, ldc, rowBias + (<usize>i << 2), rowGate + (<usize>i << 2), lo);
+          }
+        }
+        for (; i < rows; i++) {
           const row = w + ((<usize>load<i32>(outs + (<usize>(i0 + i) << 2)) * <usize>Kfull) << 2);
           const acc = nIn == C ? dot(row, xImage, Kfull) : listedDot(row, xImage, ins, nIn, taps);
           store<f32>(yOut + <usize>i * ldc, max<f32>(acc + load<f32>(rowBias + (<usize>i << 2)), lo) * load<f32>(rowGate + (<usize>i << 2)));
@@ -1117,6 +1153,10 @@ export function pool2dInfer(desc: usize, x: usize, xList: usize, y: usize, kind:
   const OH = field(desc, P_OH), OW = field(desc, P_OW), includePad = field(desc, P_INCLUDE_PAD) != 0;
   const isMax = kind == 0;
   const fast2x2 = isMax && KH == 2 && KW == 2 && sH == 2 && sW == 2 && pT == 0 && pL == 0;
+  // f32x4.max propagates NaN as beatsMax does; only the sign of an all-zero window may differ.
+  const fast3x3 = isMax && KH == 3 && KW == 3 && sH == 2 && sW == 2 && pL <= 1;
+  // Groups of four outputs from ow read columns 2 ow - pL to 2 ow - pL + 8: inside the row for ow in [vecFirst, vecLast].
+  const vecFirst = pL, vecLast = W - 9 + pL >= 0 ? (W - 9 + pL) / 2 : -1;
   for (let n = n0; n < n1; n++) {
     const planes = listCount(xList, n, C);
     for (let j = 0; j < planes; j++) {
@@ -1154,7 +1194,19 @@ export function pool2dInfer(desc: usize, x: usize, xList: usize, y: usize, kind:
       for (let oh = 0; oh < OH; oh++) {
         const h0 = oh * sH - pT;
         const hs = max<i32>(h0, 0), he = min<i32>(h0 + KH, H);
+        // 3x3 stride-2 max: four outputs whose windows lie inside the row at once, rows past the map repeating a row inside it.
+        const rA = xp + ((<usize>hs * <usize>W) << 2), rB = xp + ((<usize>min<i32>(hs + 1, he - 1) * <usize>W) << 2), rC = xp + ((<usize>(he - 1) * <usize>W) << 2);
         for (let ow = 0; ow < OW; ow++) {
+          if (fast3x3 && ow >= vecFirst && ow <= vecLast) {
+            const o = <usize>(2 * ow - pL) << 2;
+            const a = f32x4.max(f32x4.max(v128.load(rA + o), v128.load(rB + o)), v128.load(rC + o));
+            const b = f32x4.max(f32x4.max(v128.load(rA + o, 16), v128.load(rB + o, 16)), v128.load(rC + o, 16));
+            const c = f32x4.max(f32x4.max(v128.load32_splat(rA + o, 32), v128.load32_splat(rB + o, 32)), v128.load32_splat(rC + o, 32));
+            const ev = v128.shuffle<f32>(a, b, 0, 2, 4, 6), od = v128.shuffle<f32>(a, b, 1, 3, 5, 7);
+            v128.store(yp + ((<usize>oh * <usize>OW + <usize>ow) << 2), f32x4.max(f32x4.max(ev, od), v128.shuffle<f32>(ev, c, 1, 2, 3, 4)));
+            ow += 3;
+            continue;
+          }
           const w0 = ow * sW - pL;
           const ws = max<i32>(w0, 0), we = min<i32>(w0 + KW, W);
           let v: f32;

@@ -437,11 +437,13 @@ const poolCase = fc.record({
   KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 3 }), strideH: fc.integer({ min: 1, max: 3 }), strideW: fc.integer({ min: 1, max: 3 }),
   padTop: fc.integer({ min: 0, max: 1 }), padLeft: fc.integer({ min: 0, max: 1 }), countIncludePad: fc.integer({ min: 0, max: 1 }),
   kind: fc.integer({ min: 0, max: 1 }), pOn: fc.constantFrom(0, 0.5, 1), twoByTwo: fc.boolean(), nan: fc.boolean(),
+  threeByThree: fc.boolean(), wide: fc.integer({ min: 3, max: 41 }),
 }).map((r) => (r.twoByTwo ? { ...r, KH: 2, KW: 2, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, H: Math.max(2, r.H), W: Math.max(2, r.W) } : r))
+  .map((r) => (r.threeByThree && !r.twoByTwo ? { ...r, KH: 3, KW: 3, strideH: 2, strideW: 2, H: Math.max(2, r.H), W: r.wide } : r))
   .map((r) => ({ ...r, padTop: Math.min(r.padTop, Math.floor(r.KH / 2)), padLeft: Math.min(r.padLeft, Math.floor(r.KW / 2)) }))
   .filter((r) => convOutSize(r.H, r.KH, r.strideH, r.padTop, r.padTop, 1) >= 1 && convOutSize(r.W, r.KW, r.strideW, r.padLeft, r.padLeft, 1) >= 1);
 
-test('pool2dInfer: max and average over listed planes only, 2x2 fast path and general windows; exact', () => {
+test('pool2dInfer: max and average over listed planes only, 2x2 and 3x3 stride-2 fast paths and general windows; exact', () => {
   fc.assert(fc.property(poolCase, seed, (r, s) => {
     h.arena.reset();
     const rng = new TestRng(s);
@@ -456,7 +458,7 @@ test('pool2dInfer: max and average over listed planes only, 2x2 fast path and ge
     const data = compactData(rng, sets, r.C, r.H * r.W);
     conform(`pool2dInfer kind=${r.kind} ${JSON.stringify(g)}`, [[x, r.nan ? withNaN(data, sets, r.C, r.H * r.W, rng) : data], [list, listData(sets, r.C)]], [y],
       (k) => k.pool2dInfer(desc, x.ptr, list.ptr, y.ptr, r.kind, 0, r.N), always(exact));
-  }), { seed: 5, numRuns: 300 });
+  }), { seed: 5, numRuns: 400 });
 });
 
 const channelCase = fc.record({
