@@ -594,15 +594,17 @@ function packWeights3x3(w: usize, C: i32, outs: usize, rows: i32, t0: i32, t1: i
 /**
  * The panels of tiles [t0, t1) of an image's `rows` outputs (K * MR floats each, k-major, MR floats
  * per k, rows past a tile's end zero) of the block A[i][(j, t)] = w[outs[i]][ins[j]][t], K = nIn * taps;
- * outs or ins 0 means the identity.
+ * outs or ins 0 means the identity. With panelsOf > 0, w is conv2dInferPack's panels of panelsOf outputs.
  */
-function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize): void {
-  if (taps == 9 && GEMM_MR == 6) {
+function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize, panelsOf: i32 = 0): void {
+  if (taps == 9 && GEMM_MR == 6 && panelsOf == 0) {
     packWeights3x3(w, C, outs, rows, t0, t1, ins, nIn, dst);
     return;
   }
   const K = nIn * taps;
   const step = <usize>GEMM_MR << 2;
+  // w's rows: a tap is the next float; conv2dInferPack's panels of panelsOf outputs: MR floats on.
+  const tapStep: usize = panelsOf > 0 ? step : 4;
   for (let t = t0; t < t1; t++) {
     const r0 = tileStart(rows, t), h = tileStart(rows, t + 1) - r0;
     const panel = dst + <usize>(t - t0) * <usize>K * step;
@@ -617,13 +619,18 @@ function packWeights(w: usize, C: i32, taps: i32, outs: usize, rows: i32, t0: i3
         continue;
       }
       const m = outs != 0 ? load<i32>(outs + (<usize>i << 2)) : i;
-      const row = w + ((<usize>m * <usize>C * <usize>taps) << 2);
+      let row = w + ((<usize>m * <usize>C * <usize>taps) << 2);
+      if (panelsOf > 0) {
+        const pr = panelRow(panelsOf, m);
+        row = w + ((<usize>(pr / GEMM_MR) * <usize>C * <usize>taps * <usize>GEMM_MR + <usize>(pr % GEMM_MR)) << 2);
+      }
       for (let j = 0; j < nIn; j++) {
         const c = ins != 0 ? load<i32>(ins + (<usize>j << 2)) : j;
-        const s = row + ((<usize>c * <usize>taps) << 2);
+        let s = row + <usize>c * <usize>taps * tapStep;
         for (let q = 0; q < taps; q++) {
-          store<f32>(d, load<f32>(s + (<usize>q << 2)));
+          store<f32>(d, load<f32>(s));
           d += step;
+          s += tapStep;
         }
       }
     }
@@ -782,38 +789,6 @@ function listedDot(row: usize, x: usize, ins: usize, nIn: i32, taps: i32): f32 {
   return t * GEMM_MR + m - tileStart(M, t);
 }
 
-/** packWeights reading w from conv2dInferPack's panels of all M outputs (Kfull floats a row, MR rows a tile). */
-function packFromPanels(wPacked: usize, M: i32, Kfull: i32, taps: i32, outs: usize, rows: i32, t0: i32, t1: i32, ins: usize, nIn: i32, dst: usize): void {
-  const K = nIn * taps;
-  const step = <usize>GEMM_MR << 2;
-  const tap = <usize>taps * step;
-  for (let t = t0; t < t1; t++) {
-    const r0 = tileStart(rows, t), h = tileStart(rows, t + 1) - r0;
-    const panel = dst + <usize>(t - t0) * <usize>K * step;
-    for (let r = 0; r < h; r++) {
-      let d = panel + (<usize>r << 2);
-      const i = r0 + r;
-      if (i >= rows) {
-        for (let k = 0; k < K; k++) {
-          store<f32>(d, 0);
-          d += step;
-        }
-        continue;
-      }
-      const pr = panelRow(M, load<i32>(outs + (<usize>i << 2)));
-      const src = wPacked + ((<usize>(pr / GEMM_MR) * <usize>Kfull * <usize>GEMM_MR + <usize>(pr % GEMM_MR)) << 2);
-      for (let j = 0; j < nIn; j++) {
-        let s = src + <usize>load<i32>(ins + (<usize>j << 2)) * tap;
-        for (let q = 0; q < taps; q++) {
-          store<f32>(d, load<f32>(s));
-          d += step;
-          s += step;
-        }
-      }
-    }
-  }
-}
-
 export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPacked: usize, bias: usize, lo: f32, gate: usize,
   y: usize, yList: usize, n0: i32, n1: i32, part: i32, parts: i32, macs: usize, scratch: usize): f64 {
   const C = field(desc, F_C), H = field(desc, F_H), W = field(desc, F_W), M = field(desc, F_M);
@@ -944,7 +919,7 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
           } else if (w != 0) {
             packWeights(w, C, taps, outs, nOut, ga, gb, ins, nIn, apack);
           } else {
-            packFromPanels(wPacked, M, Kfull, taps, outs, nOut, ga, gb, ins, nIn, apack);
+            packWeights(wPacked, C, taps, outs, nOut, ga, gb, ins, nIn, apack, M);
           }
           const r = <usize>(tileStart(nOut, ga) - i0);
           const yG = yOut + r * ldc, rb = rowBias + (r << 2), rg = rowGate + (r << 2);

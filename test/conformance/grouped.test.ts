@@ -5,30 +5,8 @@ import { CONV_DESC_INTS, convOutSize, writeConvDesc, type ConvGeometry, type Ker
 import { conv2dGroupedInferScratchBytes } from '../../src/infer/scratch.js';
 import { h, everyKernelSet, buf, prefill, uniform, conform, always, seed, shift, assertGuards } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
+import { compactData, listData, randomSets } from '../util/channel-lists.js';
 import { close } from '../util/tolerance.js';
-
-/** A random channel set per image: each channel on with probability pOn. */
-function randomSets(rng: TestRng, N: number, C: number, pOn: number): number[][] {
-  return Array.from({ length: N }, () => Array.from({ length: C }, (_, c) => c).filter(() => rng.next() < pOn));
-}
-
-function listData(sets: number[][], C: number): Int32Array {
-  const out = new Int32Array(sets.length * (C + 1)).fill(-7);
-  sets.forEach((s, n) => {
-    out[n * (C + 1)] = s.length;
-    s.forEach((c, i) => { out[n * (C + 1) + 1 + i] = c; });
-  });
-  return out;
-}
-
-/** Image n's first |sets[n]| planes random, the unlisted ones NaN (a kernel that reads them spoils its output). */
-function compactData(rng: TestRng, sets: number[][], C: number, HW: number): Float32Array {
-  const out = new Float32Array(sets.length * C * HW).fill(NaN);
-  sets.forEach((s, n) => {
-    for (let i = 0; i < s.length * HW; i++) out[n * C * HW + i] = rng.uniform(-1, 1);
-  });
-  return out;
-}
 
 // Depthwise (Cg = 1, multiplier 1 or 2) and grouped convs, odd map sizes, strides 1-3.
 const groupedCase = fc.record({

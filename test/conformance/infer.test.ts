@@ -8,33 +8,10 @@ import { CONV_INFER_DESC_INTS, MAP_PLANE_INTS, convInputPlane, convOutSize, writ
 import { conv2dInferScratchBytes, coversMap, lkamBankPoolScratchBytes, lkamSwitchesScratchBytes, packedWeightFloats } from '../../src/infer/scratch.js';
 import { h, everyKernelSet, variants, buf, prefill, read, readInt, uniform, conform, always, seed, shift, assertGuards, type Buf } from '../util/conformance.js';
 import { TestRng } from '../util/rng.js';
+import { compactData, listData, randomSets } from '../util/channel-lists.js';
 import { assertClose, close, exact } from '../util/tolerance.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-/** A random channel set per image: each channel on with probability pOn (pOn 1 gives complete lists). */
-function randomSets(rng: TestRng, N: number, C: number, pOn: number): number[][] {
-  return Array.from({ length: N }, () => Array.from({ length: C }, (_, c) => c).filter(() => rng.next() < pOn));
-}
-
-/** Channel lists as the kernels read them: per image, count then ids, C + 1 ints. */
-function listData(sets: number[][], C: number): Int32Array {
-  const out = new Int32Array(sets.length * (C + 1)).fill(-7);
-  sets.forEach((s, n) => {
-    out[n * (C + 1)] = s.length;
-    s.forEach((c, i) => { out[n * (C + 1) + 1 + i] = c; });
-  });
-  return out;
-}
-
-/** A compact value: image n's first |sets[n]| planes random, the unlisted ones NaN (a kernel that reads them spoils its output). */
-function compactData(rng: TestRng, sets: number[][], C: number, HW: number): Float32Array {
-  const out = new Float32Array(sets.length * C * HW).fill(NaN);
-  sets.forEach((s, n) => {
-    for (let i = 0; i < s.length * HW; i++) out[n * C * HW + i] = rng.uniform(-1, 1);
-  });
-  return out;
-}
 
 /** conv2dInfer's descriptor for g, x's and y's planes as `layout` says (compact by default). */
 function inferDesc(g: ConvGeometry, layout: { xPadded: boolean; y: PaddedPlane | null; gemmFrom?: number } = { xPadded: false, y: null }): number {
