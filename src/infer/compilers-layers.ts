@@ -3,6 +3,8 @@ import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activat
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
 import { ChannelLayerNorm } from '../nn/layernorm.js';
+import { Pad2d } from '../nn/pad.js';
+import { padSource } from '../ops/pad.js';
 import type { Conv2d } from '../nn/layers.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import type { Module } from '../nn/module.js';
@@ -85,5 +87,17 @@ registerCompiler('ChannelLayerNorm', (m, ctx, x) => {
   if (x.kind === 'switches' || x.shape[0] !== ln.channels) throw new CompileError(`compile: ChannelLayerNorm(${ln.channels}) at '${ctx.path}' reads ${x.kind} ${shapeString(x.shape)}`);
   const y = ctx.value(x.kind, x.shape);
   ctx.emit({ op: 'channelNorm', name: ctx.path, x, y, weight: ctx.copy(ln.weight), bias: ctx.copy(ln.bias), eps: ln.eps });
+  return y;
+});
+
+registerCompiler('Pad2d', (m, ctx, x) => {
+  const p = as(m, Pad2d, ctx.path);
+  if (x.kind !== 'map' || x.shape.length !== 3) throw new CompileError(`compile: Pad2d at '${ctx.path}' reads ${x.kind} ${shapeString(x.shape)}, expected a [C, H, W] map`);
+  const [C, H, W] = x.shape as [number, number, number];
+  const [t, l, b, r] = p.pads;
+  const rows = Int32Array.from({ length: H + t + b }, (_, i) => padSource(i, t, H, p.mode));
+  const cols = Int32Array.from({ length: W + l + r }, (_, i) => padSource(i, l, W, p.mode));
+  const y = ctx.value('map', [C, rows.length, cols.length]);
+  ctx.emit({ op: 'pad', name: ctx.path, x, y, rows, cols, value: p.value });
   return y;
 });

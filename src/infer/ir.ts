@@ -176,7 +176,19 @@ export interface ChannelNormNode {
   readonly eps: number;
 }
 
-export type Node = ChannelNormNode | SelectNode | PointwiseNode | ConcatNode | ScaleNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
+/** Spatial padding: y is x with rows and columns added around it (a constant, a reflection or the edge). */
+export interface PadNode {
+  readonly op: 'pad';
+  readonly name: string;
+  readonly x: Value;
+  y: Value;
+  /** Per output row and column, the input row or column it copies, -1 for the constant. */
+  readonly rows: Int32Array;
+  readonly cols: Int32Array;
+  readonly value: number;
+}
+
+export type Node = PadNode | ChannelNormNode | SelectNode | PointwiseNode | ConcatNode | ScaleNode | ConvNode | AffineNode | ReluNode | PoolNode | GlobalPoolNode | FlattenNode | LinearNode | AddNode | SwitchNode | GateNode;
 
 /** The values a node reads. */
 export function inputsOf(n: Node): Value[] {

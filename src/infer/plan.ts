@@ -506,6 +506,30 @@ class Lowering {
         this.define(n.y, y, layout, x.active);
         return [];
       }
+      case 'pad': {
+        const x = this.get(n.x);
+        const y = this.take(sizeOf(n.y));
+        const into = this.take(sizeOf(n.x));
+        const d = this.dense(x, into, n.name);
+        if (d.step !== null) this.steps.push(d.step);
+        const [C, H, W] = n.x.shape as [number, number, number];
+        const { rows, cols, value } = n;
+        const OH = rows.length, OW = cols.length, src = d.ptr >>> 2, dst = y.ptr >>> 2, mem = this.mem;
+        this.steps.push(new FnStep(`pad ${n.name}`, (n0, n1) => {
+          const v = mem.f32;
+          for (let p = n0 * C; p < n1 * C; p++) {
+            for (let i = 0; i < OH; i++) {
+              const si = rows[i] as number;
+              for (let j = 0; j < OW; j++) {
+                const sj = cols[j] as number;
+                v[dst + (p * OH + i) * OW + j] = si < 0 || sj < 0 ? value : (v[src + (p * H + si) * W + sj] as number);
+              }
+            }
+          }
+        }));
+        this.define(n.y, y, this.identityList(C), this.identityList(C));
+        return [into];
+      }
       case 'channelNorm': {
         const x = this.get(n.x);
         const y = this.take(sizeOf(n.y));

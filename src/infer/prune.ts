@@ -10,6 +10,7 @@ import { Clip, HardSigmoid } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
 import { ChannelLayerNorm } from '../nn/layernorm.js';
+import { Pad2d } from '../nn/pad.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
@@ -306,3 +307,4 @@ registerPruneRule('ChannelLayerNorm', (m, ctx, removed) => {
   if (removed.length > 0) throw new PruneError(`pruneStatic: ChannelLayerNorm at '${ctx.path}' normalises over its channels, so it cannot lose [${removed.join(', ')}] without changing its statistics`);
   return { module: ln, removed };
 });
+zeroKeeping('Pad2d', (m) => (m as Pad2d).mode !== 'constant' || (m as Pad2d).value === 0);

@@ -16,6 +16,7 @@ import '../nn/concat.js';
 import '../nn/squeeze-excite.js';
 import '../nn/channels.js';
 import '../nn/layernorm.js';
+import '../nn/pad.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { describeError, ModelFileError } from './errors.js';
 import { JsonDepthError, parseJson } from './json.js';

@@ -13,6 +13,7 @@ import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../nn/activat
 import { ChannelSelect } from '../nn/channels.js';
 import { Concat } from '../nn/concat.js';
 import { ChannelLayerNorm } from '../nn/layernorm.js';
+import { Pad2d } from '../nn/pad.js';
 import { SqueezeExcite } from '../nn/squeeze-excite.js';
 import { Gated, gridWindow, LKAM } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
@@ -378,4 +379,12 @@ registerOnnxExporter('ChannelLayerNorm', (m, ctx, input) => {
   const variance = ctx.node('ReduceMean', [ctx.node('Pow', [d, ctx.scalar('two', 2)])], [intsAttr('axes', [1]), intAttr('keepdims', 1)]);
   const normed = ctx.node('Div', [d, ctx.node('Sqrt', [ctx.node('Add', [variance, ctx.scalar('eps', ln.eps)])])]);
   return ctx.node('Add', [ctx.node('Mul', [normed, ctx.floats('weight', perChannel, ln.weight.f32())]), ctx.floats('bias', perChannel, ln.bias.f32())]);
+});
+
+registerOnnxExporter('Pad2d', (m, ctx, input) => {
+  const p = as(m, Pad2d);
+  const [t, l, b, r] = p.pads;
+  const inputs = [input, ctx.int64s('pads', [0, 0, t, l, 0, 0, b, r])];
+  if (p.mode === 'constant') inputs.push(ctx.scalar('value', p.value));
+  return ctx.node('Pad', inputs, [{ name: 'mode', type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(p.mode) }]);
 });

@@ -7,7 +7,9 @@
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid } from '../nn/activations.js';
 import { ChannelSelect } from '../nn/channels.js';
 import { ChannelLayerNorm } from '../nn/layernorm.js';
-import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
+import { Pad2d } from '../nn/pad.js';
+import { PAD_MODES, type PadMode } from '../ops/pad.js';
+import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool, GlobalMaxPool, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { copyInto } from './model-file.js';
 import { attribute } from './onnx-graph.js';
@@ -121,15 +123,21 @@ function symmetric(pads: readonly number[]): [number, number] {
   return [pads[0] as number, pads[1] as number];
 }
 
-/** A Pad node's amounts [begin..., end...]; only zero constant padding maps. */
-function padAmounts(g: OnnxGraph, n: OnnxNode, rank: number): number[] {
+/** A Pad node's mode, value and amounts [begin..., end...]. */
+function padSpec(g: OnnxGraph, n: OnnxNode, rank: number): { mode: PadMode; value: number; amounts: number[] } {
   const mode = text(n, 'mode', 'constant');
-  if (mode !== 'constant') throw new ImportProblem(`${mode} padding (only zero padding maps)`);
+  if (!(PAD_MODES as readonly string[]).includes(mode)) throw new ImportProblem(`${mode} padding (constant, reflect and edge map)`);
   const value = g.opset >= 11 ? g.constant(n.inputs[2])?.values[0] ?? 0 : float(n, 'value', 0);
-  if (value !== 0) throw new ImportProblem('padding with a value other than 0');
-  const pads = g.opset >= 11 ? [...constantInput(g, n, 1, 'pads').values] : ints(n, 'pads', []);
-  if (pads.length !== 2 * rank || pads.some((p) => !(p >= 0))) throw new ImportProblem(`pads [${pads.join(', ')}] for a rank-${rank} input`);
-  return pads;
+  const amounts = g.opset >= 11 ? [...constantInput(g, n, 1, 'pads').values] : ints(n, 'pads', []);
+  if (amounts.length !== 2 * rank || amounts.some((p) => !Number.isInteger(p) || p < 0)) throw new ImportProblem(`pads [${amounts.join(', ')}] for a rank-${rank} input (expected ${2 * rank} whole numbers >= 0)`);
+  return { mode: mode as PadMode, value, amounts };
+}
+
+/** A Pad node's amounts when it is zero constant padding, which a reader can absorb. */
+function padAmounts(g: OnnxGraph, n: OnnxNode, rank: number): number[] {
+  const p = padSpec(g, n, rank);
+  if (p.mode !== 'constant' || p.value !== 0) throw new ImportProblem(`${p.mode} padding${p.mode === 'constant' ? ` with ${p.value}` : ''} (a reader absorbs only zero padding)`);
+  return p.amounts;
 }
 
 /** The zero Pad in front of a Conv or AveragePool, folded into its padding: [h, w] and the Pad's input. */
@@ -179,8 +187,11 @@ const conv: OpMapper = {
     const kernel = [w.dims[2] as number, w.dims[3] as number] as [number, number];
     const strides = ints(n, 'strides', [1, 1]) as [number, number];
     const dilations = ints(n, 'dilations', [1, 1]) as [number, number];
-    const own = symmetric(rawPads(g, n, kernel, strides, dilations));
-    const pad = absorbedPad(g, n);
+    const raw = rawPads(g, n, kernel, strides, dilations);
+    // Asymmetric padding (auto_pad SAME_*, explicit pads) is a zero Pad2d in front of an unpadded conv.
+    const explicit = raw[0] !== raw[2] || raw[1] !== raw[3];
+    const own: [number, number] = explicit ? [0, 0] : symmetric(raw);
+    const pad = explicit ? null : absorbedPad(g, n);
     const padding: [number, number] = [own[0] + (pad?.pads[0] ?? 0), own[1] + (pad?.pads[1] ?? 0)];
     const groups = int(n, 'group', 1);
     const inChannels = x[1] as number;
@@ -194,7 +205,7 @@ const conv: OpMapper = {
         const c = new Conv2d({ inChannels, outChannels: w.dims[0] as number, kernel, stride: strides, padding, dilation: dilations, groups, bias: b !== null });
         copyInto(c.weight, f32(w));
         if (b !== null && c.bias !== null) copyInto(c.bias, f32(b));
-        return c;
+        return explicit ? new Sequential([new Pad2d(raw as [number, number, number, number]), c]) : c;
       },
     };
   },
@@ -295,8 +306,21 @@ function pool(kind: 'max' | 'avg'): OpMapper {
       g.channelsFirst(n);
       const w = poolWindow(g, n);
       if (n.outputs.length > 1 && n.outputs[1] !== '' && g.readerCount(n.outputs[1] as string) > 0) throw new ImportProblem('its indices output is used');
-      const own = symmetric(w.pads);
       const includePad = kind === 'avg' && int(n, 'count_include_pad', 0) !== 0;
+      // Padding our pools cannot hold (asymmetric, or more than half the window) is a Pad2d in front:
+      // the edge values for max pooling (each padded cell repeats one of the window), zeros counted for average pooling.
+      const wide = w.pads.some((p, i) => p * 2 > (w.kernel[i % 2] as number));
+      const explicit = (w.pads[0] !== w.pads[2] || w.pads[1] !== w.pads[3] || wide) && !w.ceil && (kind === 'max' || includePad);
+      if (explicit) {
+        const pads = [w.pads[0], w.pads[1], w.pads[2], w.pads[3]] as [number, number, number, number];
+        const options = kind === 'avg' ? { countIncludePad: true } : {};
+        return {
+          kind: 'layer',
+          input: firstData(g, n),
+          make: () => new Sequential([new Pad2d(pads, kind === 'max' ? 'edge' : 'constant'), kind === 'max' ? new MaxPool2d(w.kernel, w.strides, 0, options) : new AvgPool2d(w.kernel, w.strides, 0, options)]),
+        };
+      }
+      const own = symmetric(w.pads);
       const pad = kind === 'avg' ? absorbedPad(g, n) : null;
       // Zeros padded in front of an average pool count in its windows, as padding that is counted.
       if (pad !== null && !includePad && (own[0] > 0 || own[1] > 0)) throw new ImportProblem('a Pad in front of an average pool that excludes its own padding');
@@ -661,13 +685,26 @@ const matMul: OpMapper = {
 const pad: OpMapper = {
   shape: (g, n) => {
     const x = g.inputShape(n, 0);
-    const p = padAmounts(g, n, x.length);
+    const p = padSpec(g, n, x.length).amounts;
     return [x.map((d, i) => d + (p[i] as number) + (p[i + x.length] as number))];
   },
   map: (g, n) => {
     const readers = g.readers.get(n.outputs[0] as string) ?? [];
-    if (readers.length !== 1 || (readers[0]?.op !== 'Conv' && readers[0]?.op !== 'AveragePool')) throw new ImportProblem('maps only into the Conv or AveragePool that reads it');
-    return { kind: 'constant' };
+    const reader = readers.length === 1 ? readers[0] : undefined;
+    // A zero Pad that the Conv or AveragePool reading it absorbs needs no layer of its own.
+    if (reader !== undefined && (reader.op === 'Conv' || reader.op === 'AveragePool')) {
+      try {
+        if (absorbedPad(g, reader) !== null) return { kind: 'constant' };
+      } catch (e) {
+        if (!(e instanceof ImportProblem)) throw e;
+      }
+    }
+    g.channelsFirst(n);
+    const x = g.inputShape(n, 0);
+    const p = padSpec(g, n, x.length);
+    if (x.length !== 4 || p.amounts[0] !== 0 || p.amounts[1] !== 0 || p.amounts[4] !== 0 || p.amounts[5] !== 0) throw new ImportProblem(`it pads [${p.amounts.join(', ')}] (only H and W of [N, C, H, W] map)`);
+    const pads = [p.amounts[2], p.amounts[3], p.amounts[6], p.amounts[7]] as [number, number, number, number];
+    return { kind: 'layer', input: firstData(g, n), make: () => new Pad2d(pads, p.mode, p.value) };
   },
 };
 

@@ -129,7 +129,7 @@ registerStateRule('Gated', {
   children: (r) => [['block', 'block', r.child('block')], ['lkam', 'lkam', r.child('lkam')]],
 });
 
-for (const type of ['Clip', 'Sigmoid', 'SiLU', 'HardSigmoid', 'HardSwish', 'GELU', 'ChannelSelect']) registerStateRule(type, stateless);
+for (const type of ['Clip', 'Sigmoid', 'SiLU', 'HardSigmoid', 'HardSwish', 'GELU', 'ChannelSelect', 'Pad2d']) registerStateRule(type, stateless);
 
 registerStateRule('Concat', {
   children: (r) => {

@@ -12,3 +12,4 @@ export { pointwise, SILU, HARD_SWISH, GELU, hardSigmoidFn, type Pointwise } from
 export { concatChannels } from './concat.js';
 export { selectChannels } from './channels.js';
 export { channelLayerNorm } from './layernorm.js';
+export { pad2d, PAD_MODES, type PadMode, type Pad2dOptions } from './pad.js';

@@ -112,6 +112,9 @@ for (const kind of ['reference', ...COMPUTE_BACKENDS] as const) {
       expectOk('layer norm 4-D', gradCheck(([x, w, b]) => ops.channelLayerNorm(x!, w!, b!, 1e-5), [rand([2, 4, 2, 3]), rand([4], 0.5, 1.5), rand([4])]));
       expectOk('layer norm 2-D', gradCheck(([x, w, b]) => ops.channelLayerNorm(x!, w!, b!, 1e-5), [rand([3, 5]), rand([5], 0.5, 1.5), rand([5])]));
     });
+    test('pad2d: constant, reflect and edge', () => {
+      for (const mode of ['constant', 'reflect', 'edge'] as const) expectOk(`pad ${mode}`, gradCheck(([x]) => ops.pad2d(x!, { pads: [1, 2, 2, 0], mode, value: 0.5 }), [rand([2, 2, 3, 4])]));
+    });
     test('selectChannels: a slice, a shuffle and a repeated channel', () => {
       expectOk('slice', gradCheck(([x]) => ops.selectChannels(x!, [1, 2]), [rand([2, 4, 2, 3])]));
       expectOk('shuffle + repeat', gradCheck(([x]) => ops.selectChannels(x!, [0, 2, 1, 3, 3]), [rand([2, 4, 3, 2])]));

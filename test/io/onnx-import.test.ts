@@ -136,13 +136,14 @@ describe('ONNX import', () => {
   test('every node that does not map is counted per op type, also after one that fails, in one short line', () => {
     const w = floatTensor('w', [2, 2, 3, 3], new Float32Array(36).fill(0.1));
     const bytes = graph([
-      { opType: 'Conv', name: 'conv', input: ['x', 'w'], output: ['a'], attribute: [intsAttr('pads', [1, 1, 0, 0])] },
+      { opType: 'Conv', name: 'conv', input: ['x', 'w'], output: ['a0'], attribute: [intsAttr('pads', [1, 1, 0, 0])] },
+      { opType: 'BatchNormalization', name: 'bn', input: ['a0', 's', 'sb', 'm', 'v'], output: ['a'], attribute: [intAttr('training_mode', 1)] },
       { opType: 'Clip', name: 'relu6', input: ['a', 'lo', 'hi'], output: ['b'] },
       { opType: 'MaxPool', name: 'pool', input: ['b'], output: ['c'], attribute: [intsAttr('kernel_shape', [2, 2]), intsAttr('strides', [2, 2]), intAttr('ceil_mode', 1)] },
       { opType: 'Add', name: 'shift', input: ['c', 'two'], output: ['d'] },
       { opType: 'LeakyRelu', name: 'leaky', input: ['d'], output: ['e'] },
-    ], [w, scalarTensor('lo', 0), scalarTensor('hi', 6), scalarTensor('two', 2)], 'e', [1, 2, 3, 3]);
-    refuses(bytes, /^g\.onnx: cannot map 3 nodes: Conv x1 \(first: node 'conv': asymmetric pads \[1, 1, 0, 0\]\); Add x1 \(first: node 'shift': adds a constant that is not the bias of a MatMul\); LeakyRelu x1 \(first: node 'leaky': no mapping\); mapped ops: /, (list) => assert.equal(list.length, 3));
+    ], [w, ...['s', 'sb', 'm', 'v'].map((k) => floatTensor(k, [2], Float32Array.of(1, 1))), scalarTensor('lo', 0), scalarTensor('hi', 6), scalarTensor('two', 2)], 'e', [1, 2, 3, 3]);
+    refuses(bytes, /^g\.onnx: cannot map 3 nodes: BatchNormalization x1 \(first: node 'bn': training_mode is set\); Add x1 \(first: node 'shift': adds a constant that is not the bias of a MatMul\); LeakyRelu x1 \(first: node 'leaky': no mapping\); mapped ops: /, (list) => assert.equal(list.length, 3));
     // A thousand unsupported nodes: one line of a few hundred characters, every node in `unsupported`.
     const many: NodeProto[] = Array.from({ length: 1000 }, (_, i) => ({ opType: i % 2 === 0 ? 'Softplus' : 'Elu', name: `n${i}`, input: [i === 0 ? 'x' : `v${i - 1}`], output: [`v${i}`] }));
     refuses(graph(many, [], 'v999', [1, 2, 6, 6]), /^g\.onnx: cannot map 1000 nodes: Softplus x500 \(first: node 'n0': no mapping\); Elu x500 \(first: node 'n1': no mapping\).*--debug lists every node$/, (list) => assert.equal(list.length, 1000));

@@ -56,6 +56,7 @@ const MEMBERS: Readonly<Record<string, Members>> = {
   HardSwish: { good: { type: 'HardSwish' }, image: [1, 2, 2], badFields: [], badImages: [] },
   GELU: { good: { type: 'GELU' }, image: [1, 2, 2], badFields: [], badImages: [] },
   ChannelLayerNorm: { good: { type: 'ChannelLayerNorm', channels: 3, eps: 1e-6 }, image: [3, 2, 2], badFields: [[{ channels: 0 }, 'channels'], [{ eps: 0 }, 'eps']], badImages: [[2, 2, 2]] },
+  Pad2d: { good: { type: 'Pad2d', pads: [1, 0, 2, 1], mode: 'reflect', value: 0 }, image: [2, 3, 3], badFields: [[{ pads: [1, 2] }, 'pads'], [{ mode: 'wrap' }, 'mode'], [{ pads: [-1, 0, 0, 0] }, 'pads']], badImages: [[2, 1, 3]] },
   ChannelSelect: {
     good: { type: 'ChannelSelect', inChannels: 4, order: [2, 0, 3] }, image: [4, 2, 2],
     badFields: [[{ inChannels: 0 }, 'inChannels'], [{ order: [] }, 'order'], [{ order: [4] }, 'order'], [{ order: 'all' }, 'order']],

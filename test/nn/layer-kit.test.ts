@@ -10,6 +10,7 @@ import '../../src/io/model-file.js';
 import { Clip, GELU, HardSigmoid, HardSwish, Sigmoid, SiLU } from '../../src/nn/activations.js';
 import { ChannelSelect } from '../../src/nn/channels.js';
 import { Concat } from '../../src/nn/concat.js';
+import { Pad2d } from '../../src/nn/pad.js';
 import { ChannelLayerNorm } from '../../src/nn/layernorm.js';
 import { SqueezeExcite } from '../../src/nn/squeeze-excite.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool, Linear, manualSeed, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
@@ -32,7 +33,7 @@ function everyNewLayer(): Module {
       new Sequential([new Conv2d({ inChannels: 6, outChannels: 4, kernel: 1 }), new SiLU()]),
       new Sequential([new Conv2d({ inChannels: 6, outChannels: 5, kernel: 3, padding: 1 }), new ReLU()]),
     ]),
-    ChannelSelect.shuffle(15, 3),
+    ChannelSelect.shuffle(15, 3), new Pad2d([1, 0, 0, 1], 'reflect'),
     new MaxPool2d(3, 2, 0, { ceilMode: true }),
     new Conv2d({ inChannels: 15, outChannels: 8, kernel: 3, padding: 1 }), new HardSwish(),
     new SqueezeExcite({ channels: 8, squeeze: 3, activation: 'silu', gate: 'hardSigmoid' }),
@@ -59,7 +60,7 @@ describe('new layers: every part of their kit', () => {
       assert.ok(e instanceof UnknownModuleError);
       known = /\(known: (.*)\)$/.exec(e.message)![1]!.split(', ');
     }
-    for (const t of ['Clip', 'Sigmoid', 'SiLU', 'HardSigmoid', 'HardSwish', 'GELU', 'Concat', 'ChannelSelect', 'SqueezeExcite', 'ChannelLayerNorm']) assert.ok(known.includes(t), t);
+    for (const t of ['Clip', 'Sigmoid', 'SiLU', 'HardSigmoid', 'HardSwish', 'GELU', 'Concat', 'ChannelSelect', 'SqueezeExcite', 'ChannelLayerNorm', 'Pad2d']) assert.ok(known.includes(t), t);
     const compilable = new Set(compilableTypes()), exportable = new Set(onnxExportableTypes());
     assert.deepEqual(known.filter((t) => !hasStateRule(t)), [], 'state rules');
     assert.deepEqual(known.filter((t) => !compilable.has(t)), [], 'compilers');
@@ -88,7 +89,7 @@ describe('new layers: every part of their kit', () => {
     assert.deepEqual(runOurs(im.model, x, shape).logits, ours);
     // Kernels 1 and 3 of the first conv removed: the identity branch of the Concat loses them too.
     const pruned = pruneStatic(m, new Map([['0', [1, 3]]]), { inputShape: SHAPE });
-    assert.equal((pruned.modules().find(([p]) => p === '6')?.[1] as Conv2d).inChannels, 13);
+    assert.equal((pruned.modules().find(([p]) => p === '7')?.[1] as Conv2d).inChannels, 13);
   });
 
   test('LKAMs go into a network with the new layers and the plan still equals the model', () => {
