@@ -332,6 +332,16 @@ class Lowering {
     return { ptr: into.ptr, step };
   }
 
+  /** A value read as a dense map (scattered into a temporary when compact; vectors as they are); release `temp` after the node. */
+  private denseInput(v: Value, label: string): { ptr: number; temp: Buf } {
+    const x = this.get(v);
+    const temp = this.take(sizeOf(v));
+    if (v.kind !== 'map') return { ptr: x.buf.ptr, temp };
+    const d = this.dense(x, temp, label);
+    if (d.step !== null) this.steps.push(d.step);
+    return { ptr: d.ptr, temp };
+  }
+
   lower(nodes: readonly Node[], input: Value, output: Value): { inputPtr: number; outputPtr: number } {
     const inBuf = this.take(sizeOf(input));
     const C0 = input.shape[0] as number;
@@ -507,14 +517,11 @@ class Lowering {
         return [];
       }
       case 'pad': {
-        const x = this.get(n.x);
         const y = this.take(sizeOf(n.y));
-        const into = this.take(sizeOf(n.x));
-        const d = this.dense(x, into, n.name);
-        if (d.step !== null) this.steps.push(d.step);
+        const { ptr, temp: into } = this.denseInput(n.x, n.name);
         const [C, H, W] = n.x.shape as [number, number, number];
         const { rows, cols, value } = n;
-        const OH = rows.length, OW = cols.length, src = d.ptr >>> 2, dst = y.ptr >>> 2, mem = this.mem;
+        const OH = rows.length, OW = cols.length, src = ptr >>> 2, dst = y.ptr >>> 2, mem = this.mem;
         this.steps.push(new FnStep(`pad ${n.name}`, (n0, n1) => {
           const v = mem.f32;
           for (let p = n0 * C; p < n1 * C; p++) {
@@ -531,12 +538,9 @@ class Lowering {
         return [into];
       }
       case 'channelNorm': {
-        const x = this.get(n.x);
         const y = this.take(sizeOf(n.y));
-        const into = this.take(sizeOf(n.x));
-        const d = n.x.kind === 'map' ? this.dense(x, into, n.name) : { ptr: x.buf.ptr, step: null };
-        if (d.step !== null) this.steps.push(d.step);
-        const C = n.x.shape[0] as number, P = sizeOf(n.x) / C, src = d.ptr >>> 2, dst = y.ptr >>> 2;
+        const { ptr, temp: into } = this.denseInput(n.x, n.name);
+        const C = n.x.shape[0] as number, P = sizeOf(n.x) / C, src = ptr >>> 2, dst = y.ptr >>> 2;
         const w = n.weight, b = n.bias, eps = n.eps, mem = this.mem;
         this.steps.push(new FnStep(`layer norm ${n.name}`, (n0, n1) => {
           const v = mem.f32;
@@ -557,13 +561,10 @@ class Lowering {
         return [into];
       }
       case 'select': {
-        const x = this.get(n.x);
+        const { C, HW } = this.get(n.x);
         const y = this.take(sizeOf(n.y));
-        const into = this.take(sizeOf(n.x));
-        const d = this.dense(x, into, n.name);
-        if (d.step !== null) this.steps.push(d.step);
-        const { C, HW } = x;
-        const order = n.order, M = order.length, src = d.ptr >>> 2, dst = y.ptr >>> 2;
+        const { ptr, temp: into } = this.denseInput(n.x, n.name);
+        const order = n.order, M = order.length, src = ptr >>> 2, dst = y.ptr >>> 2;
         const mem = this.mem;
         this.steps.push(new FnStep(`select ${n.name}`, (n0, n1) => {
           const v = mem.f32;
