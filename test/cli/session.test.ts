@@ -78,15 +78,15 @@ describe('parsimony: a train → eval → prune → export → import → bench 
     const args = ['eval', run, '--thresholds', '0,0.3', '--budgets', '1,0.5,0', '--threads', '1', '--json'];
     const r = await cli(args);
     assert.equal(r.code, 0, explain(args, r));
-    const out = json<{ plan: { accuracy: number; meanMacs: number; imageMs: number }; layers: Array<{ name: string; conv: number }>; knob: Array<{ threshold: number; budget: number; accuracy: number; meanMacs: number }> }>(r.stdout, 'eval --json');
+    const out = json<{ plan: { accuracy: number; meanMacs: number; imageMs: number }; layers: Array<{ name: string; conv: number }>; knob: Array<{ threshold: number | null; budget: number; accuracy: number; meanMacs: number }> }>(r.stdout, 'eval --json');
     assert.ok(out.plan.accuracy > 0 && out.plan.meanMacs > 0 && out.plan.imageMs > 0);
-    assert.equal(out.knob.length, 6, 'every threshold with every budget');
+    assert.equal(out.knob.length, 7, 'the default operating point, then every threshold with every budget');
     assert.deepEqual(out.layers.map((l) => [l.conv, l.name]), [[1, '3'], [2, '5'], [3, '6'], [4, '8']], 'each gate by its conv index (as --layers counts) and module path');
-    assert.deepEqual(out.knob.map((p) => [p.threshold, p.budget]), [[0, 1], [0, 0.5], [0, 0], [0.3, 1], [0.3, 0.5], [0.3, 0]]);
-    const [full, half, none] = out.knob;
+    assert.deepEqual(out.knob.map((p) => [p.threshold, p.budget]), [[null, 1], [0, 1], [0, 0.5], [0, 0], [0.3, 1], [0.3, 0.5], [0.3, 0]]);
+    const [, full, half, none] = out.knob;
     assert.ok(full!.meanMacs >= half!.meanMacs && half!.meanMacs >= none!.meanMacs, 'a smaller budget never costs more');
     const file = JSON.parse(readFileSync(join(run, 'knob.json'), 'utf8')) as { points: unknown[] };
-    assert.equal(file.points.length, 6);
+    assert.equal(file.points.length, 7);
   });
 
   test('prune: removes never-on kernels and counts the test predictions that change', async () => {
@@ -122,7 +122,7 @@ describe('parsimony: a train → eval → prune → export → import → bench 
     assert.deepEqual(i.inputShape, [1, 28, 28]);
     const human = await cli(['info', back]);
     assert.equal(human.code, 0);
-    assert.match(human.stdout, /LKAMs: 4, gating 3 \(8 switches, hard\)/);
+    assert.match(human.stdout, /LKAMs: 4, gating conv 1 \(module 3, 8 switches, hard\)/);
   });
 
   test('bench: skipping vs dense twin at batch 1 and a larger batch, bench.json', async () => {
