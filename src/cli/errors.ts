@@ -31,12 +31,13 @@ export class Interrupted extends Error {
 
 /**
  * Errors the lower layers throw about what they were given (by name, so that `--help` need not load
- * those layers): files and data (DataError, ModelFileError, RunFileError), a model that does not fit
+ * those layers): files and data (DataError, ModelFileError, RunFileError), run directories and writes (RunDirError,
+ * WriteFileError), a model that does not fit
  * the data (ModelFitError), optional packages that are not installed (MissingPackageError), models
  * (OnnxError, CompileError, PruneError), models or batches that do not fit the 4 GiB WebAssembly
  * memory (OutOfMemoryError) and training that diverged (NonFiniteLossError, a learning rate too high).
  */
-const INPUT_ERRORS = new Set(['DataError', 'MissingPackageError', 'ModelFileError', 'ModelFitError', 'RunFileError', 'OnnxError', 'CompileError', 'PruneError', 'NonFiniteLossError', 'OutOfMemoryError']);
+const INPUT_ERRORS = new Set(['DataError', 'MissingPackageError', 'ModelFileError', 'ModelFitError', 'RunFileError', 'RunDirError', 'WriteFileError', 'OnnxError', 'CompileError', 'PruneError', 'NonFiniteLossError', 'OutOfMemoryError']);
 
 const FILE_ERRORS = new Set(['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EEXIST', 'EPERM', 'ENOSPC', 'EROFS']);
 

@@ -256,6 +256,12 @@ export function idxDataset(
   } else {
     pixels = sharedFloat32(images.data.length);
     pixels.set(images.data);
+    const per = rows * cols;
+    for (let i = 0; i < pixels.length; i++) {
+      if (!Number.isFinite(pixels[i])) {
+        throw new DataError(`pixel ${i % per} of image ${Math.floor(i / per)} is ${pixels[i]}; pixels must be finite numbers`, { file: files.images, field: 'pixels', expected: 'finite numbers', actual: String(pixels[i]) });
+      }
+    }
   }
   checkLabels(labelValues, classNames.length, files.labels);
   return new InMemoryDataset({

@@ -37,6 +37,34 @@ export class OnnxError extends Error {
   }
 }
 
+/** Why a write failed, in words: the error code of a failed file operation. */
+export function writeFailure(code: string | undefined): string {
+  switch (code) {
+    case 'ENOSPC': return 'no space left on the device';
+    case 'EDQUOT': return 'the disk quota is exhausted';
+    case 'EROFS': return 'the file system is read-only';
+    case 'EACCES': case 'EPERM': return 'permission denied';
+    case 'ENOENT': return 'its folder does not exist';
+    case 'ENOTDIR': return 'a part of the path is not a folder';
+    case 'EISDIR': return 'it is a folder';
+    case 'EFBIG': return 'the file is too large for the file system';
+    case 'EIO': return 'an input/output error';
+    default: return code ?? 'unknown error';
+  }
+}
+
+/** A file that could not be written; nothing partial is left at its path. */
+export class WriteFileError extends Error {
+  override readonly name = 'WriteFileError';
+  readonly file: string;
+  readonly code: string | undefined;
+  constructor(file: string, code: string | undefined, cause?: unknown) {
+    super(`${file}: cannot write: ${writeFailure(code)}`, cause === undefined ? undefined : { cause });
+    this.file = file;
+    this.code = code;
+  }
+}
+
 export function describeError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

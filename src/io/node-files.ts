@@ -3,6 +3,7 @@ import { closeSync, copyFileSync, fsyncSync, linkSync, openSync, readdirSync, re
 import { basename, dirname } from 'node:path';
 import type { Module } from '../nn/module.js';
 import { readRegularFile } from '../data/files.js';
+import { WriteFileError } from './errors.js';
 import { decodeModel, encodeModel, type ModelMeta } from './model-file.js';
 
 let tempCounter = 0;
@@ -71,9 +72,20 @@ export interface AtomicWriteOptions {
  * Replaces `path` with `bytes` so that a crash at any moment leaves either the old or the new file
  * complete: write a temporary file beside it, fsync it, rename it over `path`, fsync the directory.
  * With keepPrevious, the old file is first hard-linked to `<path>.prev`, so `path` never goes missing.
- * Temporary files of earlier writers that died mid-write are removed.
+ * Temporary files of earlier writers that died mid-write are removed. A failure (full disk,
+ * read-only or missing folder) is a WriteFileError naming `path` and the cause; `path` is untouched.
  */
-export function writeFileAtomic(path: string, bytes: Uint8Array, options: AtomicWriteOptions = {}): void {
+export function writeFileAtomic(path: string, bytes: Uint8Array | string, options: AtomicWriteOptions = {}): void {
+  try {
+    replaceFile(path, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes, options);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw new WriteFileError(path, code, e);
+    throw e;
+  }
+}
+
+function replaceFile(path: string, bytes: Uint8Array, options: AtomicWriteOptions): void {
   const dir = dirname(path);
   const tmp = `${dir}/${tempPrefix(path)}${process.pid}-${tempCounter++}`;
   removeStaleTemporaries(path);

@@ -1,5 +1,5 @@
 /** Pieces several actions share: engine start-up, writing JSON results, number formats, tables. */
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../io/node-files.js';
 import { init, type Engine } from '../../autograd/engine.js';
 import type { BackendOptions } from '../../backend/backend.js';
 import { jsonReplacer } from '../output.js';
@@ -26,8 +26,9 @@ export async function withEngine<T>(threads: number | undefined, fn: (e: Engine)
   }
 }
 
+/** Writes JSON atomically: a failed write leaves no partial file and is an error naming the file. */
 export function writeJson(file: string, value: unknown): void {
-  writeFileSync(file, `${JSON.stringify(value, jsonReplacer)}\n`);
+  writeFileAtomic(file, `${JSON.stringify(value, jsonReplacer)}\n`);
 }
 
 export function pct(x: number): string {

@@ -1,5 +1,9 @@
 /** `parsimony eval MODEL`: the compiled plan on the test set, and the runtime-knob curve. */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readRegularText } from '../../data/files.js';
+import { parseJson } from '../../io/json.js';
+import { RunDirError } from '../../io/run-dir.js';
 import { knobCurve, knobGrid, type KnobPoint } from '../../infer/knob.js';
 import { layerLabel, RUN_FILES, type EvalRecord, type KnobRecord } from '../../report/run.js';
 import { UsageError } from '../errors.js';
@@ -14,6 +18,7 @@ interface EvalFlags extends Partial<DataOptions> {
   budgets?: number[];
   out?: string;
   knobOut?: string;
+  force?: boolean;
   threads?: number;
   json: boolean;
   quiet: boolean;
@@ -26,6 +31,21 @@ export function knobTable(points: readonly KnobPoint[]): string {
     points.map((p) => [p.threshold === null && p.budget === 1 ? 'default' : '', p.threshold === null ? 'own' : p.threshold, p.budget, pct(p.accuracy), (p.meanMacs / 1e6).toFixed(2), pct(p.macFraction), p.imageMs.toFixed(3)]));
 }
 
+/** Refuses to replace an evaluation of more images (e.g. the full test set) with one of `images`. */
+function keepFullerEvaluation(file: string, images: number): void {
+  if (!existsSync(file)) return;
+  let before: unknown;
+  try {
+    before = parseJson(readRegularText(file, { maxBytes: 256 * 2 ** 20, what: 'an evaluation' }));
+  } catch {
+    return;
+  }
+  const n = (before as { images?: unknown } | null)?.images;
+  if (typeof n === 'number' && n > images) {
+    throw new RunDirError(`${file} holds an evaluation of ${n} images, this one would use ${images}; pass --force to replace it, or --out another file`);
+  }
+}
+
 export async function run(arg: string, f: EvalFlags): Promise<void> {
     const out = new Output(f);
     if (f.thresholds === undefined && f.budgets === undefined && f.knobOut !== undefined) throw new UsageError('--knob-out needs --thresholds or --budgets');
@@ -34,9 +54,10 @@ export async function run(arg: string, f: EvalFlags): Promise<void> {
       const data = await dataForModel(src, f);
       const where = data.source;
       const normalize = normalizeOf(src);
+      const evalFile = f.out ?? (src.runDir === null ? null : join(src.runDir, RUN_FILES.eval));
+      if (evalFile !== null && f.force !== true) keepFullerEvaluation(evalFile, data.test.length);
       out.info(`eval: ${src.file} on ${data.test.length} test images (${data.description})`);
       const record: EvalRecord = evaluateModel(src.model, data.test, { model: src.file, data: where }, normalize);
-      const evalFile = f.out ?? (src.runDir === null ? null : join(src.runDir, RUN_FILES.eval));
       if (evalFile !== null) writeJson(evalFile, record);
       let knob: KnobRecord | null = null;
       if (f.thresholds !== undefined || f.budgets !== undefined) {

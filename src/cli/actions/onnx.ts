@@ -1,9 +1,9 @@
 /** `parsimony export` (our model file → ONNX) and `parsimony import` (ONNX → our model file). */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { denseTwin } from '../../infer/prune.js';
 import { convsInOrder } from '../../nn/lkam.js';
-import { saveModel } from '../../io/node-files.js';
+import { saveModel, writeFileAtomic } from '../../io/node-files.js';
+import { refuseReplace } from '../../io/run-dir.js';
 import { exportOnnx } from '../../io/onnx-export.js';
 import { importOnnx } from '../../io/onnx-import.js';
 import { FASHION_MNIST_CLASSES } from '../../data/fashion-mnist.js';
@@ -24,6 +24,7 @@ interface ImportFlags {
   out?: string;
   inputShape?: number[];
   classes?: string;
+  force?: boolean;
   json: boolean;
 }
 
@@ -39,7 +40,7 @@ export function runExport(arg: string, f: ExportFlags): Promise<void> {
       model.eval();
       const ex = exportOnnx(model, { inputShape: src.meta.inputShape });
       const file = f.out ?? (src.runDir !== null ? join(src.runDir, f.dense ? 'model.dense.onnx' : RUN_FILES.onnx) : src.file.replace(/(\.safetensors)?$/, f.dense ? '.dense.onnx' : '.onnx'));
-      writeFileSync(file, ex.bytes);
+      writeFileAtomic(file, ex.bytes);
       out.result(`wrote ${file} (${ex.bytes.length} bytes): input ${ex.input} [N, ${src.meta.inputShape.join(', ')}], output ${ex.output}${ex.switchOutputs.length > 0 ? `, switch outputs ${ex.switchOutputs.map((s) => s.name).join(', ')}` : ''}`);
       out.data({ file, bytes: ex.bytes.length, input: ex.input, output: ex.output, inputShape: src.meta.inputShape, switchOutputs: ex.switchOutputs, dense: f.dense, gatesRemoved: f.dense ? gated : [] });
   });
@@ -48,10 +49,11 @@ export function runExport(arg: string, f: ExportFlags): Promise<void> {
 export function runImport(arg: string, f: ImportFlags): Promise<void> {
   return withEngine(1, () => {
       const out = new Output(f);
+      const file = f.out ?? arg.replace(/(\.onnx)?$/, '.safetensors');
+      refuseReplace(file, 'a model file', f.force === true, f.out === undefined ? ', or choose the file with --out' : '');
       const bytes = readRegularFile(arg, { what: 'an ONNX file' });
       const im = importOnnx(bytes, { file: arg, ...(f.inputShape === undefined ? {} : { inputShape: f.inputShape }) });
       const classes = f.classes === undefined ? undefined : f.classes === 'fashion-mnist' ? [...FASHION_MNIST_CLASSES] : f.classes.split(',').map((s) => s.trim());
-      const file = f.out ?? arg.replace(/(\.onnx)?$/, '.safetensors');
       const model = im.model;
       model.eval();
       const outputs = model.outputShape([1, ...im.inputShape])[1] as number;

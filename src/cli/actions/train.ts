@@ -10,9 +10,10 @@ import { engine } from '../../autograd/engine.js';
 import { computeChannelStats, DataLoader, FASHION_MNIST_NORMALIZE, type ColorMode, type NormalizeOptions } from '../../data/index.js';
 import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import { parseJson } from '../../io/json.js';
+import { lockRunDir, startRunDir } from '../../io/run-dir.js';
 import { readRegularText } from '../../data/files.js';
 import type { JsonValue } from '../../io/model-file.js';
-import { saveModel } from '../../io/node-files.js';
+import { saveModel, writeFileAtomic } from '../../io/node-files.js';
 import { globalRng, manualSeed } from '../../nn/layers.js';
 import { addLKAMs, batchShapingLoss, ConvIndexError, convsInOrder, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SaturatedKind, type SwitchKind } from '../../nn/lkam.js';
 import type { Module } from '../../nn/module.js';
@@ -69,6 +70,7 @@ export interface TrainFlags {
   save?: string;
   out?: string;
   resume?: string;
+  force?: boolean;
   limit?: number;
   cropPadding: number;
   flip: boolean;
@@ -89,7 +91,7 @@ export interface TrainResult {
 }
 
 /** Options a run's config.json does not record (they say how to run, not what to train). */
-const NOT_RECORDED = new Set(['json', 'quiet', 'plain', 'debug', 'config', 'resume', 'out']);
+const NOT_RECORDED = new Set(['force', 'json', 'quiet', 'plain', 'debug', 'config', 'resume', 'out']);
 
 /**
  * Options added after runs were recorded whose default differs from what those runs did: a run
@@ -107,9 +109,10 @@ export function resolveTrainFlags(cmd: Command): TrainFlags {
   if (f.resume !== undefined) {
     const file = join(f.resume, RUN_FILES.config);
     if (!existsSync(file)) throw new InputError(`--resume ${f.resume}: not a run directory (no ${RUN_FILES.config})`);
+    const text = readRegularText(file, { maxBytes: 16 * 2 ** 20, what: 'a run config' });
     let saved: unknown;
     try {
-      saved = parseJson(readRegularText(file, { maxBytes: 16 * 2 ** 20, what: 'a run config' }));
+      saved = parseJson(text);
     } catch (e) {
       throw new InputError(`${file}: not valid JSON (${(e as Error).message})`);
     }
@@ -217,7 +220,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       data: { train: data.train.length, test: data.test.length, shape: [...data.train.shape], classNames: [...data.train.classNames], normalize },
       network: { denseMacs: dense, parameters: model.parameterCount(), lkams: gs.length },
     };
-    writeFileSync(join(dir, RUN_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+    writeFileAtomic(join(dir, RUN_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
   };
 
   let startEpoch = 0;
@@ -228,6 +231,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   if (runDir !== null) {
     const ckpt = join(runDir, RUN_FILES.checkpoint);
     if (f.resume !== undefined) {
+      lockRunDir(runDir);
       const r = resume(ckpt, { model, optimizer: opt, loader: trainLoader, rngs });
       if (r === null) throw new InputError(`--resume ${runDir}: no ${RUN_FILES.checkpoint} to resume from`);
       r.skipped.forEach((s, i) => out.warn(`${s.message}; resuming from ${r.file} instead (the unusable file is kept as ${r.setAside[i]})`));
@@ -254,7 +258,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
       writeFileSync(join(runDir, RUN_FILES.metrics), kept.map((m) => `${JSON.stringify(m)}\n`).join(''));
       out.info(`resumed ${runDir} at epoch ${startEpoch + 1}, step ${step} (from ${r.file})`);
     } else {
-      if (existsSync(ckpt)) throw new InputError(`--out ${runDir}: this run directory already has a checkpoint; continue it with --resume ${runDir}, or choose another --out`);
+      startRunDir(runDir, f.force === true);
       writeConfig(runDir);
       writeFileSync(join(runDir, RUN_FILES.metrics), '');
     }
@@ -262,6 +266,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const ensureRunDir = (): string => {
     if (runDir === null) {
       runDir = defaultRunDir(f.model);
+      startRunDir(runDir, false);
       writeConfig(runDir);
       writeFileSync(join(runDir, RUN_FILES.metrics), '');
     }
@@ -434,7 +439,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     saveModel(file, model, meta);
     saved.push(file);
     evalRecord = evaluateModel(model, data.test, { model: file, data: f.data }, normalize, lastP);
-    writeFileSync(join(runDir, RUN_FILES.eval), `${JSON.stringify(evalRecord)}\n`);
+    writeFileAtomic(join(runDir, RUN_FILES.eval), `${JSON.stringify(evalRecord)}\n`);
     out.info(`  wrote ${file} and ${join(runDir, RUN_FILES.eval)}`);
   }
   return { epochs, parsimony, run: runDir, saved, resumedFrom, eval: evalRecord };

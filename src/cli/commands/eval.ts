@@ -12,6 +12,7 @@ export function evalCommand(program: Command): void {
     .addOption(new Option('--budgets <list>', 'runtime knob: compute budgets in [0, 1] to try, e.g. 1,0.8,0.6,0.4').argParser(numberList('--budgets', 'numbers in [0, 1]', (n) => n >= 0 && n <= 1)))
     .addOption(new Option('--out <file>', `where to write the measurements (default: ${RUN_FILES.eval} in the run directory)`))
     .addOption(new Option('--knob-out <file>', `where to write the knob curve (default: ${RUN_FILES.knob} in the run directory)`))
+    .addOption(new Option('--force', 'replace an evaluation of more images (e.g. a full one by an eval --limit)').default(false))
     .addHelpText('after', `
 The default operating point (each LKAM's own threshold, budget 1) is the first row; then every
 pairing of the listed thresholds and budgets is one point of the knob curve (accuracy against mean

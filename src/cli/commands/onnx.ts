@@ -21,6 +21,7 @@ export function importCommand(program: Command): void {
     .addOption(new Option('--out <file>', 'the model file to write (default: ONNX with .safetensors)'))
     .addOption(new Option('--input-shape <c,h,w>', 'one input image, when the graph does not fix it').argParser(shapeArg('--input-shape')))
     .addOption(new Option('--classes <names>', "class names, comma-separated, or 'fashion-mnist'"))
+    .addOption(new Option('--force', 'replace the model file if it exists (its class names and training record are lost)').default(false))
     .addOption(new Option('--json', 'print the result as JSON on stdout').default(false))
     .action(lazy(async () => ({ run: (await import('../actions/onnx.js')).runImport })));
 }
