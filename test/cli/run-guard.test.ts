@@ -143,6 +143,6 @@ describe('run directories, model files and evaluations are kept', () => {
     writeFileSync(join(data, 't10k-images-idx3-ubyte'), encodeIdx({ type: 'f32', dims: [4, 28, 28], data: new Float32Array(4 * 784).fill(Number.POSITIVE_INFINITY) }));
     for (const stem of ['train-labels-idx1-ubyte', 't10k-labels-idx1-ubyte']) writeFileSync(join(data, stem), encodeIdx({ type: 'u8', dims: [4], data: Uint8Array.of(0, 1, 2, 3) }));
     await run([...TRAIN, '--epochs', '1', '--data', data, '--out', join(dir(), 'nan-run')], 3, /train-images-idx3-ubyte: pixel 5 of image 1 is NaN; pixels must be finite numbers/);
-    await run([...TRAIN, '--epochs', '1', '--data', '', '--out', join(dir(), 'empty-run')], 2, /parsimony: --data: expected 'builtin', 'full' or a folder of IDX files, got ""\n$/);
+    await run([...TRAIN, '--epochs', '1', '--data', '', '--out', join(dir(), 'empty-run')], 2, /^parsimony: --data should name a data set or a folder, got ''\n$/m);
   });
 });
