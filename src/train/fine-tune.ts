@@ -7,7 +7,6 @@ import type { ImageShape } from '../data/dataset.js';
 import type { NormalizeOptions } from '../data/normalization.js';
 import { modelNormalize, type ModelMeta } from '../io/model-file.js';
 import { loadModel } from '../io/node-files.js';
-import { importOnnx } from '../io/onnx-import.js';
 import { addLKAMs, convsInOrder, gates, setGains, type AddLkamOptions, type GainKind } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 
@@ -60,8 +59,11 @@ export interface TrainedModel {
   readonly format: 'parsimony' | 'onnx';
 }
 
-/** A trained model from a Parsimony model file (safetensors) or an ONNX file (through the importer), by its extension. */
-export function openTrainedModel(file: string): TrainedModel {
+/**
+ * A trained model from a Parsimony model file (safetensors) or an ONNX file (through the importer,
+ * which loads the optional onnx-proto only then), by its extension.
+ */
+export async function openTrainedModel(file: string): Promise<TrainedModel> {
   if (/\.onnx$/i.test(file)) {
     let bytes: Uint8Array;
     try {
@@ -69,6 +71,7 @@ export function openTrainedModel(file: string): TrainedModel {
     } catch (e) {
       throw new ModelFitError(`${file}: cannot read the ONNX file (${(e as Error).message})`);
     }
+    const { importOnnx } = await import('../io/onnx-import.js');
     const r = importOnnx(bytes, { file });
     return { model: r.model, meta: { inputShape: r.inputShape }, file, format: 'onnx' };
   }

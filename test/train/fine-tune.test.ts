@@ -34,8 +34,8 @@ describe('fine-tuning starts from a trained dense model', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('prepareFineTune adds LKAMs exactly open: the same logits on real images, the file\'s normalisation', () => {
-    const trained = openTrainedModel(join(dir, 'dense.safetensors'));
+  test('prepareFineTune adds LKAMs exactly open: the same logits on real images, the file\'s normalisation', async () => {
+    const trained = await openTrainedModel(join(dir, 'dense.safetensors'));
     const test = loadFashionMnist({ subset: 'builtin' }).test;
     const n = 32;
     const x = normalizeImages(test.pixels.subarray(0, n * 784), test.shape, modelNormalize(trained.meta));
@@ -45,20 +45,21 @@ describe('fine-tuning starts from a trained dense model', () => {
     assert.deepEqual(start.gated, [1, 2, 3, 4]);
     assert.equal(gates(start.model).length, 4);
     assertClose(logits(start.model, x, n), before, exact, 'logits at step 0');
-    const chosen = prepareFineTune(openTrainedModel(join(dir, 'dense.safetensors')), FMNIST, '--data builtin', { lkam: { layers: [0, 2], pool: 'avg' }, gains: 'uniform' });
+    const chosen = prepareFineTune(await openTrainedModel(join(dir, 'dense.safetensors')), FMNIST, '--data builtin', { lkam: { layers: [0, 2], pool: 'avg' }, gains: 'uniform' });
     assert.deepEqual(chosen.gated, [0, 2]);
     assertClose(logits(chosen.model, x, n), before, exact, 'logits at step 0, first conv gated');
   });
 
-  test('a model that already has LKAMs is refused in one line naming the file and its gates', () => {
-    assert.throws(() => prepareFineTune(openTrainedModel(SHIPPED), FMNIST, '--data builtin'), (e: unknown) => {
+  test('a model that already has LKAMs is refused in one line naming the file and its gates', async () => {
+    const shipped = await openTrainedModel(SHIPPED);
+    assert.throws(() => prepareFineTune(shipped, FMNIST, '--data builtin'), (e: unknown) => {
       assert.ok(e instanceof ModelFitError);
       assert.equal(e.message, `${SHIPPED}: the model already has 4 LKAM(s) (gating conv 1, conv 2, conv 3, conv 4); fine-tuning starts from a trained dense model`);
       return true;
     });
   });
 
-  test('a model that does not fit the data is refused, naming the model and the data', () => {
+  test('a model that does not fit the data is refused, naming the model and the data', async () => {
     const trained = () => openTrainedModel(join(dir, 'dense.safetensors'));
     const file = join(dir, 'dense.safetensors');
     const cases: Array<[{ inputShape: number[]; classNames: readonly string[] }, string]> = [
@@ -68,18 +69,19 @@ describe('fine-tuning starts from a trained dense model', () => {
         `${file}: the model has classes 'T-shirt/top', 'Trouser', 'Pullover', 'Dress', ... (10), but --data c10 has 'T-shirt/top', 'Trouser', 'Pullover', 'Dress', ... (10) (class 9 is 'Ankle boot' in the model, 'Boot' in the data)`],
     ];
     for (const [data, message] of cases) {
-      assert.throws(() => prepareFineTune(trained(), data, '--data c10'), (e: unknown) => e instanceof ModelFitError && e.message === message, message);
-      const t = trained();
+      const fresh = await trained();
+      assert.throws(() => prepareFineTune(fresh, data, '--data c10'), (e: unknown) => e instanceof ModelFitError && e.message === message, message);
+      const t = await trained();
       assert.throws(() => checkModelFits(file, t.model, t.meta, data, '--data c10'), { message });
     }
   });
 
-  test('an ONNX file goes through the importer; it records no normalisation, so the data\'s is used; a gated ONNX is refused', () => {
-    const { model } = openTrainedModel(join(dir, 'dense.safetensors'));
+  test('an ONNX file goes through the importer; it records no normalisation, so the data\'s is used; a gated ONNX is refused', async () => {
+    const { model } = await openTrainedModel(join(dir, 'dense.safetensors'));
     model.eval();
     const onnx = join(dir, 'dense.onnx');
     writeFileSync(onnx, exportOnnx(model, { inputShape: [1, 28, 28] }).bytes);
-    const trained = openTrainedModel(onnx);
+    const trained = await openTrainedModel(onnx);
     assert.equal(trained.format, 'onnx');
     const own = { mean: [0.5], std: [0.25] };
     const start = prepareFineTune(trained, FMNIST, '--data builtin', { dataNormalize: own });
@@ -87,7 +89,8 @@ describe('fine-tuning starts from a trained dense model', () => {
     const gated = loadModel(SHIPPED).model;
     gated.eval();
     writeFileSync(join(dir, 'gated.onnx'), exportOnnx(gated, { inputShape: [1, 28, 28] }).bytes);
-    assert.throws(() => prepareFineTune(openTrainedModel(join(dir, 'gated.onnx')), FMNIST, '--data builtin'), /gated\.onnx: the model already has 4 LKAM\(s\)/);
+    const gatedOnnx = await openTrainedModel(join(dir, 'gated.onnx'));
+    assert.throws(() => prepareFineTune(gatedOnnx, FMNIST, '--data builtin'), /gated\.onnx: the model already has 4 LKAM\(s\)/);
   });
 });
 
