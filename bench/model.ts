@@ -28,6 +28,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { Engine } from '../src/autograd/engine.js';
 import type { InferencePlan } from '../src/infer/index.js';
 import type { Module } from '../src/nn/module.js';
+import { tfForward, type TfLayer } from '../web/tf-layers.js';
 import type { NormalizeOptions } from '../src/data/normalization.js';
 import {
   BenchRng, contentionLine, environment, keepAlive, printTable, round, summarize, time, UsageError, verifyOutputs, writeResults, VERIFY_RELATIVE,
@@ -378,13 +379,9 @@ function initTfjs(): Promise<void> {
   return tfjsReady;
 }
 
-/** A dense network as tfjs ops on NHWC tensors: convs with their batch norm folded, fused with bias and ReLU. */
-type TfLayer = (x: tf.Tensor) => tf.Tensor;
-
-function tfjsNetwork(p: P, model: Module): { forward: TfLayer; held: tf.Tensor[] } {
-  const held: tf.Tensor[] = [];
-  const keep = <T extends tf.Tensor>(t: T): T => { held.push(t); return t; };
-  const build = (m: Module): TfLayer => {
+/** A dense network as tfjs layers (web/tf-layers.ts): convs with their batch norm folded, fused with bias and ReLU. */
+export function tfjsLayers(p: P, model: Module): TfLayer[] {
+  const build = (m: Module): TfLayer[] => {
     if (m instanceof p.Sequential) {
       const parts: TfLayer[] = [];
       const layers = m.layers;
@@ -397,37 +394,29 @@ function tfjsNetwork(p: P, model: Module): { forward: TfLayer; held: tf.Tensor[]
           parts.push(conv(l, bn, relu));
           continue;
         }
-        parts.push(build(l));
+        parts.push(...build(l));
       }
-      return (x) => parts.reduce((h, f) => f(h), x);
+      return parts;
     }
-    if (m instanceof p.Conv2d) return conv(m, null, false);
-    if (m instanceof p.ReLU) return (x) => tf.relu(x);
-    if (m instanceof p.Dropout) return (x) => x;
+    if (m instanceof p.Conv2d) return [conv(m, null, false)];
+    if (m instanceof p.ReLU) return [{ op: 'relu' }];
+    if (m instanceof p.Dropout) return [];
     if (m instanceof p.MaxPool2d || m instanceof p.AvgPool2d) {
-      // tfjs pads a max pool with -Infinity (as ours); an average pool's padding it leaves out of the count.
+      // tfjs leaves an average pool's padding out of the count, and has no ceil mode.
       const [ph, pw] = m.padding;
-      if (ph !== pw || (ph !== 0 && m instanceof p.AvgPool2d)) throw new Error(`tfjs: ${m.type} with padding ${ph}x${pw} is not built here`);
-      const pool = m instanceof p.MaxPool2d ? tf.maxPool : tf.avgPool;
-      return (x) => pool(x as tf.Tensor4D, m.kernel, m.stride, ph === 0 ? 'valid' : ph);
+      if (ph !== pw || (ph !== 0 && m instanceof p.AvgPool2d) || m.ceilMode) throw new Error(`tfjs: ${m.type} with padding ${ph}x${pw}${m.ceilMode ? ', ceil mode' : ''} is not built here`);
+      return [{ op: 'pool', kind: m instanceof p.MaxPool2d ? 'max' : 'avg', kernel: m.kernel, strides: m.stride, pad: ph }];
     }
-    if (m instanceof p.GlobalAvgPool) return (x) => tf.mean(x, [1, 2]);
-    if (m instanceof p.GlobalMaxPool) return (x) => tf.max(x, [1, 2]);
-    if (m instanceof p.Flatten) return (x) => (x.rank === 4 ? tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0] as number, -1]) : x);
+    if (m instanceof p.GlobalAvgPool) return [{ op: 'global', kind: 'avg' }];
+    if (m instanceof p.GlobalMaxPool) return [{ op: 'global', kind: 'max' }];
+    if (m instanceof p.Flatten) return [{ op: 'flatten' }];
     if (m instanceof p.Linear) {
-      const w = keep(tf.transpose(tf.tensor2d(m.weight.f32().slice(), [m.outFeatures, m.inFeatures])));
-      const b = m.bias === null ? null : keep(tf.tensor1d(m.bias.f32().slice()));
-      return (x) => {
-        const flat = x.rank === 4 ? tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0] as number, -1]) : x;
-        const y = tf.matMul(flat as tf.Tensor2D, w);
-        return b === null ? y : tf.add(y, b);
-      };
+      const w = m.weight.f32();
+      const weight = new Array<number>(m.inFeatures * m.outFeatures);
+      for (let o = 0; o < m.outFeatures; o++) for (let i = 0; i < m.inFeatures; i++) weight[i * m.outFeatures + o] = w[o * m.inFeatures + i] as number;
+      return [{ op: 'linear', weight, inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias === null ? null : Array.from(m.bias.f32()) }];
     }
-    if (m instanceof p.Residual) {
-      const body = build(m.body);
-      const shortcut = m.shortcut === null ? null : build(m.shortcut);
-      return (x) => tf.add(body(x), shortcut === null ? x : shortcut(x));
-    }
+    if (m instanceof p.Residual) return [{ op: 'residual', body: build(m.body), shortcut: m.shortcut === null ? null : build(m.shortcut) }];
     throw new Error(`tfjs: no builder for layer type ${m.type}`);
   };
   const conv = (c: InstanceType<P['Conv2d']>, bn: InstanceType<P['BatchNorm2d']> | null, relu: boolean): TfLayer => {
@@ -445,18 +434,15 @@ function tfjsNetwork(p: P, model: Module): { forward: TfLayer; held: tf.Tensor[]
     }
     const hwio = new Float32Array(M * C * KH * KW);
     for (let m = 0; m < M; m++) for (let ch = 0; ch < C; ch++) for (let k = 0; k < KH * KW; k++) hwio[(k * C + ch) * M + m] = (w[(m * C + ch) * KH * KW + k] as number) * (scale[m] as number);
-    const bias = Float32Array.from({ length: M }, (_, m) => (c.bias === null ? 0 : (c.bias.f32()[m] as number) * (scale[m] as number)) + (shift[m] as number));
-    const filter = keep(tf.tensor4d(hwio, [KH, KW, C, M]));
-    const b = keep(tf.tensor1d(bias));
-    const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [c.padding[0], c.padding[0]], [c.padding[1], c.padding[1]], [0, 0]];
-    return (x) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter, strides: c.stride, pad, bias: b, activation: relu ? 'relu' : 'linear' });
+    const bias = Array.from({ length: M }, (_, m) => Math.fround((c.bias === null ? 0 : (c.bias.f32()[m] as number) * (scale[m] as number)) + (shift[m] as number)));
+    return { op: 'conv', filter: Array.from(hwio), shape: [KH, KW, C, M], bias, strides: c.stride, pad: c.padding, relu };
   };
-  return { forward: build(model), held };
+  return build(model);
 }
 
 async function openTfjs(s: Shared): Promise<Runner> {
   await initTfjs();
-  const { forward, held } = tfjsNetwork(s.p, s.models.dense);
+  const { forward, held } = tfForward(tf, tfjsLayers(s.p, s.models.dense));
   const [C, H, W] = s.models.inputShape as [number, number, number];
   const nhwc = (x: Float32Array, n: number): tf.Tensor4D => {
     const out = new Float32Array(x.length);

@@ -120,6 +120,11 @@ export class Demo {
     return this.meta.inputShape.reduce((a, b) => a * b, 1);
   }
 
+  /** The dense twin's outputs for one image (what bench/web.ts checks the peers against). */
+  denseOutputs(x: Float32Array): Float32Array {
+    return this.dense.run(x, { batch: 1 });
+  }
+
   /** Runs the parsimonious plan on one image with compute budget `budget` (the runtime knob, 0 to 1). */
   classify(x: Float32Array, budget: number): Classification {
     const logits = this.parsimonious.run(x, { batch: 1, budget });

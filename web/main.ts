@@ -7,6 +7,7 @@
  * end-to-end test; `window.parsimonyBench` times both plans over test images for bench/web.ts.
  */
 import { browserFeatures } from '../src/browser/index.js';
+import type { PeerRequest, PeerRun } from './peers.js';
 import { Demo, type BenchRequest, type BenchSamples, type Classification } from './demo.js';
 import { loadTestSet, normalise, testImage, type TestSet } from './test-set.js';
 
@@ -319,6 +320,12 @@ async function main(): Promise<void> {
   new Page(demo, tests).start();
   (globalThis as { parsimonyBench?: (r: BenchRequest) => BenchSamples }).parsimonyBench = (r) =>
     demo.benchmark(r.images.map((i) => normalise(testImage(tests, i), demo.meta)), r.budget, r.warmup, r.reps);
+  // The peers load only when the bench asks for them.
+  (globalThis as { parsimonyPeers?: (r: BenchRequest, q: PeerRequest) => Promise<PeerRun> }).parsimonyPeers = async (r, q) => {
+    const images = r.images.map((i) => normalise(testImage(tests, i), demo.meta));
+    const samples = await (await import('./peers.js')).timePeers(images, demo.meta.inputShape, q);
+    return { samples, reference: Array.from(demo.denseOutputs(images[0] as Float32Array)) };
+  };
   document.body.dataset['state'] = 'ready';
 }
 
