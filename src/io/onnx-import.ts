@@ -188,7 +188,8 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     try {
       m = mapper.map(g, n);
     } catch (e) {
-      if (!(e instanceof ImportProblem)) throw e;
+      // A layer constructor refusing its arguments (RangeError) is a node that does not map.
+      if (!(e instanceof ImportProblem || e instanceof RangeError)) throw e;
       problems.push({ node: n, why: e.message });
       continue;
     }
@@ -213,7 +214,8 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
   try {
     model = sequence(structure.segment(input, resolved));
   } catch (e) {
-    if (e instanceof ImportProblem) throw new OnnxError(`${file}: ${e.message}`, [], e);
+    // A layer constructor refusing its arguments (RangeError) is a graph we cannot map.
+    if (e instanceof ImportProblem || e instanceof RangeError) throw new OnnxError(`${file}: ${e.message}`, [], e);
     throw e;
   }
   const switchOutputs = new Map<string, string>();

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { denseTwin } from '../../infer/prune.js';
 import { convsInOrder } from '../../nn/lkam.js';
+import { checkInputShape } from '../../io/model-file.js';
 import { saveModel, writeFileAtomic } from '../../io/node-files.js';
 import { refuseReplace } from '../../io/run-dir.js';
 import { exportOnnx } from '../../io/onnx-export.js';
@@ -56,6 +57,7 @@ export function runImport(arg: string, f: ImportFlags): Promise<void> {
       const classes = f.classes === undefined ? undefined : f.classes === 'fashion-mnist' ? [...FASHION_MNIST_CLASSES] : f.classes.split(',').map((s) => s.trim());
       const model = im.model;
       model.eval();
+      checkInputShape(arg, model, im.inputShape);
       const outputs = model.outputShape([1, ...im.inputShape])[1] as number;
       if (classes !== undefined && classes.length !== outputs) throw new InputError(`--classes: ${classes.length} names for a model with ${outputs} outputs`);
       saveModel(file, model, { inputShape: im.inputShape, ...(classes === undefined ? {} : { classNames: classes }), training: { importedFrom: arg, opset: im.opset } });
