@@ -83,9 +83,6 @@ export async function run(_o: unknown, c: Command): Promise<void> {
       out.result('');
       const base = baseline === null ? '' : ` (the dense network trained the same way: ${(100 * baseline.accuracy).toFixed(2)}%, ${signed(100 * (ev.accuracy - baseline.accuracy))} points)`;
       out.result(`demo: test accuracy ${(100 * ev.accuracy).toFixed(2)}%${base} | ${ev.macs.reduction.toFixed(2)}x fewer multiply-adds than dense (${(ev.macs.mean / 1e6).toFixed(2)} M of ${(ev.macs.dense / 1e6).toFixed(2)} M per image) | measured speed-up over the same network run dense (compiled plans, 1 thread): ${s1 === null ? '-' : `${s1.toFixed(2)}x`} at batch 1, ${sBig === null ? '-' : `${sBig.toFixed(2)}x`} at batch ${Math.min(labels.length, BENCH_IMAGES)}`);
-      const ort = bench.speedup['speed-up over onnxruntime-node dense, batch 1'];
-      out.result(ort === undefined ? 'onnxruntime-node: not installed, so not timed (npm install onnxruntime-node to time the dense twin with it)'
-        : `onnxruntime-node running the dense twin, batch 1: the skipping plan is ${ort === null ? 'not comparable' : ort >= 1 ? `${ort.toFixed(2)}x faster` : `${(1 / ort).toFixed(2)}x slower`}`);
       out.result(`report: ${report.file}`);
     }
     out.data({ ...result, baseline, knob: points, bench, report: report.file, speedup: { batch1: s1, batchLarge: sBig } });
