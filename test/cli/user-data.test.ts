@@ -45,7 +45,19 @@ describe('the CLI on an image folder and on CIFAR-10 binaries', () => {
   ] as const) {
     test(`${name}: train with LKAMs, then eval, prune, bench, report and info on the run`, async () => {
       const run = join(dir(), name.replace(/\W+/g, '-'));
-      await ok(['train', '--data', data(), '--lkam', ...TINY, '--out', run]);
+      if (name === 'image folder') {
+        // A dense network first, then fine-tuned from its file with LKAMs added exactly open.
+        const dense = join(dir(), 'dense');
+        await ok(['train', '--data', data(), ...TINY, '--out', dense]);
+        await ok(['train', '--data', data(), '--from', join(dense, 'model.safetensors'), '--lkam', ...TINY, '--out', run]);
+        const denseInfo = JSON.parse((await ok(['info', dense, '--json'])).stdout) as { normalize: unknown };
+        const tuned = JSON.parse((await ok(['info', run, '--json'])).stdout) as { normalize: unknown; lkams: unknown[]; training: { from: string } };
+        assert.deepEqual(tuned.normalize, denseInfo.normalize, 'fine-tuning keeps the normalisation the dense model was trained with');
+        assert.ok(tuned.lkams.length > 0);
+        assert.equal(tuned.training.from, join(dense, 'model.safetensors'));
+      } else {
+        await ok(['train', '--data', data(), '--lkam', ...TINY, '--out', run]);
+      }
       const info = JSON.parse((await ok(['info', run, '--data', data(), '--json'])).stdout) as { inputShape: number[]; classNames: string[]; normalize: { mean: number[]; std: number[] }; normalizeRecorded: boolean; fitsData: string };
       assert.deepEqual(info.inputShape, shape);
       assert.deepEqual(info.classNames, classes);
@@ -80,6 +92,12 @@ describe('the CLI on an image folder and on CIFAR-10 binaries', () => {
     ]);
     const run = join(dir(), 'image-folder');
     assert.ok(existsSync(join(run, 'model.safetensors')), 'the image-folder run of the first test');
-    await refused(['report', run, '--data', cifar()], `${join(run, 'model.safetensors')}: the model reads 3x16x16 images, but --data ${cifar()} holds 3x32x32 images`);
+    const tuned = join(run, 'model.safetensors');
+    const dense = join(dir(), 'dense', 'model.safetensors');
+    await Promise.all([
+      refused(['report', run, '--data', cifar()], `${tuned}: the model reads 3x16x16 images, but --data ${cifar()} holds 3x32x32 images`),
+      refused(['train', '--from', tuned, '--data', folder(), '--lkam', ...TINY], `${tuned}: the model already has`),
+      refused(['train', '--from', dense, '--data', cifar(), '--lkam', ...TINY], `${dense}: the model reads 3x16x16 images, but --data ${cifar()} holds 3x32x32 images`),
+    ]);
   });
 });

@@ -12,7 +12,7 @@ import { resume, saveCheckpoint } from '../../io/checkpoint.js';
 import { parseJson } from '../../io/json.js';
 import { lockRunDir, startRunDir } from '../../io/run-dir.js';
 import { readRegularText } from '../../data/files.js';
-import type { JsonValue } from '../../io/model-file.js';
+import { modelNormalize, type JsonValue } from '../../io/model-file.js';
 import { saveModel, writeFileAtomic } from '../../io/node-files.js';
 import { globalRng, manualSeed } from '../../nn/layers.js';
 import { addLKAMs, batchShapingLoss, ConvIndexError, convsInOrder, gates, setGains, sparsityLoss, type GainKind, type LkamPool, type SaturatedKind, type SwitchKind } from '../../nn/lkam.js';
@@ -22,6 +22,7 @@ import { Adam, AdamW, SGD, constant, cosine, linearWarmup, stepDecay, type Optim
 import { RUN_FILES, readMetrics, type EpochMetrics, type EvalRecord } from '../../report/run.js';
 import { BudgetController } from '../../train/budget.js';
 import { trainStep, type EpochReport, type EvalResult } from '../../train/fit.js';
+import { checkModelFits, openTrainedModel, prepareFineTune } from '../../train/fine-tune.js';
 import { denseMacs, type ParsimonyReport } from '../../train/parsimony.js';
 import { InputError, Interrupted, UsageError } from '../errors.js';
 import { evaluateModel, testParsimony } from '../evaluation.js';
@@ -36,6 +37,7 @@ export interface TrainFlags {
   data: string;
   inputSize?: [number, number];
   color?: ColorMode;
+  from?: string;
   epochs: number;
   batch: number;
   lr: number;
@@ -179,22 +181,38 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const e = await startEngine(f.threads === undefined ? {} : { threads: f.threads });
   manualSeed(f.seed);
   if (f.layers !== undefined && !f.lkam) throw new UsageError('--layers chooses the convs that LKAMs gate, so it needs --lkam');
-  let model = make({ width: f.width, classes: data.train.numClasses, inChannels: data.train.shape[0] });
   const inputShape = [1, ...data.train.shape];
-  if (f.lkam) {
-    try {
-      model = addLKAMs(model, { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', detach: f.lkamDetach, noise: f.switchNoise, ...(f.layers === undefined ? {} : { layers: f.layers }) });
-    } catch (err) {
-      if (!(err instanceof ConvIndexError)) throw err;
-      throw new UsageError(`--layers ${f.layers?.join(',')}: --model ${f.model} has ${err.convs} convs (indices 0 to ${err.convs - 1}), so ${err.missing.join(', ')} do not exist`);
+  const lkamOptions = { bank: f.bank, pool: f.pool, grid: f.grid, switchKind: f.switch, straightThrough: f.deadSwitches === 'ste', detach: f.lkamDetach, noise: f.switchNoise, ...(f.layers === undefined ? {} : { layers: f.layers }) };
+  const network = f.from === undefined ? `--model ${f.model}` : `--from ${f.from}`;
+  // Computed from the training split; a resumed run reads what it started with (old runs: Fashion-MNIST's).
+  let normalize: NormalizeOptions = f.resume !== undefined ? recordedNormalize(f.resume) : computeChannelStats(data.train);
+  let model: Module;
+  try {
+    if (f.from !== undefined) {
+      const trained = openTrainedModel(f.from);
+      if (f.lkam) {
+        const start = prepareFineTune(trained, data, `--data ${f.data}`, { lkam: lkamOptions, gains: f.gains, dataNormalize: normalize });
+        model = start.model;
+        if (f.resume === undefined) normalize = start.normalize;
+      } else {
+        checkModelFits(trained.file, trained.model, trained.meta, data, `--data ${f.data}`);
+        model = trained.model;
+        if (f.resume === undefined && trained.format === 'parsimony') normalize = modelNormalize(trained.meta);
+      }
+    } else {
+      model = make({ width: f.width, classes: data.train.numClasses, inChannels: data.train.shape[0] });
+      if (f.lkam) {
+        model = addLKAMs(model, lkamOptions);
+        setGains(model, f.gains, inputShape);
+      }
     }
-    setGains(model, f.gains, inputShape);
+  } catch (err) {
+    if (!(err instanceof ConvIndexError)) throw err;
+    throw new UsageError(`--layers ${f.layers?.join(',')}: ${network} has ${err.convs} convs (indices 0 to ${err.convs - 1}), so ${err.missing.join(', ')} do not exist`);
   }
   const outputs = model.outputShape(inputShape)[1];
-  if (outputs !== data.train.numClasses) throw new InputError(`--model ${f.model} has ${outputs} outputs, but --data ${f.data} has ${data.train.numClasses} classes`);
+  if (outputs !== data.train.numClasses) throw new InputError(`${network} has ${outputs} outputs, but --data ${f.data} has ${data.train.numClasses} classes`);
   const opt = makeOptimizer(f, model);
-  // Computed from the training split; a resumed run reads what it started with (old runs: Fashion-MNIST's).
-  const normalize: NormalizeOptions = f.resume !== undefined ? recordedNormalize(f.resume) : computeChannelStats(data.train);
   const augment = { ...(f.cropPadding > 0 ? { crop: { padding: f.cropPadding } } : {}), ...(f.flip ? { flip: true } : {}) };
   const trainLoader = new DataLoader(data.train, { batchSize: f.batch, shuffle: true, seed: f.seed, normalize, augment, workers: 1 });
   const stepsPerEpoch = trainLoader.length;
@@ -279,7 +297,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     return file;
   };
 
-  out.info(`parsimony ${command}: ${f.model} (${(dense / 1e6).toFixed(1)} M MACs/image dense, ${model.parameterCount()} parameters)${f.lkam ? `, ${gs.length} LKAMs gating convs ${convsInOrder(model).flatMap((c, i) => (c.gate === null ? [] : [i])).join(', ')} ('kernels on' below follows this order)` : ''}`);
+  out.info(`parsimony ${command}: ${f.from === undefined ? f.model : `${f.from} (fine-tuned${f.lkam ? ', its LKAMs starting exactly open' : ''})`} (${(dense / 1e6).toFixed(1)} M MACs/image dense, ${model.parameterCount()} parameters)${f.lkam ? `, ${gs.length} LKAMs gating convs ${convsInOrder(model).flatMap((c, i) => (c.gate === null ? [] : [i])).join(', ')} ('kernels on' below follows this order)` : ''}`);
   out.info(`  data: ${data.train.length} train / ${data.test.length} test images (${f.data}), loaded in ${loadSeconds.toFixed(2)} s`);
   out.info(`  engine: ${e.backend.name}, ${e.backend.threads} thread(s); batch ${f.batch}, ${f.optimizer} lr ${f.lr}, ${f.schedule}, ${f.epochs} epoch(s)${runDir === null ? '' : `; run directory ${runDir}`}`);
 
@@ -420,7 +438,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
     classNames: [...data.train.classNames],
     normalize,
     training: {
-      model: f.model, width: f.width, data: f.data, inputSize: f.inputSize ?? null, color: f.color ?? null, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
+      model: f.model, width: f.width, from: f.from ?? null, data: f.data, inputSize: f.inputSize ?? null, color: f.color ?? null, epochs: f.epochs, batch: f.batch, lr: f.lr, optimizer: f.optimizer, schedule: f.schedule, seed: f.seed,
       lkam: f.lkam, sparsity: f.sparsity, sparsityPower: f.sparsityPower, gains: f.gains, bank: f.bank, pool: f.pool, grid: f.grid, layers: f.layers ?? null, switch: f.switch, deadSwitches: f.deadSwitches, saturatedSwitches: f.saturatedSwitches, switchNoise: f.switchNoise, lkamDetach: f.lkamDetach, distill: f.distill, batchShaping: f.batchShaping, batchShapingPrior: f.batchShapingPrior, budget: f.budget ?? null, keep: f.keep ?? null,
       normalize: { mean: [...normalize.mean], std: [...normalize.std] },
       limit: f.limit ?? null, cropPadding: f.cropPadding, flip: f.flip,
