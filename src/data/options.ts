@@ -27,7 +27,7 @@ const imageSize = z
   });
 
 export const DATA_HELP =
-  "'builtin' (the 6,000/1,000-image Fashion-MNIST subset shipped with Parsimony), 'full' (Debian's dataset-fashion-mnist: 60,000/10,000), or a folder: one sub-folder of images per class (or train/ and test/ folders of them), a CIFAR-10 or CIFAR-100 binary folder, or a folder of IDX files";
+  "builtin (the Fashion-MNIST subset shipped here), full (Debian's Fashion-MNIST), or a folder: a sub-folder of images per class (or train/ and test/ of those), CIFAR-10/100 binaries, or IDX files";
 
 /** Each option's command-line flag and help line live in its schema's meta. */
 export interface OptionMeta {
@@ -39,15 +39,15 @@ export const dataOptionsSchema = z.strictObject({
   data: z.string().min(1, { error: 'should name a data set or a folder' }).default('builtin').meta({ flag: '--data <where>', help: DATA_HELP } satisfies OptionMeta),
   inputSize: imageSize.optional().meta({
     flag: '--input-size <px>',
-    help: 'image folders: resize every image to this size, e.g. 32 or 32x48 (height x width), scaling to cover and cropping the centre; without it every image must have the same size',
+    help: 'image folders: resize every image to this size (cover, centre crop), e.g. 32 or 32x48 (height x width)',
   } satisfies OptionMeta),
   color: z.enum(COLOR_MODES, { error: `should be one of ${COLOR_MODES.join(', ')}` }).optional().meta({
     flag: '--color <mode>',
-    help: 'image folders: rgb (3 channels, the default) or grayscale (1 channel)',
+    help: 'image folders: rgb (3 channels, default) or grayscale',
   } satisfies OptionMeta),
   limit: z.number().int({ error: 'should be a whole number >= 1' }).min(1, { error: 'should be a whole number >= 1' }).optional().meta({
     flag: '--limit <n>',
-    help: 'use only the first n images of each split (image folders: n spread evenly over the sorted files), for quick trials',
+    help: 'use only n images of each split (quick trials)',
   } satisfies OptionMeta),
 });
 

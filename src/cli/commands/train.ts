@@ -15,7 +15,7 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lr: nu
   cmd
     .addOption(g(new Option('--model <name>', 'network to train').choices([...MODEL_NAMES]).default('fmnist-vgg5'), data))
     .addOption(g(new Option('--width <x>', 'multiply every channel count of --model by x (rounded to whole channels), e.g. 0.55 for a thinner static baseline').argParser(positiveNumber('--width')).default(1), data));
-  cmd.addOption(g(new Option('--from <file>', 'start from a trained dense model instead of --model (a Parsimony model file, or .onnx through the importer): it must fit --data; with --lkam its LKAMs start exactly open, so training starts from its function, and it is fine-tuned with its own normalisation'), data));
+  cmd.addOption(g(new Option('--from <file>', 'fine-tune a trained dense model (model file or .onnx) instead of --model; with --lkam its LKAMs start exactly open'), data));
   addDataOptions(cmd, { unset: 'default', group: data });
   cmd
     .addOption(g(new Option('--crop-padding <px>', 'augment: pad each training image by this many black pixels on every side, then crop a random window of the original size (0 = off)').argParser(nonNegativeInt('--crop-padding')).default(0), data))
