@@ -189,7 +189,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   let model: Module;
   try {
     if (f.from !== undefined) {
-      const trained = openTrainedModel(f.from);
+      const trained = await openTrainedModel(f.from);
       if (f.lkam) {
         const start = prepareFineTune(trained, data, `--data ${f.data}`, { lkam: lkamOptions, gains: f.gains, dataNormalize: normalize });
         model = start.model;
