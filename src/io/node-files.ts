@@ -12,7 +12,8 @@ function tempPrefix(path: string): string {
   return `.${basename(path)}.tmp-`;
 }
 
-function processIsAlive(pid: number): boolean {
+/** Whether process `pid` exists on this host (one we may not signal counts). */
+export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

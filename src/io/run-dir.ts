@@ -6,6 +6,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { processIsAlive } from './node-files.js';
 
 /** A run directory in use by another process, or work that would be replaced without --force. */
 export class RunDirError extends Error {
@@ -18,15 +19,6 @@ interface LockRecord {
   readonly pid: number;
   readonly host: string;
   readonly since: string;
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function readLock(file: string): LockRecord | null {

@@ -115,7 +115,7 @@ describe('model files', () => {
     writeFileSync(join(dir, 'broken.safetensors'), readFileSync(path).subarray(0, 100));
     assert.throws(() => loadModel(join(dir, 'broken.safetensors')), (e: unknown) => e instanceof ModelFileError && e.file === join(dir, 'broken.safetensors') && e.message.startsWith(join(dir, 'broken.safetensors')));
     // A failed write leaves the old file and no temporary behind.
-    assert.throws(() => writeFileAtomic(join(dir, 'missing-dir', 'x.safetensors'), new Uint8Array(4)), /ENOENT/);
+    assert.throws(() => writeFileAtomic(join(dir, 'missing-dir', 'x.safetensors'), new Uint8Array(4)), /missing-dir\/x\.safetensors: cannot write: its folder does not exist/);
     assert.deepEqual(readdirSync(dir).sort(), ['broken.safetensors', 'model.safetensors']);
     // A temporary left by a writer that died mid-write goes at the next save; a live writer's stays.
     const dead = spawnSync(process.execPath, ['-e', '']).pid;
