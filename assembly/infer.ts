@@ -889,17 +889,20 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
           }
         }
         const xImage = x + ((<usize>n * <usize>C * <usize>planeIn) << 2);
-        // B offsets per k: plane j's pixel for the tap (flat: the plane itself), from xp.
-        const xp = flat || xPadded ? xImage : xpad;
+        // B offsets per k: plane j's pixel for the tap (flat: the plane itself), from xp. Without padding the
+        // GEMM path reads compact planes in place (its panels gather any pixel), rows W apart.
+        const direct = gemm && !flat && !xPadded && pT == 0 && pL == 0;
+        const xp = flat || xPadded || direct ? xImage : xpad;
+        const rowLen = flat || direct ? W : Wp, planeLen = flat || direct ? HW : planeP;
         if (flat) {
           for (let j = 0; j < nIn; j++) store<i32>(koff + (<usize>j << 2), j * HW);
         } else {
-          if (!xPadded) padCopy(xImage, nIn, H, W, pT, pL, xpad, Hp, Wp);
+          if (!xPadded && !direct) padCopy(xImage, nIn, H, W, pT, pL, xpad, Hp, Wp);
           let k = 0;
           for (let j = 0; j < nIn; j++) {
             for (let kh = 0; kh < KH; kh++) {
               for (let kw = 0; kw < KW; kw++) {
-                store<i32>(koff + (<usize>k << 2), j * planeP + kh * dH * Wp + kw * dW);
+                store<i32>(koff + (<usize>k << 2), j * planeLen + kh * dH * rowLen + kw * dW);
                 k++;
               }
             }
@@ -925,7 +928,7 @@ export function conv2dInfer(desc: usize, x: usize, xList: usize, w: usize, wPack
           const yG = yOut + r * ldc, rb = rowBias + (r << 2), rg = rowGate + (r << 2);
           const yMapG = yMap + r * ldc;
           if (gemm) {
-            convGemm(inPlace, nOut, ga, gb, K, a, aStride, apack, xp, koff, OH, OW, flat ? 1 : sH, flat ? 1 : sW, flat ? W : Wp,
+            convGemm(inPlace, nOut, ga, gb, K, a, aStride, apack, xp, koff, OH, OW, flat ? 1 : sH, flat ? 1 : sW, rowLen,
               yMapG, yRow, ldc, rb, rg, lo, work);
           } else if (flat) {
             for (let p0 = 0; p0 < P; p0 += 8) {
