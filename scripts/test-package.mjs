@@ -29,7 +29,7 @@ function step(what) {
 }
 
 function fail(what) {
-  process.stderr.write(`package test FAILED: ${what}\n`);
+  process.stderr.write(`package test FAILED: ${what}\n(the scratch folder ${scratch} is kept for inspection)\n`);
   process.exit(1);
 }
 
