@@ -24,7 +24,7 @@ export function openRegular(file: string): { fd: number; size: number } {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') throw new DataError('is a folder, expected a regular file', { file, field: 'file', cause: e });
-    throw new DataError(`cannot read file (${describeError(e)})`, { file, field: 'file', cause: e });
+    throw new DataError(code === 'ENOENT' ? 'no such file' : `cannot read file (${describeError(e)})`, { file, field: 'file', cause: e });
   }
   const s = fstatSync(fd);
   if (!s.isFile()) {

@@ -105,7 +105,7 @@ test('bad IDX input: corrupt or truncated gzip stream', () => {
     const file = join(dir, 'cut.gz');
     writeFileSync(file, gz.subarray(0, gz.length - 12));
     assertDataError(() => readIdx(file), [`${file}: gzip data is corrupt or truncated`], { field: 'gzip' });
-    assertDataError(() => readIdx(join(dir, 'missing.gz')), ['cannot read file', 'ENOENT']);
+    assertDataError(() => readIdx(join(dir, 'missing.gz')), ['missing.gz: no such file']);
   } finally {
     cleanup();
   }
