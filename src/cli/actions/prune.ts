@@ -1,7 +1,8 @@
 /** `parsimony prune MODEL`: removes the kernels that no image of a data split switches on. */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { JsonValue } from '../../io/model-file.js';
 import { saveModel } from '../../io/node-files.js';
+import { refuseReplace } from '../../io/run-dir.js';
 import { neverOnRemovals, planMacs } from '../../infer/measure.js';
 import { compile } from '../../infer/plan.js';
 import { pruneStatic } from '../../infer/prune.js';
@@ -15,6 +16,7 @@ import { mega, withEngine, writeJson } from './common.js';
 interface PruneFlags extends Partial<DataOptions> {
   split: 'train' | 'test';
   out?: string;
+  force?: boolean;
   threads?: number;
   json: boolean;
   quiet: boolean;
@@ -94,6 +96,7 @@ export async function run(arg: string, f: PruneFlags): Promise<void> {
       let maxDiff = 0;
       for (let i = 0; i < gatedTest.length; i++) maxDiff = Math.max(maxDiff, Math.abs((gatedTest[i] as number) - (prunedTest[i] as number)));
       const file = f.out ?? (src.runDir !== null ? join(src.runDir, RUN_FILES.pruned) : src.file.replace(/(\.safetensors)?$/, '.pruned.safetensors'));
+      if (resolve(file) === resolve(src.file)) refuseReplace(file, 'the model being pruned', f.force === true, ', or choose another --out');
       const removedObj = Object.fromEntries(removed);
       const kernelsRemoved = [...removed.values()].reduce((a, k) => a + k.length, 0);
       const training = src.meta.training;

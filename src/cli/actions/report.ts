@@ -1,5 +1,6 @@
 /** `parsimony report RUN...`: one self-contained HTML page from one or more run directories. */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { writeFileAtomic } from '../../io/node-files.js';
 import { dirname, join, resolve } from 'node:path';
 import { renderReport } from '../../report/html.js';
 import { isRunDir, readRun, RUN_FILES, type BaselineRecord, type RunData } from '../../report/run.js';
@@ -51,7 +52,7 @@ export async function writeReport(runDirs: readonly string[], out: string, title
   const runs = runDirs.map(readRun);
   if (baseline !== undefined && runs[0] !== undefined) runs[0] = { ...runs[0], baseline };
   const html = await renderReport(runs, title ?? (runs.length === 1 ? `Parsimony run ${runs[0]?.name ?? ''}` : `Parsimony sweep: ${runs.length} runs`));
-  writeFileSync(out, html);
+  writeFileAtomic(out, html);
   return { file: out, runs };
 }
 
