@@ -116,7 +116,7 @@ function calibrateSwitches(p: P, e: Engine, model: Module, x: Float32Array, shap
     for (let attempt = 0; attempt < 6; attempt++) {
       for (let i = 0; i < w.length; i++) w[i] = eps * (direction[i] as number);
       b.fill(0.5);
-      const s = e.noGrad(() => { model.predict(input); return g.lkam.lastSwitches!.f32().slice(); });
+      const s = e.noGrad(() => p.recordGates(() => model.predict(input)).readings.find((r) => r.gate === g)!.switches.values.f32().slice());
       e.endStep();
       if (s.every((v) => v > 0.05 && v < 0.95)) {
         z = Float64Array.from(s, (v) => (v - 0.5) / eps);

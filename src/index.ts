@@ -18,11 +18,17 @@ export { checkShapes } from './nn/module.js';
 export { initValues, type InitKind } from './nn/init.js';
 export { fmnistVgg5, convBnRelu, basicBlock, smallResNet, resnet20, vgg8 } from './nn/zoo.js';
 export { Optimizer, SGD, Adam, AdamW, constant, stepDecay, cosine, linearWarmup, type Schedule } from './optim/index.js';
-export { fit, trainStep, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochReport, type EvalResult } from './train/fit.js';
-export { LKAM, Gated, addLKAMs, EXACTLY_OPEN, ConvIndexError, convsInOrder, gates, sparsityLoss, batchShapingLoss, type LkamConfig, type AddLkamOptions, type ConvPlace, type SwitchKind, type LkamPool } from './nn/lkam.js';
+export { fit, trainStep, trainEpochs, evaluate, NonFiniteLossError, type Batch, type FitOptions, type EpochLoop, type EpochReport, type EvalResult, type TrainStepResult } from './train/fit.js';
+export { LKAM, Gated, addLKAMs, EXACTLY_OPEN, ConvIndexError, convsInOrder, gates, recordGates, gateCosts, type GateReading, type GateCost, type Switches, type LkamConfig, type AddLkamOptions, type ConvPlace, type SwitchKind, type LkamPool } from './nn/lkam.js';
 export { measureParsimony, denseMacs, type ParsimonyReport, type LayerActivity, type MacStats } from './train/parsimony.js';
-export { setGains, GAIN_KINDS, SATURATED_KINDS, SWITCH_KINDS, type GainKind, type SaturatedKind, type GateMode } from './nn/lkam.js';
+export { setGains, GAIN_KINDS, SWITCH_KINDS, type GainKind, type GateMode } from './nn/lkam.js';
 export { BudgetController } from './train/budget.js';
+export { TrainingRun, TrainingInputError, readRunOptions, type TrainingRunOptions, type TrainingData, type TrainingCallbacks, type TrainingResult, type TrainBegin, type StepReport, type TestMeasurement } from './train/run.js';
+export { KNOBS, RecipeError, RetiredOptionError, resolveRecipe, defaultRecipe, migrateRecorded, type Recipe, type Knob, type KnobName } from './train/recipe.js';
+export { sparsityTerm } from './train/objective.js';
+export { keepForTarget, expectedFraction, minimumFraction, rampStepsFor } from './train/target.js';
+export { estimateTrainingBytes } from './train/memory.js';
+export { evaluateModel, measureOn } from './train/evaluation.js';
 export {
   compile, InferencePlan, registerCompiler, compilableTypes, CompileError, pruneStatic, denseTwin, kernelsNeverOn, registerPruneRule, PruneError,
   knobCurve, knobGrid, neverOnRemovals, planMacs, timeCalls,

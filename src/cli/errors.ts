@@ -37,7 +37,9 @@ export class Interrupted extends Error {
  * (OnnxError, CompileError, PruneError), models or batches that do not fit the 4 GiB WebAssembly
  * memory (OutOfMemoryError) and training that diverged (NonFiniteLossError, a learning rate too high).
  */
-const INPUT_ERRORS = new Set(['DataError', 'MissingPackageError', 'ModelFileError', 'ModelFitError', 'RunFileError', 'RunDirError', 'WriteFileError', 'OnnxError', 'CompileError', 'PruneError', 'NonFiniteLossError', 'OutOfMemoryError']);
+const INPUT_ERRORS = new Set(['DataError', 'MissingPackageError', 'ModelFileError', 'ModelFitError', 'RunFileError', 'RunDirError', 'WriteFileError', 'OnnxError', 'CompileError', 'PruneError', 'NonFiniteLossError', 'OutOfMemoryError', 'TrainingInputError', 'RetiredOptionError']);
+/** A recipe value out of its range (RecipeError names the option and the range). */
+const USAGE_ERRORS = new Set(['RecipeError']);
 
 const FILE_ERRORS = new Set(['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EEXIST', 'EPERM', 'ENOSPC', 'EROFS']);
 
@@ -61,7 +63,7 @@ export function classify(e: unknown): { code: number; line: string | null } {
     return { code: done ? EXIT.ok : EXIT.usage, line: null };
   }
   if (e instanceof Interrupted) return { code: EXIT.interrupted, line: e.message };
-  if (e instanceof UsageError) return { code: EXIT.usage, line: e.message };
+  if (e instanceof UsageError || (e instanceof Error && USAGE_ERRORS.has(e.name))) return { code: EXIT.usage, line: e.message };
   if (e instanceof InputError || (e instanceof Error && INPUT_ERRORS.has(e.name))) return { code: EXIT.input, line: e.message };
   const errno = e as NodeJS.ErrnoException;
   if (e instanceof Error && typeof errno.code === 'string' && FILE_ERRORS.has(errno.code) && typeof errno.syscall === 'string') {

@@ -6,28 +6,11 @@ import { InMemoryDataset } from '../data/dataset.js';
 import { loadModel } from '../io/node-files.js';
 import { modelNormalize, type ModelMeta } from '../io/model-file.js';
 import type { Module } from '../nn/module.js';
-import { fmnistVgg5, resnet20, smallResNet, vgg8 } from '../nn/zoo.js';
 import { RUN_FILES } from '../report/run.js';
 import { checkModelFits } from '../train/fine-tune.js';
 import { InputError } from './errors.js';
-import type { ModelName } from './names.js';
 
-/** What a zoo network is built for: `width` (train --width) multiplies its channel counts; classes and channels come from the data. */
-export interface ModelShape {
-  readonly width: number;
-  readonly classes: number;
-  readonly inChannels: number;
-}
-
-/** The networks `train --model` builds. */
-export const MODELS: Readonly<Record<ModelName, (o: ModelShape) => Module>> = {
-  'fmnist-vgg5': (o) => fmnistVgg5({ width: o.width, classes: o.classes, inChannels: o.inChannels }),
-  'fmnist-vgg5-wide': (o) => fmnistVgg5({ width: 2 * o.width, classes: o.classes, inChannels: o.inChannels }),
-  'fmnist-vgg5-narrow': (o) => fmnistVgg5({ width: 0.25 * o.width, classes: o.classes, inChannels: o.inChannels }),
-  'resnet-small': (o) => smallResNet({ width: Math.max(1, Math.round(16 * o.width)), classes: o.classes, inChannels: o.inChannels }),
-  resnet20: (o) => resnet20({ width: o.width, classes: o.classes, inChannels: o.inChannels }),
-  vgg8: (o) => vgg8({ width: o.width, classes: o.classes, inChannels: o.inChannels }),
-};
+export { MODELS, type ModelShape } from '../train/models.js';
 
 /** Data opened for a command, with the `--data` label its messages use. */
 export interface Data extends OpenedData {
@@ -51,23 +34,7 @@ export async function loadData(options: DataOptionsInput): Promise<Data> {
   return { ...d, source: d.options.data };
 }
 
-/** `count` images of `ds` from `start`, normalised as `normalize` says, NCHW float32. */
-export function imagesOf(ds: Dataset, normalize: NormalizeOptions, start = 0, count = ds.length - start): { images: Float32Array; labels: Int32Array } {
-  const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
-  const labels = new Int32Array(count);
-  const st = ds instanceof InMemoryDataset ? ds : null;
-  if (st !== null) {
-    labels.set(st.labels.subarray(start, start + count));
-    return { images: normalizeImages(st.pixels.subarray(start * per, (start + count) * per), ds.shape, normalize), labels };
-  }
-  const images = new Float32Array(count * per);
-  for (let i = 0; i < count; i++) {
-    const item = ds.item(start + i);
-    labels[i] = item.label;
-    normalizeImages(item.pixels, ds.shape, normalize, images.subarray(i * per, (i + 1) * per));
-  }
-  return { images, labels };
-}
+export { imagesOf } from '../train/evaluation.js';
 
 export interface ModelSource {
   readonly model: Module;

@@ -94,7 +94,7 @@ function describeValue(v: unknown): string {
  * command line sets. Values go through the options' own parsers and choices, so a config file can
  * hold nothing the command line would refuse.
  */
-export function applyConfig(cmd: Command, file: string, skip: ReadonlySet<string> = new Set(['config'])): void {
+export function applyConfig(cmd: Command, file: string, skip: ReadonlySet<string> = new Set(['config']), rewrite: (values: Record<string, unknown>) => Record<string, unknown> = (v) => v): void {
   let text: string;
   try {
     text = readRegularText(file, { maxBytes: 16 * 2 ** 20, what: 'a config file' });
@@ -108,7 +108,7 @@ export function applyConfig(cmd: Command, file: string, skip: ReadonlySet<string
     throw new UsageError(`--config ${file}: ${e instanceof JsonDepthError ? e.message : `not valid JSON (${(e as Error).message})`}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UsageError(`--config ${file}: expected a JSON object of option values, got ${Array.isArray(data) ? 'a list' : typeof data}`);
-  applyValues(cmd, data as Record<string, unknown>, `--config ${file}`, skip);
+  applyValues(cmd, rewrite(data as Record<string, unknown>), `--config ${file}`, skip);
 }
 
 /** Sets option values from an object (config file or a saved run's config); `where` names the source in errors. */

@@ -15,9 +15,9 @@ import { AvgPool2d, BatchNorm2d, Conv2d, globalRng, Linear, MaxPool2d, ReLU, Res
 import { Concat } from './concat.js';
 import { childShape, Module, type ModuleSpec, type ShapeWalk } from './module.js';
 import { registerModule } from './registry.js';
-import { SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SaturatedKind, type SwitchKind } from './kinds.js';
+import { SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
 
-export { GAIN_KINDS, SATURATED_KINDS, SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SaturatedKind, type SwitchKind } from './kinds.js';
+export { GAIN_KINDS, SPARSITY_SHIFT, SWITCH_KINDS, type GainKind, type SwitchKind } from './kinds.js';
 
 /**
  * The windows of a g-cell pooling grid along a side of S: stride floor(S/g) and kernel
@@ -58,28 +58,15 @@ export interface LkamConfig {
    * passes its gradient at 1); 2 for sigmoid (open at inference, 0.88 in training).
    */
   readonly initOpen?: number;
-  /**
-   * Dead hard switches. A hard switch whose pre-activation is below 0 for every input gets no gradient
-   * and stays off for good (false, the default: it is pruned, and training skips its kernel). With
-   * true, the clamp's gradient passes straight through below 0, so the task loss can reopen it; that
-   * needs the kernels of off switches computed during training (no skipping while training).
-   */
-  readonly straightThrough?: boolean;
-  /**
-   * Read layer i's maps as constants: the LKAM's own parameters still learn, but neither the task loss
-   * nor the sparsity term reaches layer i (and the layers before it) through the LKAM, so the sparsity
-   * term cannot shape the features the network computes. Default false (the LKAM is an ordinary part of
-   * the graph).
-   */
-  readonly detach?: boolean;
-  /**
-   * Scale of logistic noise added to a hard or binary switch's pre-activation in training (0, the
-   * default: none). A switch is then on with probability sigmoid(pre / noise), and the sparsity term
-   * counts that probability (the expected number of open kernels, an L0 penalty) instead of the switch
-   * values, so it closes kernels rather than shrinking the ones kept; inference is the plain clamp.
-   */
-  readonly noise?: number;
   readonly rng?: Rng;
+}
+
+/** What an LKAM computed for a batch: the switch values and, for hard and binary switches, the pre-activations the sparsity term reads. */
+export interface Switches {
+  /** [N, M] switch values. */
+  readonly values: Tensor;
+  /** [N, M] before the switch function. */
+  readonly pre: Tensor;
 }
 
 export class LKAM extends Module {
@@ -92,17 +79,8 @@ export class LKAM extends Module {
   readonly switchKind: SwitchKind;
   threshold: number;
   readonly initOpen: number;
-  readonly straightThrough: boolean;
-  readonly detach: boolean;
-  readonly noise: number;
   readonly conv: Conv2d;
   readonly fc: Linear;
-  /** The switch values of the last forward ([N, M]), kept for the sparsity term and for telemetry. */
-  lastSwitches: Tensor | null = null;
-  /** The pre-activations of the last forward ([N, M]), without noise: the sparsity term reads hard switches from them. */
-  lastPre: Tensor | null = null;
-  /** Draws the training noise (the generator the LKAM was initialised from, so checkpoints that save it resume exactly). */
-  private readonly rng: Rng;
 
   constructor(c: LkamConfig) {
     super();
@@ -115,18 +93,12 @@ export class LKAM extends Module {
     if (!SWITCH_KINDS.includes(this.switchKind)) throw new RangeError(`LKAM: switch kind '${String(this.switchKind)}' should be one of ${SWITCH_KINDS.join(', ')}`);
     this.threshold = c.threshold ?? 0.5;
     this.initOpen = c.initOpen ?? (this.switchKind === 'sigmoid' ? 2 : EXACTLY_OPEN);
-    this.straightThrough = c.straightThrough ?? false;
-    this.detach = c.detach ?? false;
-    this.noise = c.noise ?? 0;
-    if (!(this.noise >= 0 && Number.isFinite(this.noise))) throw new RangeError(`LKAM: noise ${this.noise} should be a finite number >= 0`);
-    if (this.noise > 0 && this.switchKind === 'sigmoid') throw new RangeError("LKAM: noise applies to 'hard' and 'binary' switches, not 'sigmoid'");
     for (const [what, v] of [['inChannels', c.inChannels], ['switches', c.switches], ['bank', this.bank], ['grid', this.grid]] as const) {
       if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`LKAM: ${what} ${v} should be a whole number >= 1`);
     }
     if (!LKAM_POOLS.includes(this.pool)) throw new RangeError(`LKAM: pool '${String(this.pool)}' should be one of ${LKAM_POOLS.join(', ')}`);
     if (!Number.isFinite(this.threshold) || !Number.isFinite(this.initOpen)) throw new RangeError(`LKAM: threshold ${this.threshold} and initOpen ${this.initOpen} should be finite numbers`);
     const rng = c.rng ?? globalRng();
-    this.rng = rng;
     this.conv = new Conv2d({ inChannels: c.inChannels, outChannels: this.bank, kernel: 1, bias: true, rng });
     const features = this.bank * this.grid * this.grid;
     // Zero weights and a bias of initOpen: every switch starts at initOpen whatever the input, and learns its dependence on the input from there.
@@ -137,27 +109,15 @@ export class LKAM extends Module {
 
   /** [N, Ci, H, W] → switch values [N, M]. */
   override forward(x: Tensor): Tensor {
-    if (x.rank !== 4 || x.shape[1] !== this.inChannels) throw new ShapeError(`LKAM(${this.inChannels} → ${this.switches}): input ${x.describe()} should be [N, ${this.inChannels}, H, W]`);
-    // A view is a new tensor over the same memory that the tape does not link to x.
-    let h = this.conv.forward(this.detach ? x.view(x.shape) : x);
-    h = this.pooled(h);
-    const pre = this.fc.forward(ops.flatten(h));
-    const noisy = this.training && this.noise > 0 ? ops.add(pre, this.logisticNoise(pre.shape)) : pre;
-    const s = this.switchKind === 'sigmoid' ? ops.sigmoid(noisy) : ops.clamp(noisy, 0, 1, this.straightThrough);
-    this.lastSwitches = s;
-    this.lastPre = pre;
-    return s;
+    return this.switchesOf(x).values;
   }
 
-  /** noise · log(u / (1 - u)), u uniform in (0, 1): a logistic sample per switch, a constant for the tape. */
-  private logisticNoise(shape: Shape): Tensor {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const v = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const u = (this.rng.nextUint32() + 0.5) / 4294967296;
-      v[i] = this.noise * Math.log(u / (1 - u));
-    }
-    return engine().tensor(v, shape);
+  /** [N, Ci, H, W] → the switch values and their pre-activations, [N, M] each. */
+  switchesOf(x: Tensor): Switches {
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels) throw new ShapeError(`LKAM(${this.inChannels} → ${this.switches}): input ${x.describe()} should be [N, ${this.inChannels}, H, W]`);
+    const h = this.pooled(this.conv.forward(x));
+    const pre = this.fc.forward(ops.flatten(h));
+    return { values: this.switchKind === 'sigmoid' ? ops.sigmoid(pre) : ops.clamp(pre, 0, 1), pre };
   }
 
   private pooled(h: Tensor): Tensor {
@@ -194,17 +154,19 @@ export class LKAM extends Module {
   override spec(): ModuleSpec {
     return {
       type: this.type, inChannels: this.inChannels, switches: this.switches, bank: this.bank, pool: this.pool, grid: this.grid,
-      switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen, straightThrough: this.straightThrough,
-      ...(this.detach ? { detach: true } : {}), ...(this.noise > 0 ? { noise: this.noise } : {}),
+      switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen,
     };
   }
 }
+// Files from earlier versions may carry straightThrough, detach and noise: they changed training only, so they are checked and ignored.
 registerModule('LKAM', (r) => {
   const switchKind = r.oneOf('switchKind', SWITCH_KINDS, 'hard');
+  r.bool('straightThrough', false);
+  r.bool('detach', false);
+  r.number('noise', { min: 0 }, 0);
   return new LKAM({
     inChannels: r.int('inChannels'), switches: r.int('switches'), bank: r.int('bank', 1, 4), pool: r.oneOf('pool', LKAM_POOLS, 'max'),
     grid: r.int('grid', 1, 1), switchKind, threshold: r.number('threshold', {}, 0.5), initOpen: r.number('initOpen', {}, switchKind === 'sigmoid' ? 2 : 0.9),
-    straightThrough: r.bool('straightThrough', false), detach: r.bool('detach', false), noise: r.number('noise', { min: 0 }, 0),
   });
 });
 
@@ -232,10 +194,6 @@ export class Gated extends Module {
   /** Sparsity gain of this gate (gain_i in the objective). */
   gain: number;
   mode: GateMode = 'skip';
-  /** Every kernel on and the LKAM not run: the network's dense path (the teacher in in-place distillation). */
-  open = false;
-  /** Which kernels were on for each image in the last forward. */
-  lastOn: ChannelSet | null = null;
   private readonly parts: ConvBnRelu | null;
 
   constructor(block: Module, lkam: LKAM, gain = 1) {
@@ -254,22 +212,17 @@ export class Gated extends Module {
   }
 
   override forward(x: Tensor): Tensor {
-    if (this.open) {
-      this.lastOn = null;
-      return this.block.forward(x);
-    }
-    const s = this.lkam.forward(x);
+    const sw = this.lkam.switchesOf(x);
+    const s = sw.values;
     const N = s.shape[0] as number;
     const M = this.lkam.switches;
     const on = this.switchSet(s);
-    this.lastOn = on;
+    readings?.push({ gate: this, switches: sw, on });
     // Sigmoid switches below the threshold are off at inference: their gate value becomes 0.
     const gate = this.lkam.switchKind === 'binary' ? ops.stepStraightThrough(s)
       : !this.training && this.lkam.switchKind === 'sigmoid' ? ops.channelScale(s.view([N, M, 1, 1]), engine().tensor(on.active, [N, M])).view([N, M]) : s;
     const p = this.parts;
-    // A straight-through switch needs the output of every kernel, off or not, for its gradient.
-    const computeAll = this.training && this.lkam.straightThrough && this.lkam.switchKind !== 'sigmoid';
-    if (p === null || this.mode === 'plain' || computeAll) {
+    if (p === null || this.mode === 'plain') {
       const y = this.block.forward(x);
       if (y.rank !== 4 || y.shape[1] !== M) throw new ShapeError(`Gated: block output ${y.describe()} has ${y.shape[1]} channels, the LKAM makes ${M} switches`);
       const out = ops.channelScale(y, gate);
@@ -331,6 +284,30 @@ function convBnReluParts(block: Module): ConvBnRelu | null {
 
 registerModule('Gated', (r) => new Gated(r.module('block'), r.module('lkam', LKAM), r.number('gain', { min: 0 }, 1)));
 
+/** What one gate computed in a forward: its switches and which kernels were on for each image. */
+export interface GateReading {
+  readonly gate: Gated;
+  readonly switches: Switches;
+  readonly on: ChannelSet;
+}
+
+let readings: GateReading[] | null = null;
+
+/**
+ * Runs `f` (a forward pass) and returns, with its value, what every gate computed in it, in forward
+ * order: a step reads the switches it measured from here, not from the modules.
+ */
+export function recordGates<T>(f: () => T): { readonly value: T; readonly readings: GateReading[] } {
+  const outer = readings;
+  const mine: GateReading[] = [];
+  readings = mine;
+  try {
+    return { value: f(), readings: mine };
+  } finally {
+    readings = outer;
+  }
+}
+
 /** Every Gated module below `model`, in forward order. */
 export function gates(model: Module): Gated[] {
   return model.modules().map(([, m]) => m).filter((m): m is Gated => m instanceof Gated);
@@ -349,15 +326,42 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
     for (const g of gs) g.gain = 1;
     return;
   }
-  const perKernel = new Map<Gated, number>();
-  // The gate whose map the next layer reads directly, while only pooling lies in between.
-  let feeding: Gated | null = null;
+  const costs = gateCosts(model, inputShape);
+  const perKernel = costs.map((c) => c.blockMacs / c.gate.lkam.switches);
+  if (kind === 'marginal') {
+    costs.forEach((c) => {
+      if (c.fedBy !== null) perKernel[c.fedBy] = (perKernel[c.fedBy] as number) + c.blockMacs / c.inChannels;
+    });
+  }
+  const byGate = new Map(costs.map((c, i) => [c.gate, perKernel[i] as number]));
+  const values = gs.map((g) => byGate.get(g) ?? 0);
+  const mean = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  gs.forEach((g, i) => { g.gain = mean > 0 ? (values[i] as number) / mean : 1; });
+}
+
+/** What one gate costs per image, and which gate (if any) produces the maps it reads. */
+export interface GateCost {
+  readonly gate: Gated;
+  /** Multiply-adds of the gated block with every kernel on. */
+  readonly blockMacs: number;
+  /** Multiply-adds of its LKAM. */
+  readonly lkamMacs: number;
+  readonly inChannels: number;
+  /** The maps the gate reads, [1, C, H, W]. */
+  readonly input: Shape;
+  /** Index (in this list) of the gate whose map this block reads directly, through pooling only; null otherwise. */
+  readonly fedBy: number | null;
+}
+
+/** The gates reachable down sequences and residual bodies, in forward order, with their costs at `inputShape` ([C, H, W] or [N, C, H, W]). */
+export function gateCosts(model: Module, inputShape: Shape): GateCost[] {
+  const out: GateCost[] = [];
+  let feeding: number | null = null;
   const walk = (m: Module, shape: Shape): Shape => {
     if (m instanceof Gated) {
-      const block = m.block.macs([1, ...shape.slice(1)], false);
-      perKernel.set(m, block / m.lkam.switches);
-      if (kind === 'marginal' && feeding !== null) perKernel.set(feeding, (perKernel.get(feeding) ?? 0) + block / (shape[1] as number));
-      feeding = m;
+      const one: Shape = [1, ...shape.slice(1)];
+      out.push({ gate: m, blockMacs: m.block.macs(one, false), lkamMacs: m.lkam.macs(one), inChannels: shape[1] as number, input: one, fedBy: feeding });
+      feeding = out.length - 1;
       return m.outputShape(shape);
     }
     if (m instanceof Sequential) {
@@ -377,77 +381,11 @@ export function setGains(model: Module, kind: GainKind, inputShape: Shape): void
     if (m instanceof Residual) {
       walk(residualMain(m) === 'body' ? m.body : (m.shortcut as Module), shape);
       feeding = null;
-      return m.outputShape(shape);
     }
     return m.outputShape(shape);
   };
   walk(model, [1, ...inputShape.slice(inputShape.length - 3)]);
-  const values = gs.map((g) => perKernel.get(g) ?? 0);
-  const mean = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
-  gs.forEach((g, i) => { g.gain = mean > 0 ? (values[i] as number) / mean : 1; });
-}
-
-/**
- * The sparsity term: Σ over gates of gain_i / (2 m_i) · Σ switch values, averaged over the batch
- * (m_i switches per image). Reads the switches of the last forward. `weight` is one number for every
- * gate, or one per gate in forward order (per-gate controllers, `--keep`).
- *
- * With `power` p < 1 each switch value s enters as (s + SPARSITY_SHIFT)^p - SPARSITY_SHIFT^p instead:
- * a concave penalty, steepest near 0, that closes weak switches (which cost a kernel's full
- * multiply-adds while passing little of its output) rather than shrinking every switch alike, so that
- * the term tracks the count of open kernels, i.e. the compute. It pushes hard switches out of the
- * clamp's linear range, to exactly 0 or 1; with `saturated` 'keep' those above 1 get no gradient, and
- * the pattern freezes into a static pruning that a compute budget can no longer move.
- *
- * `saturated` (hard and binary switches): 'pull', the default, passes this term's gradient through the
- * clamp's upper bound too, so a switch whose pre-activation rose above 1 (where the task loss gets no
- * gradient either) is drawn back into the linear range and can still be closed; 'keep' leaves it
- * saturated, open for good.
- *
- * Noisy switches (an LKAM with `noise` > 0) enter as the probability that each is on,
- * sigmoid(pre / noise), whatever `power` and `saturated` say.
- */
-export function sparsityLoss(model: Module, weight: number | readonly number[] = 1, power = 1, saturated: SaturatedKind = 'pull'): Tensor | null {
-  if (!(power > 0 && power <= 1)) throw new RangeError(`sparsityLoss: power ${power} should be in (0, 1]`);
-  const gs = gates(model);
-  if (typeof weight !== 'number' && weight.length !== gs.length) throw new RangeError(`sparsityLoss: ${weight.length} weights for ${gs.length} gates (one per gate, in forward order)`);
-  let total: Tensor | null = null;
-  for (const [i, g] of gs.entries()) {
-    const s = g.lkam.lastSwitches;
-    if (s === null) continue;
-    const n = s.shape[0] as number;
-    const m = s.shape[1] as number;
-    const pre = g.lkam.lastPre;
-    let values: Tensor;
-    if (g.lkam.noise > 0 && pre !== null) {
-      // Noisy switches count the probability that each is on, P(pre + noise · logistic > 0).
-      values = ops.sigmoid(ops.scale(pre, 1 / g.lkam.noise));
-    } else {
-      // Same values as s; with 'pull' the gradient also reaches hard switches saturated above 1.
-      const read = saturated === 'pull' && g.lkam.switchKind !== 'sigmoid' && pre !== null ? ops.clamp(pre, 0, 1, g.lkam.straightThrough, true) : s;
-      values = power === 1 ? read : ops.powShifted(read, power, SPARSITY_SHIFT);
-    }
-    const w = typeof weight === 'number' ? weight : (weight[i] as number);
-    const term = ops.scale(ops.sum(values), (w * g.gain) / (2 * m * Math.max(1, n)));
-    total = total === null ? term : ops.add(total, term);
-  }
-  return total;
-}
-
-/**
- * The batch-shaping term: weight · the mean over gates of ops.batchShaping of the last forward's
- * switches against a Beta(a, b) prior. With a U-shaped prior (default Beta(0.6, 0.4)) each switch is
- * pushed to be open for some images of a batch and shut for others: per-input selection rather than
- * one value for every image (static pruning or a uniform scale).
- */
-export function batchShapingLoss(model: Module, weight: number, prior: readonly [number, number] = [0.6, 0.4]): Tensor | null {
-  let total: Tensor | null = null;
-  const gs = gates(model).filter((g) => g.lkam.lastSwitches !== null);
-  for (const g of gs) {
-    const term = ops.scale(ops.batchShaping(g.lkam.lastSwitches as Tensor, prior[0], prior[1]), weight / gs.length);
-    total = total === null ? term : ops.add(total, term);
-  }
-  return total;
+  return out;
 }
 
 export interface AddLkamOptions extends Omit<LkamConfig, 'inChannels' | 'switches'> {

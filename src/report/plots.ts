@@ -61,12 +61,14 @@ export function trainingCurves(metrics: readonly EpochMetrics[]): Plot[] {
   for (const m of metrics) {
     loss.push({ epoch: m.epoch, series: 'train loss (task)', value: m.train.loss });
     if (m.test !== null) loss.push({ epoch: m.epoch, series: 'test loss', value: m.test.loss });
+    if (m.validation !== undefined && m.validation !== null) loss.push({ epoch: m.epoch, series: 'validation loss', value: m.validation.loss });
     if (m.train.sparsityTerm > 0) loss.push({ epoch: m.epoch, series: 'sparsity term', value: m.train.sparsityTerm });
     acc.push({ epoch: m.epoch, series: 'train', value: m.train.accuracy });
     if (m.test !== null) acc.push({ epoch: m.epoch, series: 'test', value: m.test.accuracy });
+    if (m.validation !== undefined && m.validation !== null) acc.push({ epoch: m.epoch, series: 'validation', value: m.validation.accuracy });
     const dense = m.macs?.dense ?? 0;
     if (m.macs !== null && dense > 0) {
-      compute.push({ epoch: m.epoch, series: 'test MACs / dense', value: m.macs.mean / dense });
+      compute.push({ epoch: m.epoch, series: `${m.validation !== undefined && m.validation !== null ? 'validation' : 'test'} MACs / dense`, value: m.macs.mean / dense });
       compute.push({ epoch: m.epoch, series: 'train MACs / dense', value: m.train.macs / dense });
     }
     if (m.train.meanSwitch !== null) compute.push({ epoch: m.epoch, series: 'mean switch value (train)', value: m.train.meanSwitch });

@@ -57,8 +57,13 @@ export const epochMetricsSchema = z.object({
   lr: num,
   train: z.object({ loss: num, accuracy: num, sparsityTerm: num, sparsityWeight: num, meanSwitch: num.nullable(), macs: num }),
   test: z.object({ loss: num, accuracy: num }).nullable(),
+  /** The held-out validation split (absent in runs recorded before there was one). */
+  validation: z.object({ loss: num, accuracy: num }).nullable().optional(),
   macs: macStats.nullable(),
   layers: z.array(layerSummary),
+  /** With LKAMs: each gate's sparsity weight at the end of the epoch, and the fraction of kernels every gate aims at. */
+  sparsityWeights: z.array(num).optional(),
+  keepTarget: num.nullable().optional(),
 });
 export type EpochMetrics = z.infer<typeof epochMetricsSchema>;
 

@@ -22,7 +22,8 @@ export interface BudgetOptions {
 }
 
 export class BudgetController {
-  readonly target: number;
+  /** The final target; may be moved while training (the compute target's correction). */
+  target: number;
   weight: number;
   private readonly rate: number;
   private readonly min: number;

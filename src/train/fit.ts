@@ -3,7 +3,7 @@
  * The scratch arena is reset after every step, so memory stays flat across epochs.
  */
 import { engine } from '../autograd/engine.js';
-import { gates } from '../nn/lkam.js';
+import { recordGates, type GateReading } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -50,49 +50,38 @@ function countCorrect(logits: Tensor, y: Int32Array): number {
   return c;
 }
 
-/**
- * The network's output with every gate open (every kernel, no LKAM), computed without moving the
- * running statistics: those belong to the gated network, which is the one evaluated and deployed.
- */
-function openForward(model: Module, x: Tensor): Tensor {
-  const gs = gates(model);
-  if (gs.length === 0) throw new RangeError('trainStep: distillation needs a model with LKAMs (its gated network learns from its open one)');
-  const stats = model.namedBuffers().map(([, t]) => [t, t.f32().slice()] as const);
-  for (const g of gs) g.open = true;
-  try {
-    return model.forward(x);
-  } finally {
-    for (const g of gs) g.open = false;
-    for (const [t, v] of stats) t.f32().set(v);
-  }
+export interface TrainStepResult extends StepResult {
+  /** Mean switch value over every gate's switches (null without gates). */
+  readonly meanSwitch: number | null;
+  /** Per gate, in forward order: the fraction of its kernels on over the batch. */
+  readonly kept: readonly number[];
 }
 
 /**
- * One optimisation step on one batch: forward, loss (+ extra terms), backward, update.
- * With `distill` = a in (0, 1] (a model with LKAMs; in-place distillation), the same weights also run
- * with every gate open: that open network learns from the labels, and the gated one from
- * (1 - a) · labels + a · the open network's predictions (KL divergence, the predictions read as constants).
- * The reported loss, accuracy and MACs are the gated network's.
+ * One optimisation step on one batch: forward, task loss plus `objective` (given what the gates
+ * computed in this forward), backward, update. Returns what it measured.
  */
-export function trainStep(model: Module, optimizer: Optimizer, batch: Batch, extraLoss?: (model: Module) => Tensor | null, distill = 0): StepResult {
-  if (!(distill >= 0 && distill <= 1)) throw new RangeError(`trainStep: distill ${distill} should be in [0, 1]`);
+export function trainStep(model: Module, optimizer: Optimizer, batch: Batch, objective?: (readings: readonly GateReading[]) => Tensor | null): TrainStepResult {
   const e = engine();
   try {
     model.train(true);
     const { x, y } = batchTensors(batch);
     optimizer.zeroGrad();
     const n = batch.shape[0];
-    const teacher = distill > 0 ? openForward(model, x) : null;
     ops.macMeter.start(n);
-    const logits = model.forward(x);
+    const { value: logits, readings } = recordGates(() => model.forward(x));
     const perImage = ops.macMeter.stop();
     let loss = ops.softmaxCrossEntropy(logits, y);
     const taskLoss = loss.item();
-    if (teacher !== null) {
-      const student = ops.add(ops.scale(loss, 1 - distill), ops.scale(ops.klDivergence(logits, teacher), distill));
-      loss = ops.add(student, ops.softmaxCrossEntropy(teacher, y));
+    let switchSum = 0;
+    let switchCount = 0;
+    for (const r of readings) {
+      const sw = r.switches.values;
+      switchSum += e.backend.kernels.sum(sw.ptr, sw.size);
+      switchCount += sw.size;
     }
-    const extra = extraLoss?.(model) ?? null;
+    const kept = readings.map((r) => r.on.total / (r.on.N * r.on.C));
+    const extra = objective?.(readings) ?? null;
     const extraValue = extra === null ? 0 : extra.item();
     if (extra !== null) loss = ops.add(loss, extra);
     const total = loss.item();
@@ -101,7 +90,10 @@ export function trainStep(model: Module, optimizer: Optimizer, batch: Batch, ext
     optimizer.step();
     let macs = 0;
     for (const m of perImage) macs += m;
-    return { loss: taskLoss, extraLoss: extraValue, correct: countCorrect(logits, batch.y), count: n, macs: n > 0 ? macs / n : 0 };
+    return {
+      loss: taskLoss, extraLoss: extraValue, correct: countCorrect(logits, batch.y), count: n, macs: n > 0 ? macs / n : 0,
+      meanSwitch: switchCount > 0 ? switchSum / switchCount : null, kept,
+    };
   } finally {
     ops.macMeter.stop();
     e.endStep();
@@ -146,20 +138,56 @@ export interface EpochReport {
   readonly test: EvalResult | null;
 }
 
+/** The loop both TrainingRun and fit() run: epochs of steps, with hooks that may stop it. */
+export interface EpochLoop {
+  readonly model: Module;
+  readonly optimizer: Optimizer;
+  readonly epochs: number;
+  /** Resuming: the epoch to start in (0-based; `batches` continues mid-epoch) and the steps already taken. */
+  readonly startEpoch?: number;
+  readonly startStep?: number;
+  /** The learning rate of step s (0-based); absent: the optimizer's own. */
+  readonly lr?: (step: number) => number;
+  readonly batches: (epoch: number) => Iterable<Batch>;
+  readonly objective?: (readings: readonly GateReading[]) => Tensor | null;
+  /** Returns the steps of this epoch already done (resuming mid-epoch), 0 when absent. */
+  readonly onEpochBegin?: (epoch: number) => number;
+  /** After each step: its result, the epoch, the steps done, this epoch's steps done and the step's seconds. */
+  readonly onStep?: (r: TrainStepResult, epoch: number, step: number, position: number, seconds: number) => 'go' | 'stop';
+  readonly onEpochEnd?: (epoch: number, step: number) => 'go' | 'stop';
+}
+
+/** Runs the loop; yields to the event loop between steps so that signals are heard. Resolves to the steps done. */
+export async function trainEpochs(o: EpochLoop): Promise<number> {
+  let step = o.startStep ?? 0;
+  for (let epoch = o.startEpoch ?? 0; epoch < o.epochs; epoch++) {
+    let position = o.onEpochBegin?.(epoch) ?? 0;
+    let t = performance.now();
+    for (const b of o.batches(epoch)) {
+      if (o.lr !== undefined) o.optimizer.lr = o.lr(step);
+      const r = trainStep(o.model, o.optimizer, b, o.objective);
+      step++;
+      position++;
+      const now = performance.now();
+      if (o.onStep?.(r, epoch, step, position, (now - t) / 1000) === 'stop') return step;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      t = performance.now();
+    }
+    if (o.onEpochEnd?.(epoch, step) === 'stop') return step;
+  }
+  return step;
+}
+
 export interface FitOptions {
   readonly epochs: number;
   readonly optimizer: Optimizer;
   /** Batches of one epoch; called once per epoch. */
   readonly trainBatches: (epoch: number) => Iterable<Batch>;
-  /** Steps per epoch, for the schedule. */
-  readonly stepsPerEpoch: number;
   readonly schedule?: Schedule;
   readonly testBatches?: () => Iterable<Batch>;
-  readonly extraLoss?: (model: Module) => Tensor | null;
-  /** In-place distillation weight (see trainStep); 0 = none. */
-  readonly distill?: number;
-  /** After each optimizer step: the global step count (1-based) and the epoch (0-based). */
-  readonly onStep?: (step: number, r: StepResult, epoch: number) => void;
+  readonly objective?: (readings: readonly GateReading[]) => Tensor | null;
+  /** After each optimizer step: the global step count (1-based), the step's result and the epoch (0-based). */
+  readonly onStep?: (step: number, r: TrainStepResult, epoch: number) => void;
   readonly onEpoch?: (r: EpochReport) => void;
   /** Resuming: the epoch to start in (0-based; trainBatches must continue mid-epoch) and the global steps already taken. */
   readonly startEpoch?: number;
@@ -168,37 +196,40 @@ export interface FitOptions {
   readonly baseLr?: number;
 }
 
-export function fit(model: Module, o: FitOptions): EpochReport[] {
+/** Trains `model` on batches of any source, with the loop TrainingRun runs (which adds the recipe, controllers, run directory). */
+export async function fit(model: Module, o: FitOptions): Promise<EpochReport[]> {
   const baseLr = o.baseLr ?? o.optimizer.lr;
   const reports: EpochReport[] = [];
-  let step = o.startStep ?? 0;
-  for (let epoch = o.startEpoch ?? 0; epoch < o.epochs; epoch++) {
-    const t0 = performance.now();
-    let loss = 0;
-    let correct = 0;
-    let count = 0;
-    for (const b of o.trainBatches(epoch)) {
-      if (o.schedule !== undefined) o.optimizer.lr = baseLr * o.schedule(step);
-      const r = trainStep(model, o.optimizer, b, o.extraLoss, o.distill ?? 0);
+  let loss = 0;
+  let correct = 0;
+  let count = 0;
+  let seconds = 0;
+  const schedule = o.schedule;
+  await trainEpochs({
+    model, optimizer: o.optimizer, epochs: o.epochs, startEpoch: o.startEpoch ?? 0, startStep: o.startStep ?? 0,
+    ...(schedule === undefined ? {} : { lr: (s: number) => baseLr * schedule(s) }),
+    batches: o.trainBatches,
+    ...(o.objective === undefined ? {} : { objective: o.objective }),
+    onEpochBegin: () => {
+      loss = 0; correct = 0; count = 0; seconds = 0;
+      return 0;
+    },
+    onStep: (r, epoch, step, _position, s) => {
       loss += r.loss * r.count;
       correct += r.correct;
       count += r.count;
-      step++;
+      seconds += s;
       o.onStep?.(step, r, epoch);
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    const test = o.testBatches !== undefined ? evaluate(model, o.testBatches()) : null;
-    const report: EpochReport = {
-      epoch: epoch + 1,
-      trainLoss: count > 0 ? loss / count : 0,
-      trainAccuracy: count > 0 ? correct / count : 0,
-      imagesPerSecond: count / seconds,
-      seconds,
-      test,
-    };
-    reports.push(report);
-    o.onEpoch?.(report);
-  }
+      return 'go';
+    },
+    onEpochEnd: (epoch) => {
+      const test = o.testBatches !== undefined ? evaluate(model, o.testBatches()) : null;
+      const report: EpochReport = { epoch: epoch + 1, trainLoss: count > 0 ? loss / count : 0, trainAccuracy: count > 0 ? correct / count : 0, imagesPerSecond: seconds > 0 ? count / seconds : 0, seconds, test };
+      reports.push(report);
+      o.onEpoch?.(report);
+      return 'go';
+    },
+  });
   o.optimizer.lr = baseLr;
   return reports;
 }

@@ -3,7 +3,7 @@
  * accuracy, over a set of batches in eval mode.
  */
 import { engine } from '../autograd/engine.js';
-import { convsInOrder, gates, type Gated } from '../nn/lkam.js';
+import { convsInOrder, gates, recordGates, type Gated } from '../nn/lkam.js';
 import type { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import type { Shape } from '../tensor/tensor.js';
@@ -64,6 +64,7 @@ export function measureParsimony(model: Module, batches: Iterable<Batch>, numCla
   const places = convsInOrder(model);
   const place = new Map<Gated, { path: string; conv: number }>();
   places.forEach((c, i) => { if (c.gate !== null) place.set(c.gate.module, { path: c.gate.path, conv: i }); });
+  const gateIndex = new Map(gs.map((g, i) => [g, i]));
   const onCount = gs.map((g) => new Float64Array(g.lkam.switches));
   const onByClass = gs.map((g) => Array.from({ length: numClasses }, () => new Float64Array(g.lkam.switches)));
   const switchSum = gs.map(() => 0);
@@ -82,7 +83,7 @@ export function measureParsimony(model: Module, batches: Iterable<Batch>, numCla
           const n = b.shape[0];
           const { x, y } = batchTensors(b);
           ops.macMeter.start(n);
-          const logits = model.forward(x);
+          const { value: logits, readings } = recordGates(() => model.forward(x));
           const perImage = ops.macMeter.stop();
           loss += ops.softmaxCrossEntropy(logits, y).item() * n;
           const p = ops.argmax(logits);
@@ -92,10 +93,12 @@ export function measureParsimony(model: Module, batches: Iterable<Batch>, numCla
             preds.push(p[i] as number);
             classCount[b.y[i] as number]!++;
           }
-          gs.forEach((g, gi) => {
-            const on = g.lkam.lastSwitches;
-            const set = g.lastOn;
-            if (on === null || set === null) return;
+          for (const r of readings) {
+            const gi = gateIndex.get(r.gate);
+            if (gi === undefined) continue;
+            const g = r.gate;
+            const on = r.switches.values;
+            const set = r.on;
             switchSum[gi]! += e.backend.kernels.sum(on.ptr, on.size);
             const M = g.lkam.switches;
             for (let i = 0; i < n; i++) {
@@ -107,7 +110,7 @@ export function measureParsimony(model: Module, batches: Iterable<Batch>, numCla
                 }
               }
             }
-          });
+          }
         });
       } finally {
         ops.macMeter.stop();

@@ -2,7 +2,6 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSafetensors } from '../../src/io/safetensors.js';
 import { cli, explain, QUICK, startCli, tempDir } from './helpers.js';
 
 const EPOCHS = '12';
@@ -39,25 +38,37 @@ describe('parsimony train: Ctrl-C writes a checkpoint, --resume continues bit fo
     assert.deepEqual(epochs, Array.from({ length: Number(EPOCHS) }, (_, i) => i + 1), 'metrics.jsonl has every epoch once');
   });
 
-  test('a run recorded before --saturated-switches existed resumes with the plain clamp it trained with', async () => {
+  test('a run directory recorded in the old form resumes; one trained with a retired option is refused naming it', async () => {
     const run = join(dir(), 'older');
-    const saturated = (): unknown => {
-      const training = parseSafetensors(readFileSync(join(run, 'model.safetensors'))).metadata.get('training');
-      return (JSON.parse(training ?? '{}') as { saturatedSwitches?: unknown }).saturatedSwitches;
-    };
-    const first = ['train', ...QUICK, '--limit', '64', '--batch', '16', '--epochs', '1', '--lkam', '--out', run, '--quiet'];
+    const first = ['train', ...QUICK, '--limit', '64', '--batch', '16', '--epochs', '1', '--lkam', '--keep', '0.5', '--validation', '0', '--layers', 'all-but-first', '--out', run, '--quiet'];
     const r1 = await cli(first);
     assert.equal(r1.code, 0, explain(first, r1));
     const file = join(run, 'config.json');
     const config = JSON.parse(readFileSync(file, 'utf8')) as { options: Record<string, unknown> };
-    assert.equal(config.options['saturated-switches'], 'pull', 'new runs record the default');
-    assert.equal(saturated(), 'pull');
-    delete config.options['saturated-switches'];
-    writeFileSync(file, JSON.stringify(config));
+    // The form earlier versions wrote: epochs of warm-up, the retired options at their defaults, no validation split, ramp, target or layers.
+    for (const k of ['validation', 'ramp', 'target', 'layers']) delete config.options[k];
+    Object.assign(config.options, { 'sparsity-warmup': 0.3, 'saturated-switches': 'pull', distill: 0, 'batch-shaping': 0, 'batch-shaping-prior': [0.6, 0.4], 'switch-noise': 0, 'lkam-detach': false, 'dead-switches': 'keep' });
+    const write = (o: Record<string, unknown>): void => writeFileSync(file, JSON.stringify({ ...config, options: o }));
+    write(config.options);
     const again = ['train', '--resume', run, '--epochs', '2', '--quiet'];
     const r2 = await cli(again);
     assert.equal(r2.code, 0, explain(again, r2));
-    assert.equal(saturated(), 'keep', 'a config without the option trained with the plain clamp');
+    const epochs = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+    assert.deepEqual(epochs, [1, 2]);
+
+    const refused: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ...config.options, distill: 0.5 }, /^parsimony: --resume .*older: distill 0\.5 \(in-place distillation\) is retired, this version no longer trains it; a model trained with it still loads .* commit 2f28295 trains it\n$/],
+      [{ ...config.options, 'saturated-switches': 'keep' }, /saturated-switches "keep" \(saturated switches kept open/],
+      [Object.fromEntries(Object.entries(config.options).filter(([k]) => k !== 'saturated-switches')), /saturated-switches "keep" \(saturated switches kept open/],
+      [Object.fromEntries(Object.entries({ ...config.options, budget: 0.4 }).filter(([k]) => k !== 'keep')), /budget 0\.4 \(the network-wide MAC budget controller/],
+    ];
+    for (const [options, pattern] of refused) {
+      write(options);
+      const r = await cli(['train', '--resume', run, '--epochs', '3', '--quiet']);
+      assert.equal(r.code, 3, explain(['train', '--resume', run], r));
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    }
   });
 
   test('--resume of a folder that is not a run, or has no checkpoint, is an input error', async () => {

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { cli, explain, QUICK } from './helpers.js';
 
 interface TrainJson {
-  epochs: Array<{ epoch: number; trainLoss: number; trainAccuracy: number; imagesPerSecond: number; seconds: number; test: { accuracy: number } | null }>;
-  parsimony: Array<{ accuracy: number; macs: { reduction: number; dense: number }; layers: unknown[]; perImageMacs: number[] }>;
+  epochs: Array<{ epoch: number; train: { loss: number }; imagesPerSecond: number; seconds: number; test: null; validation: { accuracy: number } | null; layers: unknown[] }>;
+  test: { accuracy: number; count: number; macs: { reduction: number } };
+  eval: { perImageMacs: number[] };
   run: string;
   saved: string[];
 }
@@ -32,17 +33,20 @@ describe('parsimony: a train → eval → prune → export → import → bench 
 
   test('train --json --out: the per-epoch reports, the run directory and --save', async () => {
     const save = join(dir, 'saved.safetensors');
-    const args = ['train', ...QUICK, '--epochs', '2', '--lkam', '--sparsity', '2', '--sparsity-warmup', '0', '--out', run, '--save', save, '--json'];
+    const args = ['train', ...QUICK, '--epochs', '2', '--lkam', '--sparsity', '2', '--ramp', '0', '--layers', 'all-but-first', '--out', run, '--save', save, '--json'];
     const r = await cli(args);
     assert.equal(r.code, 0, explain(args, r));
     const out = json<TrainJson>(r.stdout, 'train --json');
     assert.equal(out.epochs.length, 2);
     for (const e of out.epochs) {
-      for (const k of ['epoch', 'trainLoss', 'trainAccuracy', 'imagesPerSecond', 'seconds'] as const) assert.equal(typeof e[k], 'number', `epochs[].${k}`);
+      for (const k of ['epoch', 'imagesPerSecond', 'seconds'] as const) assert.equal(typeof e[k], 'number', `epochs[].${k}`);
+      assert.equal(typeof e.train.loss, 'number', 'epochs[].train.loss');
+      assert.equal(e.layers.length, 4, 'every conv of fmnist-vgg5-narrow but the first is gated');
+      assert.equal(typeof e.validation?.accuracy, 'number', 'each epoch is measured on the validation split');
+      assert.equal(e.test, null, 'the test split is read once, at the end');
     }
-    assert.equal(out.parsimony.length, 2, 'one parsimony report per epoch');
-    assert.equal(out.parsimony[1]?.layers.length, 4, 'fmnist-vgg5-narrow has 4 LKAMs');
-    assert.equal(out.parsimony[1]?.perImageMacs.length, 256);
+    assert.equal(out.test.count, 256, 'the final measurement reads the whole (limited) test split');
+    assert.equal(out.eval.perImageMacs.length, 256);
     assert.equal(out.run, run);
     assert.deepEqual(out.saved.sort(), [join(run, 'model.safetensors'), save].sort());
     for (const f of ['config.json', 'metrics.jsonl', 'checkpoint.ckpt', 'model.safetensors', 'eval.json']) assert.ok(existsSync(join(run, f)), `${f} in the run directory`);
@@ -66,7 +70,7 @@ describe('parsimony: a train → eval → prune → export → import → bench 
     assert.equal(r.code, 0, explain(args, r));
     assert.match(r.stdout, /epoch 1\/2: train loss [\d.]+ acc [\d.]+% \| \d+ images\/s.*mean switch [\d.]+.*MACs [\d.]+ M/);
     assert.match(r.stdout, /epoch 2\/2: /);
-    assert.match(r.stdout + r.stderr, /, 4 LKAMs gating convs 1, 2, 3, 4 \('kernels on' below follows this order\)/, 'the gated convs are named as --layers counts them');
+    assert.match(r.stdout + r.stderr, /, 5 LKAMs gating convs 0, 1, 2, 3, 4 \('kernels on' below follows this order\)/, 'the gated convs are named as --layers counts them');
     assert.match(r.stdout, /^test accuracy [\d.]+%, [\d.]+x fewer multiply-adds than dense/m);
     const q = await cli([...args, '--quiet']);
     assert.equal(q.code, 0, explain([...args, '--quiet'], q));

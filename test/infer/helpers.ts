@@ -2,7 +2,7 @@
 import { Engine, engine, setEngine } from '../../src/autograd/engine.js';
 import type { BackendKind } from '../../src/backend/backend.js';
 import { BatchNorm2d, manualSeed } from '../../src/nn/layers.js';
-import { addLKAMs, gates, type GateMode, type LkamConfig } from '../../src/nn/lkam.js';
+import { addLKAMs, gates, recordGates, type GateMode, type LkamConfig } from '../../src/nn/lkam.js';
 import type { Module } from '../../src/nn/module.js';
 import { fmnistVgg5, smallResNet } from '../../src/nn/zoo.js';
 import { ChannelSet } from '../../src/tensor/tensor.js';
@@ -70,14 +70,15 @@ export function trainingGraph(m: Module, x: Float32Array, shape: readonly number
   m.eval();
   const n = x.length / shape.reduce((a, b) => a * b, 1);
   try {
-    const out = m.predict(e.tensor(x, [n, ...shape])).f32().slice();
+    const { value, readings } = recordGates(() => m.predict(e.tensor(x, [n, ...shape])));
+    const out = value.f32().slice();
     const names = new Map(m.modules().map(([p, mod]) => [mod, p]));
     const on = new Map<string, ChannelSet>();
     const switches = new Map<string, Float32Array>();
-    for (const g of gs) {
-      const set = g.lastOn as ChannelSet;
-      on.set(`${names.get(g)}.block.0`, new ChannelSet(set.N, set.C, set.active.slice()));
-      switches.set(`${names.get(g)}.block.0`, g.lkam.lastSwitches!.f32().slice());
+    for (const r of readings) {
+      const set = r.on;
+      on.set(`${names.get(r.gate)}.block.0`, new ChannelSet(set.N, set.C, set.active.slice()));
+      switches.set(`${names.get(r.gate)}.block.0`, r.switches.values.f32().slice());
     }
     return { out, on, switches };
   } finally {

@@ -10,7 +10,8 @@ import { compile } from '../../src/infer/index.js';
 import { exportOnnx } from '../../src/io/onnx-export.js';
 import { importOnnx } from '../../src/io/onnx-import.js';
 import { manualSeed } from '../../src/nn/layers.js';
-import { addLKAMs, gates, sparsityLoss } from '../../src/nn/lkam.js';
+import { addLKAMs, gates } from '../../src/nn/lkam.js';
+import { sparsityTerm } from '../../src/train/objective.js';
 import type { Module } from '../../src/nn/module.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { trainStep } from '../../src/train/fit.js';
@@ -86,7 +87,7 @@ describe('torchvision families and a PyTorch-written gated network through ONNX'
       const optimizer = new SGD(gated.parameters(), { lr: 0.01, momentum: 0.9 });
       const labels = Int32Array.from({ length: shape[0] }, (_, i) => (3 * i + 1) % 10);
       for (let step = 0; step < 3; step++) {
-        const r = trainStep(gated, optimizer, { x, y: labels, shape }, (m) => sparsityLoss(m, 0.1));
+        const r = trainStep(gated, optimizer, { x, y: labels, shape }, (readings) => sparsityTerm(readings, 0.1));
         assert.ok(Number.isFinite(r.loss), `${name}: step ${step} loss ${r.loss}`);
       }
       gated.eval();

@@ -2,7 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { engine } from '../../src/autograd/engine.js';
 import { loadFashionMnist } from '../../src/data/index.js';
-import { Gated } from '../../src/nn/lkam.js';
+import { recordGates } from '../../src/nn/lkam.js';
 import type { Module } from '../../src/nn/module.js';
 
 /** The first `n` test images of the built-in Fashion-MNIST subset, scaled to [0, 1], NCHW. */
@@ -29,11 +29,10 @@ export function runOurs(model: Module, x: Float32Array, shape: readonly number[]
   const e = engine();
   try {
     model.eval();
-    const y = model.predict(e.tensor(x, shape));
+    const { value: y, readings } = recordGates(() => model.predict(e.tensor(x, shape)));
+    const paths = new Map(model.modules().map(([path, m]) => [m, path]));
     const switches = new Map<string, Float32Array>();
-    for (const [path, m] of model.modules()) {
-      if (m instanceof Gated && m.lkam.lastSwitches !== null) switches.set(path, m.lkam.lastSwitches.f32().slice());
-    }
+    for (const r of readings) switches.set(paths.get(r.gate) ?? '', r.switches.values.f32().slice());
     return { logits: y.f32().slice(), switches };
   } finally {
     e.endStep();

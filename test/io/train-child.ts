@@ -20,7 +20,8 @@ import { resume, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { saveModel } from '../../src/io/node-files.js';
 import { Rng } from '../../src/nn/init.js';
 import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, manualSeed, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
-import { addLKAMs, sparsityLoss } from '../../src/nn/lkam.js';
+import { addLKAMs } from '../../src/nn/lkam.js';
+import { sparsityTerm } from '../../src/train/objective.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { cosine } from '../../src/optim/schedule.js';
 import { trainStep } from '../../src/train/fit.js';
@@ -76,7 +77,7 @@ for (let epoch = resumed?.epoch ?? 0; epoch < EPOCHS; epoch++) {
     for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) + 0.05 * (noise.next() - 0.5);
     if (pauseMs > 0) Atomics.wait(pause, 0, 0, pauseMs);
     optimizer.lr = BASE_LR * schedule(step);
-    trainStep(model, optimizer, { x, y: b.y, shape: b.shape }, (m) => sparsityLoss(m, 0.5));
+    trainStep(model, optimizer, { x, y: b.y, shape: b.shape }, (readings) => sparsityTerm(readings, 0.5));
     step++;
     if (step % EVERY === 0) saveCheckpoint(ckpt, { model, optimizer, loader, rngs: { noise }, epoch, step });
     say(`step ${step}`);

@@ -5,7 +5,7 @@ import { compile } from '../../src/infer/plan.js';
 import { denseTwin } from '../../src/infer/prune.js';
 import { loadModel } from '../../src/io/node-files.js';
 import { manualSeed } from '../../src/nn/layers.js';
-import { addLKAMs, EXACTLY_OPEN, gates, LKAM } from '../../src/nn/lkam.js';
+import { addLKAMs, EXACTLY_OPEN, gates, LKAM, recordGates } from '../../src/nn/lkam.js';
 import type { Module } from '../../src/nn/module.js';
 import { fmnistVgg5, smallResNet } from '../../src/nn/zoo.js';
 import { TestRng } from '../util/rng.js';
@@ -49,10 +49,12 @@ describe('addLKAMs starts exactly open', () => {
       const gated = addLKAMs(base);
       assert.ok(gates(gated).length > 0);
       gated.eval();
-      assertClose(gated.forward(e.tensor(x, [n, ...shape])).f32(), dense, exact, 'eval-mode logits');
-      for (const g of gates(gated)) {
-        assert.equal(g.lkam.initOpen, EXACTLY_OPEN);
-        const s = g.lkam.lastSwitches!.f32();
+      const { value: logits, readings } = recordGates(() => gated.forward(e.tensor(x, [n, ...shape])));
+      assertClose(logits.f32(), dense, exact, 'eval-mode logits');
+      assert.equal(readings.length, gates(gated).length);
+      for (const r of readings) {
+        assert.equal(r.gate.lkam.initOpen, EXACTLY_OPEN);
+        const s = r.switches.values.f32();
         assert.ok(s.every((v) => v === 1), `switches of a gate: ${[...new Set(s)].join(', ')}`);
       }
       const p0 = compile(base, { inputShape: [...shape], maxBatch: n });

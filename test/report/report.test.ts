@@ -35,7 +35,7 @@ describe('parsimony report: a sparsity sweep rendered in headless Chromium', { s
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'parsimony-report-'));
     sweep = join(dir, 'sweep');
-    const train = (w: string): string[] => ['train', ...QUICK, '--epochs', '2', '--lkam', '--sparsity', w, '--sparsity-warmup', '0', '--out', join(sweep, `w${w}`), '--quiet'];
+    const train = (w: string): string[] => ['train', ...QUICK, '--epochs', '2', '--lkam', '--sparsity', w, '--ramp', '0', '--layers', 'all-but-first', '--out', join(sweep, `w${w}`), '--quiet'];
     await Promise.all([ok(train('0.5')), ok(train('3'))]);
     const main = join(sweep, 'w0.5');
     await ok(['eval', main, '--thresholds', '0,0.2', '--budgets', '1,0.5,0.25', '--threads', '1', '--quiet']);

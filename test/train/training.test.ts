@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { Engine, setEngine } from '../../src/autograd/engine.js';
 import { DataLoader, loadFashionMnist, SubsetDataset } from '../../src/data/index.js';
 import { manualSeed } from '../../src/nn/layers.js';
-import { addLKAMs, gates, setGains, sparsityLoss } from '../../src/nn/lkam.js';
+import { addLKAMs, gates, setGains, type GateReading } from '../../src/nn/lkam.js';
 import type { Module } from '../../src/nn/module.js';
 import { fmnistVgg5 } from '../../src/nn/zoo.js';
 import { Adam } from '../../src/optim/index.js';
 import { BudgetController } from '../../src/train/budget.js';
 import { evaluate, fit, type StepResult } from '../../src/train/fit.js';
+import { sparsityTerm } from '../../src/train/objective.js';
 import { measureParsimony } from '../../src/train/parsimony.js';
 
 const normalize = { mean: [0.286], std: [0.353] };
@@ -16,13 +17,13 @@ const data = loadFashionMnist({ subset: 'builtin' });
 const train = new SubsetDataset(data.train, Array.from({ length: 1536 }, (_, i) => i * 3));
 const test500 = new SubsetDataset(data.test, Array.from({ length: 500 }, (_, i) => i * 2));
 
-function run(model: Module, epochs: number, extra?: (m: Module) => ReturnType<typeof sparsityLoss>): StepResult[] {
+async function run(model: Module, epochs: number, objective?: (readings: readonly GateReading[]) => ReturnType<typeof sparsityTerm>): Promise<StepResult[]> {
   const loader = new DataLoader(train, { batchSize: 64, seed: 1, normalize, workers: 0 });
   const steps: StepResult[] = [];
   const opt = new Adam(model.parameters(), { lr: 2e-3 });
-  fit(model, {
-    epochs, optimizer: opt, stepsPerEpoch: loader.length, trainBatches: (e) => loader.epoch(e),
-    ...(extra === undefined ? {} : { extraLoss: extra }),
+  await fit(model, {
+    epochs, optimizer: opt, trainBatches: (e) => loader.epoch(e),
+    ...(objective === undefined ? {} : { objective }),
     onStep: (_s, r) => steps.push(r),
   });
   return steps;
@@ -35,11 +36,11 @@ describe('training on the built-in Fashion-MNIST subset', () => {
     setEngine(await Engine.create({ backend: 'wasm', threads: 2 }));
   });
 
-  test('fmnist-vgg5: loss falls and test accuracy rises', () => {
+  test('fmnist-vgg5: loss falls and test accuracy rises', async () => {
     manualSeed(3);
     const model = fmnistVgg5();
     const before = evaluate(model, testBatches());
-    const steps = run(model, 2);
+    const steps = await run(model, 2);
     const after = evaluate(model, testBatches());
     const first = mean(steps.slice(0, 5).map((s) => s.loss));
     const last = mean(steps.slice(-5).map((s) => s.loss));
@@ -47,13 +48,13 @@ describe('training on the built-in Fashion-MNIST subset', () => {
     assert.ok(after.accuracy > before.accuracy + 0.3 && after.accuracy > 0.6, `test accuracy ${before.accuracy} → ${after.accuracy}`);
   });
 
-  test('with LKAMs: switches get sparser and multiply-adds fall while accuracy rises', () => {
+  test('with LKAMs: switches get sparser and multiply-adds fall while accuracy rises', async () => {
     manualSeed(4);
     const model = addLKAMs(fmnistVgg5());
     setGains(model, 'macs', [1, 1, 28, 28]);
     const before = measureParsimony(model, testBatches(), 10);
     assert.ok(before.layers.every((l) => l.meanOn === 1), 'every kernel starts on');
-    const steps = run(model, 3, (m) => sparsityLoss(m, 4));
+    const steps = await run(model, 3, (readings) => sparsityTerm(readings, 4));
     const after = measureParsimony(model, testBatches(), 10);
     const meanOn = (r: typeof after) => mean(r.layers.map((l) => l.meanOn));
     assert.ok(meanOn(after) < 0.9, `kernels on: ${meanOn(before)} → ${meanOn(after)}`);

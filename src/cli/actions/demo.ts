@@ -18,7 +18,8 @@ import { benchModel, printBench } from './bench.js';
 import { startEngine, writeJson } from './common.js';
 import { knobTable } from './eval.js';
 import { writeReport } from './report.js';
-import { resolveTrainFlags, train } from './train.js';
+import { resolveTrainFlags, train, type TrainFlags } from './train.js';
+import { NEEDS_LKAM } from '../../train/recipe.js';
 
 const BENCH_IMAGES = 64;
 
@@ -50,8 +51,9 @@ export async function run(_o: unknown, c: Command): Promise<void> {
   let baseline: BaselineRecord | null = null;
   if (f.lkam) {
     out.info(`training the dense baseline (the same options without --lkam) into ${denseDir} ...`);
-    const { layers: _layers, budget: _budget, keep: _keep, save: _save, resume: _resume, ...same } = f;
-    const dense = await train({ ...same, lkam: false, switchNoise: 0, distill: 0, batchShaping: 0, out: denseDir }, out, 'demo');
+    // The knobs of the LKAMs go back to their defaults: a dense recipe may not set them.
+    const same = Object.fromEntries(Object.entries(f).filter(([k]) => !(NEEDS_LKAM as readonly string[]).includes(k) && k !== 'save' && k !== 'resume')) as TrainFlags;
+    const dense = await train({ ...same, lkam: false, out: denseDir }, out, 'demo');
     if (dense.eval !== null) {
       baseline = { dir: denseDir, accuracy: dense.eval.accuracy, images: dense.eval.images, how: 'the demo\'s options without --lkam' };
       writeJson(join(dir, RUN_FILES.baseline), baseline);

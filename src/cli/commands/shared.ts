@@ -2,7 +2,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { z } from 'zod';
 import { COLOR_MODES, dataOptionsSchema, type OptionMeta } from '../../data/options.js';
-import { positiveInt } from '../options.js';
+import { checkKnob, KNOBS, RecipeError } from '../../train/recipe.js';
 
 /** An action that loads its implementation when the command runs, so `--help` and usage errors stay fast. */
 export function lazy<A extends unknown[]>(load: () => Promise<{ run: (...args: A) => Promise<void> | void }>): (...args: A) => Promise<void> {
@@ -19,7 +19,13 @@ export function addOutputOptions(cmd: Command, jsonText: string): Command {
 }
 
 export function addThreadsOption(cmd: Command): Command {
-  return cmd.addOption(new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt('--threads')));
+  return cmd.addOption(new Option('--threads <n>', KNOBS.threads.help).argParser((text: string) => {
+    try {
+      return checkKnob('threads', text, '--threads', true);
+    } catch (e) {
+      throw e instanceof RecipeError ? new InvalidArgumentError(e.message) : e;
+    }
+  }));
 }
 
 /**
