@@ -29,6 +29,8 @@ export interface Knob<T = unknown> {
   readonly arg: string | null;
   /** The allowed words, when the value is one of a list. */
   readonly choices?: readonly string[];
+  /** false: the help line names the choices itself. */
+  readonly listed?: boolean;
 }
 
 interface KnobText {
@@ -84,12 +86,12 @@ export const MAX_THREADS = Math.max(1, availableParallelism());
 /** The recipe. Keys are the config names in camel case; the flag is the kebab-case key. */
 export const KNOBS = {
   data: text('builtin', { group: 'common', arg: '<where>', help: "'builtin' (the 7,000 Fashion-MNIST images shipped), 'full' (dataset-fashion-mnist) or a folder of IDX files" }),
-  model: choice(MODEL_NAMES, 'fmnist-vgg5', { group: 'common', help: 'network to train' }),
+  model: { ...choice(MODEL_NAMES, 'fmnist-vgg5', { group: 'common', help: 'network: fmnist-vgg5[-wide|-narrow], resnet-small; resnet20, vgg8 for 3x32x32' }), listed: false },
   from: text(undefined, { group: 'common', arg: '<file>', help: 'fine-tune this trained dense model (model file or .onnx) instead of --model' }),
   epochs: int(1, 10_000, 3, { group: 'common', help: 'epochs' }),
   lkam: flag(false, { group: 'common', help: 'add LKAMs (kernel switches) and train towards --target' }),
   target: { ...num(0, 1, 0.32, { group: 'common', above: true, arg: '<f>', help: 'with --lkam: the fraction of the dense multiply-adds to reach, e.g. 0.33, or a reduction, e.g. 3x' }), parse: readTarget, expected: 'a fraction in (0, 1] of the dense multiply-adds (e.g. 0.33) or a reduction >= 1 (e.g. 3x)' },
-  validation: num(0, 0.5, 0.1, { group: 'common', arg: '<fraction>', help: 'training images held out (per class, seeded) for progress and the target; the test split is read once, at the end' }),
+  validation: num(0, 0.5, 0.1, { group: 'common', arg: '<fraction>', help: 'training images held out for progress and the target (test: read once, at the end)' }),
   seed: int(0, 2 ** 32 - 1, 0, { group: 'common', help: 'seed of initialisation, validation split and data order' }),
 
   width: num(1 / 32, 16, 1, { group: 'advanced', help: 'multiply every channel count of --model by x (rounded to whole channels)' }),

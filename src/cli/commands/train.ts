@@ -22,7 +22,7 @@ function knobOption(name: KnobName, defaultValue?: unknown): Option {
   }
   const d = defaultValue ?? k.default;
   if (d !== undefined && k.arg !== null) o.default(d);
-  if ('choices' in k && k.choices !== undefined) o.choices([...k.choices]);
+  if ('choices' in k && k.choices !== undefined && !('listed' in k && k.listed === false)) o.choices([...k.choices]);
   o.helpGroup(GROUP_TITLES[k.group]);
   return k.group === 'advanced' ? o.hideHelp() : o;
 }
@@ -44,14 +44,11 @@ function addOutputFlags(cmd: Command): void {
 
 /** Knobs whose flags come from the data options (src/data/options.ts), one definition for every command. */
 const DATA_KNOBS: ReadonlySet<KnobName> = new Set(['data', 'limit']);
-/** Data options shown only by --help-all. */
-const ADVANCED_DATA = ['--limit', '--input-size', '--color'];
+/** Options shown only by --help-all (besides the advanced recipe). */
+const ADVANCED_DATA = ['--limit', '--input-size', '--color', '--checkpoint-every'];
 
 export function addTrainOptions(cmd: Command, defaults: { epochs: number; lkam: boolean; out?: string }): Command {
   addDataOptions(cmd, { unset: 'default', group: GROUP_TITLES.common });
-  for (const o of cmd.options) {
-    if (o.long !== undefined && ADVANCED_DATA.includes(o.long)) o.helpGroup(GROUP_TITLES.advanced).hideHelp();
-  }
   for (const name of Object.keys(KNOBS) as KnobName[]) {
     if (DATA_KNOBS.has(name)) continue;
     if (name === 'lkam' && defaults.lkam) {
@@ -59,6 +56,9 @@ export function addTrainOptions(cmd: Command, defaults: { epochs: number; lkam: 
       continue;
     }
     cmd.addOption(knobOption(name, name === 'epochs' ? defaults.epochs : name === 'out' ? defaults.out : undefined));
+  }
+  for (const o of cmd.options) {
+    if (o.long !== undefined && ADVANCED_DATA.includes(o.long)) o.helpGroup(GROUP_TITLES.advanced).hideHelp();
   }
   cmd.addOption(new Option('--force', 'replace the run already in --out (its files are removed first)').helpGroup(GROUP_TITLES.run).hideHelp());
   addOutputFlags(cmd);
@@ -73,11 +73,9 @@ export function trainCommand(program: Command): void {
 Examples:
   parsimony train --data full --lkam --epochs 10 --out runs/g   # 3x fewer multiply-adds by default
   parsimony train --data full --epochs 10 --out runs/d          # its dense twin: the same recipe
-  parsimony train --lkam --target 4x --out runs/g4
   parsimony train --resume runs/g --epochs 12                   # continue, with more epochs
 
-Ctrl-C writes a checkpoint (into a new folder under runs/ without --out) and exits with code 130;
---resume continues exactly where it stopped. --help-all also lists the advanced recipe.`);
+Ctrl-C writes a checkpoint (without --out, into a new folder under runs/) and exits with code 130.`);
   addTrainOptions(cmd, { epochs: 3, lkam: false });
   cmd.action(lazy(() => import('../actions/train.js')));
 }
