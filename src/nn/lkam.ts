@@ -59,6 +59,8 @@ export interface LkamConfig {
    */
   readonly initOpen?: number;
   readonly rng?: Rng;
+  /** Retired training options a file recorded (see RETIRED_FIELDS), written back by spec() unchanged. */
+  readonly retired?: Readonly<Record<string, boolean | number>>;
 }
 
 /** What an LKAM computed for a batch: the switch values and, for hard and binary switches, the pre-activations the sparsity term reads. */
@@ -79,6 +81,7 @@ export class LKAM extends Module {
   readonly switchKind: SwitchKind;
   threshold: number;
   readonly initOpen: number;
+  private readonly retired: Readonly<Record<string, boolean | number>>;
   readonly conv: Conv2d;
   readonly fc: Linear;
 
@@ -93,6 +96,7 @@ export class LKAM extends Module {
     if (!SWITCH_KINDS.includes(this.switchKind)) throw new RangeError(`LKAM: switch kind '${String(this.switchKind)}' should be one of ${SWITCH_KINDS.join(', ')}`);
     this.threshold = c.threshold ?? 0.5;
     this.initOpen = c.initOpen ?? (this.switchKind === 'sigmoid' ? 2 : EXACTLY_OPEN);
+    this.retired = Object.fromEntries(Object.entries(c.retired ?? {}).filter(([k]) => (RETIRED_FIELDS as readonly string[]).includes(k)));
     for (const [what, v] of [['inChannels', c.inChannels], ['switches', c.switches], ['bank', this.bank], ['grid', this.grid]] as const) {
       if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`LKAM: ${what} ${v} should be a whole number >= 1`);
     }
@@ -154,19 +158,24 @@ export class LKAM extends Module {
   override spec(): ModuleSpec {
     return {
       type: this.type, inChannels: this.inChannels, switches: this.switches, bank: this.bank, pool: this.pool, grid: this.grid,
-      switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen,
+      switchKind: this.switchKind, threshold: this.threshold, initOpen: this.initOpen, ...this.retired,
     };
   }
 }
-// Files from earlier versions may carry straightThrough, detach and noise: they changed training only, so they are checked and ignored.
+/** Fields files from earlier versions carry for training options that are retired: they changed training only. */
+const RETIRED_FIELDS = ['straightThrough', 'detach', 'noise'] as const;
+
+// A retired field is checked, kept and written back unchanged; inference ignores it.
 registerModule('LKAM', (r) => {
   const switchKind = r.oneOf('switchKind', SWITCH_KINDS, 'hard');
-  r.bool('straightThrough', false);
-  r.bool('detach', false);
-  r.number('noise', { min: 0 }, 0);
+  const retired: Record<string, boolean | number> = {};
+  if (r.spec['straightThrough'] !== undefined) retired['straightThrough'] = r.bool('straightThrough', false);
+  if (r.spec['detach'] !== undefined) retired['detach'] = r.bool('detach', false);
+  if (r.spec['noise'] !== undefined) retired['noise'] = r.number('noise', { min: 0 }, 0);
   return new LKAM({
     inChannels: r.int('inChannels'), switches: r.int('switches'), bank: r.int('bank', 1, 4), pool: r.oneOf('pool', LKAM_POOLS, 'max'),
     grid: r.int('grid', 1, 1), switchKind, threshold: r.number('threshold', {}, 0.5), initOpen: r.number('initOpen', {}, switchKind === 'sigmoid' ? 2 : 0.9),
+    retired,
   });
 });
 
