@@ -109,6 +109,8 @@ export interface TrainingRunOptions {
   readonly checkpointEvery?: number;
   /** Also write the trained model here. */
   readonly save?: string;
+  /** false: the ramp is exactly `ramp` of the run however short, so the controllers may overshoot the target (the demo's short tour). */
+  readonly rampFloor?: boolean;
   readonly callbacks?: readonly TrainingCallbacks[];
   /** Recorded in config.json: the command that ran, the data's name, and options that say how it ran. */
   readonly command?: string;
@@ -294,7 +296,7 @@ export class TrainingRun {
     this.denseMacs = denseMacs(model, this.inputShape);
     const gs = gates(model);
     const keepStart = gs.length > 0 ? r.keep ?? keepForTarget(model, this.inputShape, r.target) : null;
-    this.rampSteps = keepStart === null ? Math.round(r.ramp * this.totalSteps) : rampStepsFor(r.ramp, this.totalSteps, keepStart);
+    this.rampSteps = keepStart === null || o.rampFloor === false ? Math.round(r.ramp * this.totalSteps) : rampStepsFor(r.ramp, this.totalSteps, keepStart);
     if (keepStart !== null) {
       const keep = keepStart;
       this.keepStart = keep;

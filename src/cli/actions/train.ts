@@ -147,7 +147,7 @@ export async function train(f: TrainFlags, out: Output, command: 'train' | 'demo
   const run = new TrainingRun({
     recipe, data: { train: data.train, test: data.test, ...(normalize === undefined ? {} : { normalize }) }, ...(model === undefined ? {} : { model }), runDir: f.out ?? null, resume: f.resume !== undefined, force: f.force === true,
     interruptDir: () => defaultRunDir(f.model), checkpointEvery: f.checkpointEvery ?? 0, ...(f.save === undefined ? {} : { save: f.save }),
-    callbacks: [progress(out, f, command, loadSeconds)], command, dataLabel: f.data, recorded,
+    callbacks: [progress(out, f, command, loadSeconds)], command, rampFloor: command !== 'demo', dataLabel: f.data, recorded,
   });
   const onSigint = (): void => {
     run.interrupt();

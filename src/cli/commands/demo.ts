@@ -13,6 +13,6 @@ export function demoCommand(program: Command): void {
     .addHelpText('after', `
 Steps: train (into --out), eval with the runtime knob (budgets ${DEMO_BUDGETS.join(', ')}), bench (skipping
 vs the dense twin, batch 1 and 64, one thread), report (--out/report.html). Every training option applies.`);
-  addTrainOptions(cmd, { epochs: 4, lkam: true, out: join('runs', 'demo') });
+  addTrainOptions(cmd, { epochs: 10, lkam: true, out: join('runs', 'demo') });
   cmd.action(lazy(() => import('../actions/demo.js')));
 }
