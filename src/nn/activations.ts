@@ -28,6 +28,17 @@ export class Clip extends Stateless {
   }
 }
 
+/** An element-wise function with no parameters: its spec is its type alone. */
+abstract class ParameterlessPointwise extends Stateless {
+  protected abstract readonly fn: ops.Pointwise;
+  override forward(x: Tensor): Tensor {
+    return ops.pointwise(x, this.fn);
+  }
+  override spec(): ModuleSpec {
+    return { type: this.type };
+  }
+}
+
 export class Sigmoid extends Stateless {
   readonly type = 'Sigmoid';
   override forward(x: Tensor): Tensor {
@@ -39,14 +50,9 @@ export class Sigmoid extends Stateless {
 }
 
 /** x · sigmoid(x) (also called Swish). */
-export class SiLU extends Stateless {
+export class SiLU extends ParameterlessPointwise {
   readonly type = 'SiLU';
-  override forward(x: Tensor): Tensor {
-    return ops.pointwise(x, ops.SILU);
-  }
-  override spec(): ModuleSpec {
-    return { type: this.type };
-  }
+  protected readonly fn = ops.SILU;
 }
 
 /** max(0, min(1, alpha · x + beta)); PyTorch's Hardsigmoid is alpha 1/6, beta 0.5. */
@@ -67,25 +73,15 @@ export class HardSigmoid extends Stateless {
 }
 
 /** x · relu6(x + 3) / 6. */
-export class HardSwish extends Stateless {
+export class HardSwish extends ParameterlessPointwise {
   readonly type = 'HardSwish';
-  override forward(x: Tensor): Tensor {
-    return ops.pointwise(x, ops.HARD_SWISH);
-  }
-  override spec(): ModuleSpec {
-    return { type: this.type };
-  }
+  protected readonly fn = ops.HARD_SWISH;
 }
 
 /** x · Φ(x) with the exact normal distribution function. */
-export class GELU extends Stateless {
+export class GELU extends ParameterlessPointwise {
   readonly type = 'GELU';
-  override forward(x: Tensor): Tensor {
-    return ops.pointwise(x, ops.GELU);
-  }
-  override spec(): ModuleSpec {
-    return { type: this.type };
-  }
+  protected readonly fn = ops.GELU;
 }
 
 registerModule('Clip', (r) => new Clip(bound(r, 'lo', -Infinity), bound(r, 'hi', Infinity)));

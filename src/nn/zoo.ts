@@ -7,15 +7,19 @@ export function convBnRelu(inChannels: number, outChannels: number, stride = 1):
   return [new Conv2d({ inChannels, outChannels, kernel: 3, padding: 1, stride, bias: false }), new BatchNorm2d(outChannels), new ReLU()];
 }
 
+/** `base` channel counts times `width`, rounded to whole channels (at least 1); `net` names the network in the error. */
+function scaledChannels(net: string, width: number, base: readonly number[]): number[] {
+  if (!(width > 0 && Number.isFinite(width))) throw new RangeError(`${net}: width ${width} should be a number > 0`);
+  return base.map((c) => Math.max(1, Math.round(c * width)));
+}
+
 /**
  * fmnist-vgg5: input 1x28x28; conv3x3-32, conv3x3-32, maxpool2, conv3x3-64, conv3x3-64, maxpool2,
  * conv3x3-128, global average pool, linear-10; batch norm + ReLU after every conv; 21.9 M MACs.
  * `width` multiplies every channel count, rounded to whole channels (2 gives the wide variant).
  */
 export function fmnistVgg5(options: { width?: number; classes?: number; inChannels?: number } = {}): Sequential {
-  const w = options.width ?? 1;
-  if (!(w > 0 && Number.isFinite(w))) throw new RangeError(`fmnistVgg5: width ${w} should be a number > 0`);
-  const [c1, c2, c3] = [32, 64, 128].map((c) => Math.max(1, Math.round(c * w))) as [number, number, number];
+  const [c1, c2, c3] = scaledChannels('fmnistVgg5', options.width ?? 1, [32, 64, 128]) as [number, number, number];
   return new Sequential([
     ...convBnRelu(options.inChannels ?? 1, c1),
     ...convBnRelu(c1, c1),
@@ -64,9 +68,8 @@ export function smallResNet(options: { width?: number; blocks?: number; classes?
  * projection shortcuts), global average pool, linear; 40.8 M MACs at width 1 with 10 classes.
  */
 export function resnet20(options: { width?: number; classes?: number; inChannels?: number } = {}): Sequential {
-  const w = options.width ?? 1;
-  if (!(w > 0 && Number.isFinite(w))) throw new RangeError(`resnet20: width ${w} should be a number > 0`);
-  return smallResNet({ width: Math.max(1, Math.round(16 * w)), blocks: 3, classes: options.classes ?? 10, inChannels: options.inChannels ?? 3 });
+  const [stem] = scaledChannels('resnet20', options.width ?? 1, [16]) as [number];
+  return smallResNet({ width: stem, blocks: 3, classes: options.classes ?? 10, inChannels: options.inChannels ?? 3 });
 }
 
 /**
@@ -75,9 +78,7 @@ export function resnet20(options: { width?: number; classes?: number; inChannels
  * conv; 43.4 M MACs at width 1 with 10 classes. `width` multiplies every channel count.
  */
 export function vgg8(options: { width?: number; classes?: number; inChannels?: number } = {}): Sequential {
-  const w = options.width ?? 1;
-  if (!(w > 0 && Number.isFinite(w))) throw new RangeError(`vgg8: width ${w} should be a number > 0`);
-  const [c1, c2, c3, c4] = [32, 64, 128, 256].map((c) => Math.max(1, Math.round(c * w))) as [number, number, number, number];
+  const [c1, c2, c3, c4] = scaledChannels('vgg8', options.width ?? 1, [32, 64, 128, 256]) as [number, number, number, number];
   return new Sequential([
     ...convBnRelu(options.inChannels ?? 3, c1),
     ...convBnRelu(c1, c1),
